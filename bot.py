@@ -1,0 +1,343 @@
+"""中小企業119 expert bot: the app factory and the command line.
+
+    python bot.py serve [--host H] [--port P]   the bot alone, wired by the environment
+    python bot.py demo                          make run: embedded Redis, SQLite, fake LINE, worker
+    python bot.py worker [--burst]              RQ worker: outbox pushes and deferred events
+    python bot.py init-db                       create / migrate the schema (idempotent)
+    python bot.py institution add <name> <type> register a support institution
+    python bot.py logs [--user U] [--flow F] [--level L] [--since T] [--until T] [-f]
+    python bot.py stats                         experts per status, outbox per status
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+
+from handlers.config import Config, ConfigError, load_dotenv_if_present
+
+ROOT = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 1024 * 1024  # LINE's bodies are small; anything larger is refused with 413
+
+
+def create_app(config: Config, *, close_db_after_request: bool = False) -> Flask:
+    """Build the WSGI app. Nothing connects at import time (gunicorn --preload safe)."""
+    from handlers import health, logs, runtime, webhook
+    from storage.db import database
+
+    rt = runtime.build(config)
+    logs.configure(config.signing_key, Path(config.data_dir, "log"), process_name=config.process_name)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["bot_runtime"] = rt
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(health.bp)
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> tuple[Response, int]:
+        return jsonify(message="request body too large"), 413
+
+    @app.errorhandler(404)
+    def not_found(_: Exception) -> tuple[Response, int]:
+        return jsonify(message="not found"), 404
+
+    @app.errorhandler(405)
+    def not_allowed(_: Exception) -> tuple[Response, int]:
+        return jsonify(message="method not allowed"), 405
+
+    if close_db_after_request:
+        # Werkzeug's threaded server starts a thread per request; peewee's
+        # connections are per thread, so close them with the thread.
+        @app.teardown_request
+        def _close_db(_: BaseException | None) -> None:
+            if not database.is_closed():
+                database.close()
+
+    return app
+
+
+def wsgi_app() -> Flask:
+    """Entry point for gunicorn: ``gunicorn 'bot:wsgi_app()'``."""
+    load_dotenv_if_present()
+    return create_app(Config.from_env().with_(process_name="gunicorn"))
+
+
+# --- local (demo) configuration --------------------------------------------------------
+
+
+def local_env_file(data_dir: Path) -> Path:
+    """Generate once, reuse afterwards: keys for the local demo under ``var/``."""
+    from cryptography.fernet import Fernet
+    import secrets
+
+    path = data_dir / "local.env"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lines = {
+            "LINE_CHANNEL_SECRET": secrets.token_hex(16),
+            "LINE_CHANNEL_ACCESS_TOKEN": secrets.token_urlsafe(32),
+            "DATA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "SIGNING_KEY": secrets.token_urlsafe(32),
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()), encoding="utf-8")
+        path.chmod(0o600)
+    return path
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_init_db(config: Config) -> int:
+    from storage import db as storage_db
+    from storage.migrations import apply_migrations
+
+    storage_db.bind(config.database_url)
+    before, after = apply_migrations()
+    print(f"database ready: schema version {before} → {after}")
+    return 0
+
+
+def cmd_serve(config: Config, host: str, port: int) -> int:
+    from werkzeug.serving import run_simple
+
+    app = create_app(config, close_db_after_request=True)
+    print(f"bot listening on http://{host}:{port}/callback", flush=True)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_worker(config: Config, burst: bool) -> int:
+    from rq import SimpleWorker
+
+    from handlers import logs, outbox, runtime
+
+    rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
+    logs.configure(config.signing_key, rt.log_dir, process_name="worker")
+    queues = [rt.queue(runtime.EVENTS_QUEUE, for_worker=True), rt.queue(runtime.OUTBOX_QUEUE, for_worker=True)]
+    outbox.sweep(older_than_seconds=0 if burst else 60)
+    if not burst:
+        def sweeper() -> None:
+            while True:
+                time.sleep(30)
+                try:
+                    outbox.sweep()
+                except Exception as exc:  # keep sweeping whatever happens
+                    print(f"sweep failed: {exc}", file=sys.stderr)
+
+        threading.Thread(target=sweeper, name="outbox-sweep", daemon=True).start()
+    worker = SimpleWorker(queues, connection=rt.worker_redis)
+    worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
+    return 0
+
+
+def cmd_institution_add(config: Config, name: str, kind: str) -> int:
+    from storage import db as storage_db
+    from storage import repo
+
+    storage_db.bind(config.database_url)
+    try:
+        inst = repo.create_institution(name, kind)
+    except ValueError:
+        print("種別は 認定経営革新等支援機関（認定支援機関）または よろず支援拠点（よろず）です。", file=sys.stderr)
+        return 2
+    repo.audit("cli", "institution.add", target=f"institution:{inst.id}", after=inst.kind)
+    print(f"{inst.name}（{inst.kind}）を登録しました。機関コード: {inst.code}")
+    return 0
+
+
+def cmd_logs(config: Config, args: argparse.Namespace) -> int:
+    from handlers import logs
+
+    logs.configure(config.signing_key, None, stdout=False)  # for pseudonymising --user
+    log_dir = Path(config.data_dir, "log")
+    since = _when(args.since)
+    until = _when(args.until)
+    filters = dict(user=args.user, flow=args.flow, level=args.level, since=since, until=until)
+    for entry in logs.read_entries(log_dir) if log_dir.exists() else []:
+        if logs.matches(entry, **filters):
+            print(json.dumps(entry, ensure_ascii=False))
+    if args.follow:
+        try:
+            for entry in logs.follow(log_dir):
+                if logs.matches(entry, **filters):
+                    print(json.dumps(entry, ensure_ascii=False), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _when(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    if value.endswith(("m", "h")) and value[:-1].isdigit():  # "15m", "2h": relative
+        seconds = int(value[:-1]) * (60 if value.endswith("m") else 3600)
+        return datetime.fromtimestamp(time.time() - seconds, timezone.utc)
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def cmd_stats(config: Config) -> int:
+    from peewee import fn
+
+    from storage import db as storage_db
+    from storage.models import Expert, Outbox
+
+    storage_db.bind(config.database_url)
+    print("experts per status:")
+    for row in Expert.select(Expert.status, fn.COUNT(Expert.id).alias("n")).group_by(Expert.status):
+        print(f"  {row.status:22} {row.n}")
+    print("outbox per status:")
+    for row in Outbox.select(Outbox.status, fn.COUNT(Outbox.id).alias("n")).group_by(Outbox.status):
+        print(f"  {row.status:22} {row.n}")
+    return 0
+
+
+def cmd_demo(host: str, port: int, sim_port: int) -> int:
+    """``make run``: everything local, nothing to configure, Ctrl-C stops it all."""
+    from werkzeug.serving import make_server
+
+    from simulator.platform import create_platform_app, run_platform_in_thread
+    from storage import db as storage_db
+    from storage import repo
+    from storage.migrations import apply_migrations
+    from storage.models import Institution
+    from storage.redis_conn import EmbeddedRedis
+
+    data_dir = Path(os.environ.get("DATA_DIR", "var"))
+    env = _read_env_file(local_env_file(data_dir))
+    redis_server = EmbeddedRedis(data_dir)
+    redis_url = redis_server.start()
+    sim_url = f"http://{host}:{sim_port}"
+    env.update(
+        LINE_API_BASE_URL=sim_url,
+        LINE_DATA_API_BASE_URL=sim_url,
+        REDIS_URL=redis_url,
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'bot.db'}",
+    )
+    config = Config.from_env(env)
+    storage_db.bind(config.database_url)
+    apply_migrations()
+    demo = Institution.get_or_none(Institution.name == "デモ商工会議所")
+    if demo is None:
+        demo = repo.create_institution("デモ商工会議所", "認定支援機関")
+    worker = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "worker"], env={**os.environ, **env}, cwd=ROOT)
+    platform = create_platform_app(
+        channel_access_token=config.channel_access_token,
+        channel_secret=config.channel_secret,
+        webhook_url=f"http://{host}:{port}/callback",
+    )
+    platform.config["SIM_BANNER"] = f"デモ支援機関「{demo.name}」の機関コード: {demo.code}"
+    sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
+    app = create_app(config, close_db_after_request=True)
+    server = make_server(host, port, app, threaded=True)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        "\n================================================================\n"
+        f"  チャット画面を開いてください:  {sim_url}/\n"
+        f"  デモ支援機関の機関コード: {demo.code}\n"
+        "  停止するには Ctrl-C\n"
+        "================================================================\n",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        sim_server.shutdown()
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        redis_server.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot.py", description="中小企業119 専門家派遣 LINE bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the bot alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    p = sub.add_parser("demo", help="run everything locally (make run)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--sim-port", type=int, default=int(os.environ.get("SIM_PORT", "8001")))
+    p = sub.add_parser("worker", help="RQ worker for pushes and deferred events")
+    p.add_argument("--burst", action="store_true", help="work until the queues are empty, then exit")
+    sub.add_parser("init-db", help="create or migrate the schema")
+    p = sub.add_parser("institution", help="manage institutions")
+    isub = p.add_subparsers(dest="action", required=True)
+    a = isub.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("kind", help="認定経営革新等支援機関 / 認定支援機関 / よろず支援拠点 / よろず")
+    p = sub.add_parser("logs", help="read the JSON logs back")
+    p.add_argument("--user", help="LINE user id or its pseudonym")
+    p.add_argument("--flow")
+    p.add_argument("--level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--since", help="ISO time or 15m / 2h")
+    p.add_argument("--until", help="ISO time")
+    p.add_argument("-f", "--follow", action="store_true")
+    sub.add_parser("stats", help="counts per status")
+    args = parser.parse_args(argv)
+
+    os.chdir(ROOT)
+    load_dotenv_if_present()
+    if args.command == "demo":
+        return cmd_demo(args.host, args.port, args.sim_port)
+    if args.command in ("init-db", "institution", "stats", "logs") and not os.environ.get("SIGNING_KEY"):
+        # Ops commands that need no LINE credentials run against the local setup.
+        local = Path(os.environ.get("DATA_DIR", "var")) / "local.env"
+        if local.exists():
+            for k, v in _read_env_file(local).items():
+                os.environ.setdefault(k, v)
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return cmd_serve(config, args.host, args.port or config.port)
+    if args.command == "worker":
+        return cmd_worker(config, args.burst)
+    if args.command == "init-db":
+        return cmd_init_db(config)
+    if args.command == "institution":
+        return cmd_institution_add(config, args.name, args.kind)
+    if args.command == "logs":
+        return cmd_logs(config, args)
+    if args.command == "stats":
+        return cmd_stats(config)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

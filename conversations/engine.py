@@ -1,0 +1,372 @@
+"""The conversation engine: explicit state machines, one per flow.
+
+Each flow's ``transitions.Machine`` is built **once at import** with
+``model=None`` (building one per request costs 240–1,100 µs and up to
+150 KiB). Per event the session is attached with ``add_model`` and always
+detached in ``finally`` (≈ 50 µs; without it the machine leaks models).
+
+The engine owns what every flow shares, so flows only describe their steps:
+global commands (キャンセル, 戻る, ヘルプ, 最初から, 状況, 続きから) win over
+the step's parsing; ``stack`` remembers where 戻る goes; ``retries`` caps
+re-asks (then help / skip / pause are offered instead of a loop); an idle
+session is greeted back; a state that no longer exists after a deploy is
+mapped back to the draft, never a crash.
+"""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from linebot.v3.messaging import Message, TextMessage
+from transitions import Machine
+
+from conversations import messages as msg
+from program import Program
+from storage import repo
+from storage.models import LineUser
+from storage.sessions import Session
+
+# --- what comes in -----------------------------------------------------------
+
+COMMAND_WORDS: dict[str, tuple[str, ...]] = {
+    "cancel": ("キャンセル", "中止", "やめる", "一時停止"),
+    "back": ("戻る", "もどる", "前に戻る"),
+    "help": ("ヘルプ", "help", "?", "使い方"),
+    "restart": ("最初から", "はじめから", "やり直し"),
+    "status": ("状況", "ステータス", "じょうきょう"),
+    "resume": ("続きから", "つづきから", "再開"),
+    "skip": ("スキップ", "とばす"),
+}
+_WORD_TO_COMMAND = {
+    unicodedata.normalize("NFKC", w).lower(): cmd for cmd, words in COMMAND_WORDS.items() for w in words
+}
+
+
+def clean_text(raw: str) -> str:
+    """NFKC, trimmed, inner whitespace collapsed: how typed words are compared."""
+    return " ".join(unicodedata.normalize("NFKC", raw or "").split())
+
+
+@dataclass
+class Input:
+    """One user event, already stripped of LINE's transport details."""
+
+    kind: str  # text | postback | location | image | follow
+    text: str = ""  # cleaned (NFKC, trimmed)
+    raw_text: str = ""
+    data: str = ""  # postback data
+    params: dict[str, Any] = field(default_factory=dict)  # datetimepicker result
+    latitude: float | None = None
+    longitude: float | None = None
+    address: str | None = None
+    message_id: str | None = None
+    timestamp_ms: int = 0
+    event_id: str | None = None
+
+    @classmethod
+    def from_text(cls, raw: str, **kw: Any) -> "Input":
+        return cls(kind="text", text=clean_text(raw), raw_text=raw, **kw)
+
+    def command(self) -> str | None:
+        """A global command, typed or tapped (postback ``cmd=<name>``)."""
+        if self.kind == "text":
+            word = self.text.rstrip("。.!！").lower()
+            return _WORD_TO_COMMAND.get(word)
+        if self.kind == "postback" and self.data.startswith("cmd="):
+            name = self.data[4:]
+            return name if name in COMMAND_WORDS else None
+        return None
+
+
+@dataclass
+class Context:
+    """What a step may use besides the session: the user, the rules, time, side effects."""
+
+    user: LineUser
+    program: Program
+    now: datetime
+    event_id: str | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+
+    @property
+    def user_id(self) -> str:
+        return self.user.line_user_id
+
+    def notify(self, to: str, messages: Sequence[Message], reason: str) -> None:
+        """Push to someone else, through the outbox (delivered after commit)."""
+        row = repo.queue_push(to, [m.to_dict() for m in messages], reason)
+        self.outbox_ids.append(row.id)
+
+    def audit(self, action: str, **kw: Any) -> None:
+        repo.audit(self.user_id, action, event_id=self.event_id, **kw)
+
+
+# --- what a step answers -------------------------------------------------------------
+
+
+@dataclass
+class Invalid:
+    """The answer could not be used: say why, then ask again."""
+
+    message: str
+
+
+@dataclass
+class Advance:
+    """The answer was saved: move on with ``trigger``."""
+
+    messages: list[Message] = field(default_factory=list)
+    trigger: str = "next"
+
+
+@dataclass
+class Finish:
+    """The flow is over (done or declined); the user is at rest."""
+
+    messages: list[Message] = field(default_factory=list)
+
+
+Outcome = Invalid | Advance | Finish
+
+
+class Step:
+    """One question. Subclasses define ``ask`` and ``answer``; prompts live beside them."""
+
+    name: str = ""
+    title: str = ""
+    help: str = ""
+    optional: bool = False
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        raise NotImplementedError
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+
+class Flow:
+    """A named conversation: steps + transitions, and its machine built once."""
+
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        steps: Sequence[Step],
+        transitions: list[dict[str, Any]],
+        start_words: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.title = title
+        self.steps: dict[str, Step] = {s.name: s for s in steps}
+        self.order = [s.name for s in steps]
+        self.initial = self.order[0]
+        self.start_words = tuple(clean_text(w) for w in start_words)
+        self.transitions = transitions
+        self.machine = Machine(
+            model=None,
+            states=self.order,
+            transitions=transitions,
+            initial=self.initial,
+            auto_transitions=False,
+        )
+
+    # Hooks a flow overrides.
+    def resume_state(self, ctx: Context) -> str | None:
+        """Where the user is, recomputed from SQL when the session is lost."""
+        return None
+
+    def on_begin(self, ctx: Context) -> None:
+        """Prepare records when the flow starts (e.g. the expert's draft row)."""
+
+    def on_restart(self, ctx: Context) -> None:
+        """Clear this flow's draft after the user confirmed 最初から."""
+
+    def fire(self, s: Session, trigger: str, ctx: Context) -> None:
+        """Run one transition with the session attached only for its duration."""
+        self.machine.add_model(s, initial=s.state)
+        try:
+            s.trigger(trigger, ctx)
+        finally:
+            self.machine.remove_model(s)
+
+    def position(self, state: str) -> tuple[int, int]:
+        return self.order.index(state) + 1, len(self.order)
+
+
+# --- the engine ---------------------------------------------------------------------
+
+HELP_FOOTER = "困ったときは「戻る」「キャンセル」（一時停止）「最初から」「状況」と送ってください。"
+
+
+class Engine:
+    """Runs one input through the user's current flow."""
+
+    def __init__(self, flows: Sequence[Flow]):
+        self.flows = {f.name: f for f in flows}
+
+    def flow_of(self, s: Session) -> Flow | None:
+        return self.flows.get(s.flow or "")
+
+    def begin(self, flow: Flow, s: Session, ctx: Context, state: str | None = None) -> list[Message]:
+        """Enter ``flow`` (at ``state`` or its first step) and ask the question."""
+        s.reset()
+        s.flow = flow.name
+        flow.on_begin(ctx)
+        s.state = state or flow.resume_state(ctx) or flow.initial
+        # Earlier questions stay reachable with 戻る even after a lost session.
+        s.stack = flow.order[: flow.order.index(s.state)]
+        return flow.steps[s.state].ask(s, ctx)
+
+    def run(self, s: Session, inp: Input, ctx: Context) -> list[Message] | None:
+        """Handle ``inp`` for a session in a flow; ``None`` means "not for a flow"."""
+        flow = self.flow_of(s)
+        if flow is None:
+            s.reset()
+            return None
+        if s.state not in flow.steps:
+            return self._unknown_state(flow, s, ctx)
+        cmd = inp.command()
+        if s.data.get("_paused"):
+            return self._paused(flow, s, inp, cmd, ctx)
+        if s.data.get("_confirm") == "restart":
+            return self._confirm_restart(flow, s, inp, ctx)
+        if cmd is None and ctx.now.timestamp() - s.updated_at > ctx.program.idle_minutes * 60:
+            step = flow.steps[s.state]
+            s.data["_greeted"] = True
+            return [msg.text(
+                f"おかえりなさい。「{flow.title}」の「{step.title}」の途中です。\n続きから再開しますか？",
+                ["続きから", "最初から"],
+            )]
+        if cmd is not None:
+            return self._command(flow, s, cmd, ctx)
+        return self._answer(flow, s, inp, ctx)
+
+    # -- global commands ------------------------------------------------------
+
+    def _command(self, flow: Flow, s: Session, cmd: str, ctx: Context) -> list[Message]:
+        step = flow.steps[s.state]
+        if cmd == "cancel":
+            s.data["_paused"] = True
+            return [msg.text(
+                "入力を一時停止しました。ここまでの内容は保存されています。\n「続きから」と送ると再開できます。",
+                ["続きから"],
+            )]
+        if cmd == "back":
+            if not s.stack:
+                return [msg.text("これより前の質問はありません。")] + step.ask(s, ctx, again=True)
+            s.state = s.stack.pop()
+            s.retries.pop(s.state, None)
+            return [msg.text("一つ前の質問に戻ります。")] + flow.steps[s.state].ask(s, ctx, again=True)
+        if cmd == "help":
+            return [msg.text(f"【{step.title}】\n{step.help}\n\n{HELP_FOOTER}")] + step.ask(s, ctx, again=True)
+        if cmd == "restart":
+            s.data["_confirm"] = "restart"
+            return [msg.text(
+                f"「{flow.title}」の入力内容をすべて消して、最初からやり直しますか？",
+                ["はい", "いいえ"],
+            )]
+        if cmd == "status":
+            return [msg.text(self.status_line(flow, s))] + step.ask(s, ctx, again=True)
+        if cmd == "skip" and step.optional:
+            return self._advance(flow, s, Advance(), ctx)
+        # resume (or skip where not allowed): just ask again.
+        prefix = [msg.text("この項目は省略できません。")] if cmd == "skip" else []
+        return prefix + step.ask(s, ctx, again=True)
+
+    def status_line(self, flow: Flow, s: Session) -> str:
+        n, total = flow.position(s.state)
+        step = flow.steps[s.state]
+        line = f"現在「{flow.title}」の「{step.title}」を入力中です（{n}/{total}）。"
+        if n < total:
+            line += f"\nこのあとは「{flow.steps[flow.order[n]].title}」です。"
+        return line
+
+    def _paused(self, flow: Flow, s: Session, inp: Input, cmd: str | None, ctx: Context) -> list[Message] | None:
+        if cmd == "resume" or (inp.kind == "text" and inp.text in flow.start_words):
+            s.data.pop("_paused", None)
+            return [msg.text("再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
+        if cmd == "restart":
+            s.data.pop("_paused", None)
+            return self._command(flow, s, cmd, ctx)
+        if cmd == "status":
+            return [msg.text(self.status_line(flow, s) + "\n（一時停止中です。「続きから」で再開できます）", ["続きから"])]
+        return None  # at rest: the router answers
+
+    def _confirm_restart(self, flow: Flow, s: Session, inp: Input, ctx: Context) -> list[Message]:
+        s.data.pop("_confirm", None)
+        if inp.text in ("はい", "1", "yes"):
+            flow.on_restart(ctx)
+            ctx.audit("flow.restart", target=flow.name)
+            s.reset()
+            s.flow = flow.name
+            s.state = flow.initial
+            return [msg.text("入力内容を消しました。最初から始めます。")] + flow.steps[s.state].ask(s, ctx)
+        return [msg.text("やり直しを取りやめました。続きから入力してください。")] + flow.steps[s.state].ask(s, ctx, again=True)
+
+    # -- the step's own answer ------------------------------------------------------
+
+    def _answer(self, flow: Flow, s: Session, inp: Input, ctx: Context) -> list[Message]:
+        step = flow.steps[s.state]
+        s.data.pop("_greeted", None)
+        outcome = step.answer(s, inp, ctx)
+        if isinstance(outcome, Invalid):
+            tries = s.retries.get(s.state, 0) + 1
+            s.retries[s.state] = tries
+            if tries >= ctx.program.retry_limit:
+                offers = ["ヘルプ"] + (["スキップ"] if step.optional else []) + ["キャンセル"]
+                return [msg.text(
+                    f"{outcome.message}\n\n入力がうまくいかないようです。説明を見る（ヘルプ）か、"
+                    + ("この項目をとばす（スキップ）か、" if step.optional else "")
+                    + "一時停止（キャンセル）できます。もう一度入力していただいても構いません。",
+                    offers,
+                )]
+            return [msg.text(outcome.message)] + step.ask(s, ctx, again=True)
+        if isinstance(outcome, Finish):
+            s.reset()
+            return fit_five(outcome.messages)
+        return self._advance(flow, s, outcome, ctx)
+
+    def _advance(self, flow: Flow, s: Session, outcome: Advance, ctx: Context) -> list[Message]:
+        came_from = s.state
+        s.retries.pop(came_from, None)
+        flow.fire(s, outcome.trigger, ctx)
+        if s.state != came_from:
+            s.stack.append(came_from)
+        return fit_five(list(outcome.messages) + flow.steps[s.state].ask(s, ctx))
+
+    def _unknown_state(self, flow: Flow, s: Session, ctx: Context) -> list[Message]:
+        """A deploy removed the saved state: go back to the first unanswered step."""
+        old = s.state
+        state = flow.resume_state(ctx) or flow.initial
+        s.state, s.stack, s.retries = state, [], {}
+        ctx.audit("session.state_mapped", target=flow.name, before=old, after=state)
+        return [msg.text("システムの更新があったため、入力途中の項目から再開します。入力済みの内容は保存されています。")] + flow.steps[state].ask(s, ctx)
+
+
+def fit_five(messages: list[Message]) -> list[Message]:
+    """LINE accepts at most 5 messages per reply: merge leading plain texts."""
+    out = list(messages)
+    while len(out) > 5:
+        first, second = out[0], out[1]
+        if isinstance(first, TextMessage) and isinstance(second, TextMessage) and first.quick_reply is None:
+            out[:2] = [TextMessage(text=msg.clip(first.text + "\n\n" + second.text), quickReply=second.quick_reply)]
+        else:
+            out = out[:4] + [out[-1]]
+    return out
+
+
+
+
+def choose(inp: Input, options: Sequence[str]) -> str | None:
+    """A typed or tapped choice: the word itself or its number (1-based)."""
+    if inp.kind != "text":
+        return None
+    word = inp.text.rstrip("。.!！")
+    if word in options:
+        return word
+    if word.isdigit() and 1 <= int(word) <= len(options):
+        return options[int(word) - 1]
+    return None

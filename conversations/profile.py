@@ -1,0 +1,237 @@
+"""Profile entry (プロフィール登録): the expert's application form.
+
+Reads top to bottom like the conversation: the states, the transitions,
+then one step per question with its prompt beside it. Every answer is
+saved to the expert's draft in SQL the moment it is given; the session
+only remembers the position.
+
+This module covers SPEC.md §1 steps 1–4 (terms, institution code, 氏名,
+フリガナ); the remaining steps extend the same lists.
+"""
+from __future__ import annotations
+
+import re
+
+from linebot.v3.messaging import Message
+
+from conversations import messages as msg
+from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
+from conversations.normalize import InvalidInput, format_name, parse_kana_name, parse_person_name
+from storage import repo
+from storage.models import Expert, Institution
+from storage.sessions import Session
+
+EDITABLE_STATUSES = ("draft", "returned")
+
+# --- states and transitions --------------------------------------------------------
+
+STATES = ["terms", "institution", "name", "kana", "saved"]
+
+
+def _has_institution(ctx: Context) -> bool:
+    expert = repo.expert_of(ctx.user)
+    return bool(expert and expert.draft.get("institution_id"))
+
+
+TRANSITIONS = [
+    # The institution code often arrives before the terms (from the QR
+    # code), so its step is skipped when it is already known.
+    {"trigger": "next", "source": "terms", "dest": "name", "conditions": _has_institution},
+    {"trigger": "next", "source": "terms", "dest": "institution"},
+    {"trigger": "next", "source": "institution", "dest": "name"},
+    {"trigger": "next", "source": "name", "dest": "kana"},
+    {"trigger": "next", "source": "kana", "dest": "saved"},
+]
+
+
+def _draft(ctx: Context) -> tuple[Expert, dict]:
+    expert = repo.ensure_expert(ctx.user)
+    return expert, dict(expert.draft or {})
+
+
+# --- 1. terms -----------------------------------------------------------------------
+
+
+class Terms(Step):
+    name = "terms"
+    title = "個人情報の取扱いへの同意"
+    help = "登録情報の利用目的と共有先についての説明です。同意いただける場合は「同意する」、同意いただけない場合は「同意しない」と送ってください。"
+    choices = ["同意する", "同意しない"]
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        question = msg.text("上記の内容に同意しますか？", self.choices)
+        if again:
+            return [msg.text("個人情報の取扱いに同意しますか？", self.choices)]
+        return [msg.text(ctx.program.terms.text), question]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        choice = choose(inp, self.choices)
+        if choice is None:
+            return Invalid("「同意する」または「同意しない」でお答えください。")
+        expert, _ = _draft(ctx)
+        if choice == "同意しない":
+            ctx.audit("terms.declined", target=f"expert:{expert.id}", reason=ctx.program.terms.version)
+            return Finish([msg.text(
+                "同意いただけない場合、登録を進めることができません。\n"
+                "内容をご確認のうえ、登録される場合は改めて「登録」と送ってください。",
+                ["登録"],
+            )])
+        terms = ctx.program.terms
+        repo.update_draft(
+            expert,
+            terms_version=terms.version,
+            terms_sha256=terms.sha256,
+            terms_agreed_at=ctx.now.isoformat(),
+            terms_event_id=ctx.event_id,
+        )
+        ctx.audit("terms.agreed", target=f"expert:{expert.id}", after=terms.version)
+        return Advance([msg.text("ありがとうございます。登録を始めます。")])
+
+
+# --- 2. institution code -------------------------------------------------------------
+
+CODE_RE = re.compile(r"^(?:機関コード\s*[:：]?\s*)?([A-Z0-9]{6})$")
+
+
+def parse_institution_code(text: str) -> str | None:
+    """The code as typed or pre-filled from the QR link (「機関コード:ABC123」)."""
+    match = CODE_RE.match(text.strip().upper())
+    return match.group(1) if match else None
+
+
+class InstitutionCode(Step):
+    name = "institution"
+    title = "支援機関コード"
+    help = "面談した支援機関（認定支援機関・よろず支援拠点）から受け取った6桁の英数字コードです。わからない場合は支援機関の担当者にお問い合わせください。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text("支援機関から受け取った「機関コード」（英数字6桁）を入力してください。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        code = parse_institution_code(inp.text) if inp.kind == "text" else None
+        if code is None:
+            return Invalid("機関コードは英数字6桁です（例：AB12CD）。")
+        institution = repo.institution_by_code(code)
+        if institution is None:
+            return Invalid(f"機関コード「{code}」は見つかりませんでした。支援機関から受け取ったコードをご確認ください。")
+        set_institution(ctx, institution)
+        return Advance([msg.text(f"支援機関「{institution.name}」で受け付けます。")])
+
+
+def set_institution(ctx: Context, institution: Institution) -> None:
+    expert, draft = _draft(ctx)
+    if draft.get("institution_id") != institution.id:
+        repo.update_draft(expert, institution_id=institution.id, institution_name=institution.name)
+        ctx.audit("draft.institution", target=f"expert:{expert.id}", after=str(institution.id))
+
+
+# --- 3. 氏名 ------------------------------------------------------------------------------
+
+
+class Name(Step):
+    name = "name"
+    title = "氏名"
+    help = "戸籍上のお名前を、姓と名の間にスペースを入れて入力してください（全角・半角どちらのスペースでも構いません）。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text("氏名を入力してください。\n姓と名の間にスペースを入れてください（例：山田 太郎）。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        if inp.kind != "text":
+            return Invalid("氏名を文字で入力してください。")
+        try:
+            family, given = parse_person_name(inp.raw_text)
+        except InvalidInput as exc:
+            return Invalid(str(exc))
+        expert, _ = _draft(ctx)
+        repo.update_draft(expert, family_name=family, given_name=given)
+        return Advance()
+
+
+# --- 4. フリガナ ----------------------------------------------------------------------------
+
+
+class Kana(Step):
+    name = "kana"
+    title = "フリガナ"
+    help = "お名前の読みをカタカナで、姓と名の間にスペースを入れて入力してください。ひらがなで入力しても自動でカタカナに変換します。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text("フリガナを入力してください（例：ヤマダ タロウ）。\nひらがなでも入力できます。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        if inp.kind != "text":
+            return Invalid("フリガナを文字で入力してください。")
+        try:
+            family, given = parse_kana_name(inp.raw_text)
+        except InvalidInput as exc:
+            return Invalid(str(exc))
+        expert, _ = _draft(ctx)
+        repo.update_draft(expert, kana_family=family, kana_given=given)
+        return Advance([msg.text(f"フリガナを「{format_name(family, given)}」で保存しました。")])
+
+
+# --- end of the steps built so far --------------------------------------------------------
+
+
+class Saved(Step):
+    name = "saved"
+    title = "入力内容の保存"
+    help = "ここまでの入力内容は保存されています。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        expert, draft = _draft(ctx)
+        name = format_name(draft.get("family_name", ""), draft.get("given_name", ""))
+        kana = format_name(draft.get("kana_family", ""), draft.get("kana_given", ""))
+        return [msg.text(
+            "ここまでの入力内容を保存しました。\n"
+            f"・支援機関：{draft.get('institution_name', '')}\n"
+            f"・氏名：{name}\n"
+            f"・フリガナ：{kana}\n"
+            "生年月日以降の項目は、このあと入力していただきます。修正する場合は「戻る」と送ってください。"
+        )]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        return Finish([msg.text("入力内容は保存されています。「登録」と送ると、いつでも内容を確認・修正できます。", ["登録"])])
+
+
+# --- the flow ------------------------------------------------------------------------------------
+
+
+class ProfileFlow(Flow):
+    def resume_state(self, ctx: Context) -> str | None:
+        expert = repo.expert_of(ctx.user)
+        if expert is None or expert.status not in EDITABLE_STATUSES:
+            return None
+        draft = expert.draft or {}
+        if not draft.get("terms_version"):
+            return "terms"
+        if not draft.get("institution_id"):
+            return "institution"
+        if not draft.get("family_name"):
+            return "name"
+        if not draft.get("kana_family"):
+            return "kana"
+        return "saved"
+
+    def on_begin(self, ctx: Context) -> None:
+        repo.ensure_expert(ctx.user)
+
+    def on_restart(self, ctx: Context) -> None:
+        expert = repo.expert_of(ctx.user)
+        if expert is not None and expert.status in EDITABLE_STATUSES:
+            repo.clear_draft(expert)
+
+
+FLOW = ProfileFlow(
+    "profile",
+    "プロフィール登録",
+    [Terms(), InstitutionCode(), Name(), Kana(), Saved()],
+    TRANSITIONS,
+    start_words=["登録", "プロフィール登録", "プロフィール"],
+)
+
+
+def can_edit(ctx: Context) -> bool:
+    expert = repo.expert_of(ctx.user)
+    return expert is None or expert.status in EDITABLE_STATUSES

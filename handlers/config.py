@@ -1,0 +1,80 @@
+"""Configuration from the environment (a ``.env`` file is read if present).
+
+Names and defaults are DESIGN.md's table. ``serve`` refuses to start with
+one line naming a missing required setting.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REQUIRED = (
+    "LINE_CHANNEL_SECRET",
+    "LINE_CHANNEL_ACCESS_TOKEN",
+    "DATA_ENCRYPTION_KEYS",
+    "SIGNING_KEY",
+)
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    channel_secret: str
+    channel_access_token: str
+    data_encryption_keys: tuple[str, ...]
+    signing_key: str
+    line_api_base_url: str = "https://api.line.me"
+    line_data_api_base_url: str = "https://api-data.line.me"
+    redis_url: str | None = None  # None → embedded Redis under data_dir
+    database_url: str = "sqlite:///var/bot.db"
+    data_dir: str = "var"
+    program_config: str = "program.toml"
+    public_base_url: str = "http://127.0.0.1:8000"
+    port: int = 8000
+    line_timeout: float = 5.0  # seconds, every LINE API call
+    lock_wait: float = 1.5  # seconds to wait for a user's lock before deferring
+    process_name: str = "web"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        env = dict(os.environ if env is None else env)
+        for name in REQUIRED:
+            if not env.get(name, "").strip():
+                raise ConfigError(f"必須の設定 {name} がありません (missing required setting {name})")
+        port = int(env.get("PORT", "8000"))
+        data_dir = env.get("DATA_DIR", "var")
+        return cls(
+            channel_secret=env["LINE_CHANNEL_SECRET"].strip(),
+            channel_access_token=env["LINE_CHANNEL_ACCESS_TOKEN"].strip(),
+            data_encryption_keys=tuple(k.strip() for k in env["DATA_ENCRYPTION_KEYS"].split(",") if k.strip()),
+            signing_key=env["SIGNING_KEY"].strip(),
+            line_api_base_url=env.get("LINE_API_BASE_URL", cls.line_api_base_url).rstrip("/"),
+            line_data_api_base_url=env.get("LINE_DATA_API_BASE_URL", cls.line_data_api_base_url).rstrip("/"),
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{Path(data_dir, 'bot.db')}",
+            data_dir=data_dir,
+            program_config=env.get("PROGRAM_CONFIG", "program.toml"),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            port=port,
+        )
+
+    def with_(self, **changes: object) -> "Config":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_dotenv_if_present(path: str = ".env") -> None:
+    """Read KEY=VALUE lines into os.environ without overriding what is set."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    for line in p.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))

@@ -1,0 +1,104 @@
+"""One thin wrapper over line-bot-sdk v3: the only place that talks to LINE.
+
+Base URLs come from configuration (tests and the simulator point them at
+the fake platform), every call has a timeout, and urllib3's own silent
+retries are off: the outbox decides what to retry, with a retry key.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+import urllib3
+from linebot.v3.messaging import (
+    ApiClient,
+    Configuration,
+    Message,
+    MessagingApi,
+    MessagingApiBlob,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    ShowLoadingAnimationRequest,
+)
+from linebot.v3.messaging.exceptions import ApiException
+
+log = structlog.get_logger("line_api")
+
+
+class LineApiError(Exception):
+    """A refused or failed call. ``status`` is None for timeouts/connection errors."""
+
+    def __init__(self, status: int | None, message: str, body: str = "", headers: dict[str, str] | None = None):
+        super().__init__(f"LINE API {status}: {message}")
+        self.status = status
+        self.message = message
+        self.body = body
+        self.headers = headers or {}
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later: timeouts, 5xx, and a rate limit that is not the monthly quota."""
+        if self.status is None or self.status >= 500:
+            return True
+        return self.status == 429 and not self.monthly_quota
+
+    @property
+    def monthly_quota(self) -> bool:
+        return self.status == 429 and "monthly limit" in self.body.lower()
+
+
+def _as_dicts(messages: Sequence[Message | dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m if isinstance(m, dict) else m.to_dict() for m in messages]
+
+
+class LineApi:
+    def __init__(self, access_token: str, api_base_url: str, data_api_base_url: str, timeout: float = 5.0):
+        self.timeout = timeout
+        api_conf = Configuration(host=api_base_url, access_token=access_token)
+        api_conf.retries = False
+        data_conf = Configuration(host=data_api_base_url, access_token=access_token)
+        data_conf.retries = False
+        self._client = ApiClient(api_conf)
+        self._data_client = ApiClient(data_conf)
+        self.api = MessagingApi(self._client)
+        self.blob = MessagingApiBlob(self._data_client)
+
+    def _timeout(self) -> tuple[float, float]:
+        return (min(self.timeout, 2.0), self.timeout)
+
+    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return fn(*args, _request_timeout=self._timeout(), **kwargs)
+        except ApiException as exc:
+            outcome = f"http_{exc.status}"
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            raise LineApiError(exc.status, exc.reason or "error", body, dict(exc.headers or {})) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            outcome = "unreachable"
+            raise LineApiError(None, type(exc).__name__) from exc
+        finally:
+            log.info("line_api.call", call=name, outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1))
+
+    def reply(self, reply_token: str, messages: Sequence[Message | dict[str, Any]]) -> None:
+        request = ReplyMessageRequest.from_dict({"replyToken": reply_token, "messages": _as_dicts(messages)})
+        self._call("reply", self.api.reply_message_with_http_info, request)
+
+    def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
+        request = PushMessageRequest.from_dict({"to": to, "messages": _as_dicts(messages)})
+        self._call("push", self.api.push_message_with_http_info, request, x_line_retry_key=retry_key)
+
+    def content(self, message_id: str) -> bytes:
+        """Download an image the user sent; LINE keeps it only for a while."""
+        response = self._call("content", self.blob.get_message_content_with_http_info, message_id)
+        return bytes(response.data)
+
+    def display_name(self, user_id: str) -> str:
+        return str(self._call("profile", self.api.get_profile, user_id).display_name)
+
+    def show_loading(self, user_id: str, seconds: int = 5) -> None:
+        request = ShowLoadingAnimationRequest(chatId=user_id, loadingSeconds=seconds)
+        self._call("loading", self.api.show_loading_animation, request)

@@ -1,0 +1,82 @@
+"""Delivering pushes from the outbox, exactly once.
+
+A status change and the pushes it causes commit in one transaction (the
+``Outbox`` rows). After commit the webhook enqueues each row; the RQ worker
+pushes it with ``X-Line-Retry-Key`` = the row's UUID, so a retry after a
+lost response is refused by LINE with 409 — which means "delivered". A
+sweep re-enqueues rows left pending (a crash between commit and enqueue).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import structlog
+from rq import Retry
+
+from handlers.line_api import LineApiError
+from handlers.logs import pseudonym
+from handlers.runtime import OUTBOX_QUEUE, current
+from storage.models import Outbox, utcnow
+
+log = structlog.get_logger("outbox")
+
+MAX_ATTEMPTS = 20  # across RQ retries and sweeps; then it is failed and ops are told
+
+
+def enqueue(ids: Iterable[int], *, for_worker: bool = False) -> None:
+    """Queue delivery jobs; a failure here is caught later by the sweep."""
+    rt = current()
+    queue = rt.queue(OUTBOX_QUEUE, for_worker=for_worker)
+    intervals = list(rt.outbox_retry_intervals)
+    for outbox_id in ids:
+        try:
+            queue.enqueue(deliver, outbox_id, retry=Retry(max=len(intervals), interval=intervals))
+        except Exception as exc:  # Redis hiccup: the row stays pending for the sweep
+            log.warning("outbox.enqueue_failed", outbox_id=outbox_id, error=type(exc).__name__)
+
+
+def deliver(outbox_id: int) -> str:
+    """Push one outbox row. Raises on a transient failure so RQ retries it."""
+    rt = current()
+    row = Outbox.get_or_none(Outbox.id == outbox_id)
+    if row is None or row.status != "pending":
+        return "skipped"
+    row.attempts += 1
+    try:
+        rt.line.push(row.to, row.messages, retry_key=row.uuid)
+    except LineApiError as exc:
+        if exc.status == 409:
+            return _mark(row, "sent", "already accepted (409)")
+        if exc.monthly_quota:
+            log.error("outbox.quota_exhausted", outbox_id=row.id, to=pseudonym(row.to), reason=row.reason)
+            return _mark(row, "failed", "monthly message quota exhausted (429)")
+        if exc.transient and row.attempts < MAX_ATTEMPTS:
+            row.last_error = str(exc)[:500]
+            row.save(only=[Outbox.attempts, Outbox.last_error])
+            log.warning("outbox.retry", outbox_id=row.id, status=exc.status, attempts=row.attempts)
+            raise
+        log.error("outbox.failed", outbox_id=row.id, status=exc.status, attempts=row.attempts, reason=row.reason)
+        return _mark(row, "failed", str(exc)[:500])
+    return _mark(row, "sent", None)
+
+
+def _mark(row: Outbox, status: str, error: str | None) -> str:
+    row.status = status
+    row.last_error = error
+    if status == "sent":
+        row.sent_at = utcnow()
+    row.save(only=[Outbox.status, Outbox.last_error, Outbox.sent_at, Outbox.attempts])
+    log.info("outbox.delivered" if status == "sent" else "outbox.closed", outbox_id=row.id, status=status,
+             to=pseudonym(row.to), attempts=row.attempts)
+    return status
+
+
+def sweep(older_than_seconds: int = 60) -> int:
+    """Re-enqueue rows still pending after a while; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    ids = [row.id for row in Outbox.select(Outbox.id).where((Outbox.status == "pending") & (Outbox.created_at <= cutoff))]
+    if ids:
+        enqueue(ids, for_worker=True)
+        log.info("outbox.sweep", requeued=len(ids))
+    return len(ids)

@@ -1,0 +1,88 @@
+"""Everything a process needs at run time, built once from the configuration.
+
+The app factory, the RQ worker and the CLI each build one ``Runtime``;
+background jobs find theirs with ``current()`` (RQ jobs are plain
+functions, called with nothing but their arguments).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from rq import Queue
+
+from handlers.config import Config
+from handlers.line_api import LineApi
+from program import Program, load_program
+from storage import db as storage_db
+from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
+from storage.sessions import KeyBuilder, RedisSessionStore
+
+OUTBOX_QUEUE = "outbox"
+EVENTS_QUEUE = "events"
+
+
+@dataclass
+class Runtime:
+    config: Config
+    program: Program
+    redis: redis.Redis  # request path: fast-failing, no retries
+    worker_redis: redis.Redis  # RQ and CLI: long socket timeouts
+    line: LineApi
+    keys: KeyBuilder = field(default_factory=KeyBuilder)
+    outbox_retry_intervals: tuple[int, ...] = (2, 10, 30, 120, 600)
+    embedded_redis: EmbeddedRedis | None = None
+
+    @property
+    def sessions(self) -> RedisSessionStore:
+        return RedisSessionStore(self.redis, self.keys)
+
+    def queue(self, name: str, *, for_worker: bool = False) -> Queue:
+        return Queue(name, connection=self.worker_redis if for_worker else self.redis)
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.config.data_dir, "log")
+
+
+_current: Runtime | None = None
+
+
+def install(rt: Runtime) -> Runtime:
+    global _current
+    _current = rt
+    return rt
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("runtime not built: call handlers.runtime.build() first")
+    return _current
+
+
+def build(config: Config, *, redis_url: str | None = None, start_embedded: bool = True) -> Runtime:
+    """Wire Redis, the database and LINE from ``config``; install it as current."""
+    embedded = None
+    url = redis_url or config.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(config.data_dir)
+        if start_embedded or not embedded.running():
+            url = embedded.start()
+        else:
+            url = embedded.url
+    storage_db.bind(config.database_url)
+    rt = Runtime(
+        config=config,
+        program=load_program(config.program_config),
+        redis=webhook_client(url),
+        worker_redis=worker_client(url),
+        line=LineApi(
+            config.channel_access_token,
+            config.line_api_base_url,
+            config.line_data_api_base_url,
+            timeout=config.line_timeout,
+        ),
+        embedded_redis=embedded,
+    )
+    return install(rt)

@@ -1,0 +1,174 @@
+"""Records in SQL: users and roles, institutions, experts, audit, outbox.
+
+Redis holds where a user is in a conversation; these tables hold everything
+the user said and everything that happened. Every status change is paired
+with an ``AuditLog`` row, and every push caused by it with an ``Outbox``
+row, in the same transaction.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from storage.db import database
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JSONField(TextField):
+    """JSON in a text column: portable between SQLite and PostgreSQL."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+
+
+class SchemaVersion(BaseModel):
+    """One row per applied migration; ``init-db`` applies what is missing."""
+
+    version = IntegerField(primary_key=True)
+    applied_at = DateTimeField(default=utcnow)
+
+
+class Institution(BaseModel):
+    """A support institution; ``code`` is reusable and handed to experts."""
+
+    id = AutoField()
+    name = CharField(max_length=200, unique=True)
+    kind = CharField(max_length=40)  # 認定経営革新等支援機関 / よろず支援拠点
+    code = CharField(max_length=16, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class LineUser(BaseModel):
+    """A LINE account that talks to the bot. Roles are rows, never guessed from text.
+
+    ``session_rev`` increases with every conversation step committed to SQL;
+    the Redis session carries the same number, so a session that missed a
+    write (Redis failed after the commit) is detected and recomputed from
+    the draft instead of trusted.
+    """
+
+    id = AutoField()
+    line_user_id = CharField(max_length=64, unique=True)
+    role = CharField(max_length=20, null=True)  # expert / reviewer / secretariat
+    institution = ForeignKeyField(Institution, null=True, backref="staff", on_delete="SET NULL")
+    following = BooleanField(default=True)
+    session_rev = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Expert(BaseModel):
+    """An expert's application and record.
+
+    ``draft`` holds every answer as it is given (so nothing typed is lost if
+    the session store is lost); the columns hold what was submitted.
+    """
+
+    id = AutoField()
+    user = ForeignKeyField(LineUser, unique=True, backref="expert", on_delete="CASCADE")
+    status = CharField(max_length=32, default="draft", index=True)
+    institution = ForeignKeyField(Institution, null=True, backref="experts", on_delete="SET NULL")
+    draft = JSONField(default=dict)
+    family_name = CharField(max_length=40, null=True)
+    given_name = CharField(max_length=40, null=True)
+    kana = CharField(max_length=80, null=True)
+    terms_version = CharField(max_length=40, null=True)
+    terms_agreed_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class AuditLog(BaseModel):
+    """Who did what to which record, when, and why. A table, not a log file."""
+
+    id = AutoField()
+    at = DateTimeField(default=utcnow, index=True)
+    actor = CharField(max_length=64)  # LINE user id, "cli" or "system"
+    action = CharField(max_length=64)
+    target = CharField(max_length=64, null=True)  # e.g. "expert:12"
+    before = CharField(max_length=64, null=True)
+    after = CharField(max_length=64, null=True)
+    reason = TextField(null=True)
+    event_id = CharField(max_length=64, null=True)
+
+
+class Outbox(BaseModel):
+    """A push to deliver. Written in the transaction that caused it.
+
+    ``uuid`` is sent as ``X-Line-Retry-Key`` so LINE itself refuses a
+    second delivery (409) if the worker retries after a lost response.
+    """
+
+    id = AutoField()
+    uuid = CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
+    to = CharField(max_length=64)
+    messages = JSONField()
+    status = CharField(max_length=16, default="pending", index=True)  # pending / sent / failed
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+    reason = CharField(max_length=64, null=True)  # what caused it, for ops
+    created_at = DateTimeField(default=utcnow, index=True)
+    sent_at = DateTimeField(null=True)
+
+
+class ProcessedEvent(BaseModel):
+    """The permanent guard against a second run of a webhook event.
+
+    Redis dedupes quickly for three days; this UNIQUE column is inserted in
+    the same transaction as the event's writes, so even a redelivery after
+    Redis lost its keys cannot write twice.
+    """
+
+    webhook_event_id = CharField(max_length=64, primary_key=True)
+    line_user_id = CharField(max_length=64, null=True)
+    processed_at = DateTimeField(default=utcnow)
+
+
+class OneTimeCode(BaseModel):
+    """Invitation codes: secretariat invites and reviewer registration codes."""
+
+    id = AutoField()
+    code = CharField(max_length=32, unique=True)
+    purpose = CharField(max_length=20)  # secretariat / reviewer
+    institution = ForeignKeyField(Institution, null=True, on_delete="CASCADE")
+    expires_at = DateTimeField()
+    used_by = CharField(max_length=64, null=True)
+    used_at = DateTimeField(null=True)
+    created_by = CharField(max_length=64)
+    created_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS: list[type[Model]] = [
+    SchemaVersion,
+    Institution,
+    LineUser,
+    Expert,
+    AuditLog,
+    Outbox,
+    ProcessedEvent,
+    OneTimeCode,
+]

@@ -1,0 +1,137 @@
+"""The storage interface the conversation layer uses.
+
+Flows call these functions instead of touching peewee queries directly, so
+the rules for drafts, audit entries and outbox rows live in one place. The
+caller (the webhook) wraps a whole conversation step in one transaction.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from storage.models import AuditLog, Expert, Institution, LineUser, Outbox, utcnow
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at interviews
+
+
+def new_code(length: int = 6) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+# --- users -----------------------------------------------------------------
+
+def get_user(line_user_id: str) -> LineUser | None:
+    return LineUser.get_or_none(LineUser.line_user_id == line_user_id)
+
+
+def ensure_user(line_user_id: str) -> LineUser:
+    user = get_user(line_user_id)
+    if user is None:
+        user = LineUser.create(line_user_id=line_user_id)
+    return user
+
+
+def set_following(user: LineUser, following: bool) -> None:
+    if user.following != following:
+        user.following = following
+        user.updated_at = utcnow()
+        user.save(only=[LineUser.following, LineUser.updated_at])
+
+
+def bump_session_rev(user: LineUser) -> int:
+    """Advance the user's step counter inside the step's transaction."""
+    LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow()).where(LineUser.id == user.id).execute()
+    user.session_rev = LineUser.get_by_id(user.id).session_rev
+    return user.session_rev
+
+
+# --- institutions ------------------------------------------------------------
+
+INSTITUTION_KINDS = {
+    "認定経営革新等支援機関": "認定経営革新等支援機関",
+    "認定支援機関": "認定経営革新等支援機関",
+    "よろず支援拠点": "よろず支援拠点",
+    "よろず": "よろず支援拠点",
+}
+
+
+def create_institution(name: str, kind: str) -> Institution:
+    full_kind = INSTITUTION_KINDS.get(kind.strip())
+    if full_kind is None:
+        raise ValueError(f"unknown institution type: {kind}")
+    while True:
+        code = new_code()
+        if not Institution.select().where(Institution.code == code).exists():
+            break
+    return Institution.create(name=name.strip(), kind=full_kind, code=code)
+
+
+def institution_by_code(code: str) -> Institution | None:
+    return Institution.get_or_none(Institution.code == code)
+
+
+def institution_by_id(institution_id: int | None) -> Institution | None:
+    if institution_id is None:
+        return None
+    return Institution.get_or_none(Institution.id == institution_id)
+
+
+# --- experts and drafts --------------------------------------------------------
+
+def expert_of(user: LineUser) -> Expert | None:
+    return Expert.get_or_none(Expert.user == user)
+
+
+def ensure_expert(user: LineUser) -> Expert:
+    expert = expert_of(user)
+    if expert is None:
+        expert = Expert.create(user=user, status="draft", draft={})
+    return expert
+
+
+def update_draft(expert: Expert, **fields: Any) -> None:
+    """Save answers the moment they are given: nothing typed is ever lost."""
+    draft = dict(expert.draft or {})
+    for key, value in fields.items():
+        if value is None:
+            draft.pop(key, None)
+        else:
+            draft[key] = value
+    expert.draft = draft
+    expert.updated_at = utcnow()
+    if "institution_id" in fields:
+        expert.institution = fields["institution_id"]
+    expert.save()
+
+
+def clear_draft(expert: Expert) -> None:
+    expert.draft = {}
+    expert.institution = None
+    expert.updated_at = utcnow()
+    expert.save()
+
+
+# --- audit and outbox --------------------------------------------------------------
+
+def audit(
+    actor: str,
+    action: str,
+    target: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    reason: str | None = None,
+    event_id: str | None = None,
+) -> AuditLog:
+    return AuditLog.create(
+        actor=actor, action=action, target=target, before=before, after=after, reason=reason, event_id=event_id
+    )
+
+
+def queue_push(to: str, messages: list[dict[str, Any]], reason: str) -> Outbox:
+    """Record a push; the webhook enqueues delivery after the transaction commits."""
+    return Outbox.create(to=to, messages=messages, reason=reason)
+
+
+def pending_outbox(older_than: datetime) -> list[Outbox]:
+    return list(Outbox.select().where((Outbox.status == "pending") & (Outbox.created_at <= older_than)))

