@@ -162,7 +162,7 @@ def bot_app(db_kind: str, redis_url: str, platform_server: tuple[PlatformState, 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     import threading
 
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}"
     line.webhook_url = url + "/callback"
