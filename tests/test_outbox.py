@@ -1,0 +1,98 @@
+"""Outbox delivery: no push lost, none sent twice, quota exhaustion surfaced."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import requests
+
+from handlers import outbox
+from storage import repo
+from storage.models import Outbox
+from tests.conftest import TOKEN
+
+CAROL = "U" + "c" * 32
+HELLO = [{"type": "text", "text": "審査結果のお知らせです。"}]
+
+
+def queue(reason: str = "test") -> Outbox:
+    row = repo.queue_push(CAROL, HELLO, reason)
+    outbox.enqueue([row.id])
+    return row
+
+
+def pushes(bot_app) -> list[dict]:
+    return [d for d in bot_app.line.deliveries_for(CAROL) if d["via"] == "push"]
+
+
+def test_push_is_delivered_with_the_rows_uuid_as_retry_key(bot_app):
+    row = queue()
+    bot_app.drain()
+    [delivery] = pushes(bot_app)
+    assert delivery["retryKey"] == row.uuid
+    assert Outbox.get_by_id(row.id).status == "sent"
+
+
+def test_server_errors_are_retried_until_delivered_once(bot_app):
+    bot_app.line.fail("/v2/bot/message/push", 500, count=2)
+    row = queue()
+    bot_app.drain()
+    assert len(pushes(bot_app)) == 1
+    row = Outbox.get_by_id(row.id)
+    assert (row.status, row.attempts) == ("sent", 3)
+
+
+def test_timeouts_are_retried(bot_app):
+    bot_app.rt.line.timeout = 0.3
+    bot_app.line.fail("/v2/bot/message/push", 500, count=1, delay=1.0)
+    row = queue()
+    bot_app.drain()
+    assert len(pushes(bot_app)) == 1
+    assert Outbox.get_by_id(row.id).status == "sent"
+
+
+def test_already_accepted_retry_key_409_counts_as_delivered(bot_app):
+    row = repo.queue_push(CAROL, HELLO, "test")
+    # The first attempt reached LINE but its response was lost:
+    first = requests.post(
+        bot_app.config.line_api_base_url + "/v2/bot/message/push",
+        json={"to": CAROL, "messages": HELLO},
+        headers={"Authorization": f"Bearer {TOKEN}", "X-Line-Retry-Key": row.uuid},
+        timeout=5,
+    )
+    assert first.status_code == 200
+    outbox.enqueue([row.id])
+    bot_app.drain()
+    assert len(pushes(bot_app)) == 1, "LINE refused the second delivery"
+    assert Outbox.get_by_id(row.id).status == "sent"
+
+
+def test_monthly_quota_429_is_failed_and_logged_for_ops(bot_app):
+    bot_app.line.fail("/v2/bot/message/push", 429, count=1, body={"message": "You have reached your monthly limit."})
+    row = queue()
+    bot_app.drain()
+    assert pushes(bot_app) == []
+    assert Outbox.get_by_id(row.id).status == "failed"
+    errors = [json.loads(line) for line in bot_app.log_lines() if "outbox.quota_exhausted" in line]
+    assert errors and errors[0]["level"] == "error"
+
+
+def test_sweep_requeues_rows_whose_enqueue_was_lost(bot_app):
+    row = repo.queue_push(CAROL, HELLO, "crash between commit and enqueue")
+    assert outbox.sweep(older_than_seconds=0) == 1
+    bot_app.drain()
+    assert len(pushes(bot_app)) == 1
+    assert Outbox.get_by_id(row.id).status == "sent"
+    assert outbox.sweep(older_than_seconds=0) == 0
+
+
+def test_delivering_twice_sends_once(bot_app):
+    row = queue()
+    outbox.enqueue([row.id])
+    bot_app.drain()
+    assert len(pushes(bot_app)) == 1
+
+
+def test_retry_keys_are_uuids(bot_app):
+    row = repo.queue_push(CAROL, HELLO, "test")
+    assert uuid.UUID(row.uuid).version == 4
