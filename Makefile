@@ -1,0 +1,28 @@
+# Two commands on a fresh machine (Python 3.11 is all it needs):
+#   make run   — set up and start the bot with the local LINE simulator
+#   make test  — set up and run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): requirements.txt constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 が必要です ($(PYTHON) が見つかりません)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) bot.py demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench.webhook
+
+clean:
+	rm -rf $(VENV) var
