@@ -7,6 +7,7 @@
     python bot.py institution add <name> <type> register a support institution
     python bot.py logs [--user U] [--flow F] [--level L] [--since T] [--until T] [-f]
     python bot.py stats                         experts per status, outbox per status
+    python bot.py diagram                       draw every flow into docs/flows.md
 """
 from __future__ import annotations
 
@@ -210,6 +211,16 @@ def cmd_stats(config: Config) -> int:
     return 0
 
 
+def cmd_diagram(out: Path) -> int:
+    from conversations.diagram import document
+    from handlers.router import ENGINE
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document(list(ENGINE.flows.values())), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_demo(host: str, port: int, sim_port: int) -> int:
     """``make run``: everything local, nothing to configure, Ctrl-C stops it all."""
     from werkzeug.serving import make_server
@@ -306,12 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until", help="ISO time")
     p.add_argument("-f", "--follow", action="store_true")
     sub.add_parser("stats", help="counts per status")
+    p = sub.add_parser("diagram", help="draw every flow (mermaid) into docs/flows.md")
+    p.add_argument("--out", default="docs/flows.md")
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)
     load_dotenv_if_present()
     if args.command == "demo":
         return cmd_demo(args.host, args.port, args.sim_port)
+    if args.command == "diagram":
+        return cmd_diagram(Path(args.out))
     if args.command in ("init-db", "institution", "stats", "logs") and not os.environ.get("SIGNING_KEY"):
         # Ops commands that need no LINE credentials run against the local setup.
         local = Path(os.environ.get("DATA_DIR", "var")) / "local.env"

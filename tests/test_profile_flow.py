@@ -1,6 +1,7 @@
 """Profile entry steps 1–4, driven through signed webhooks like LINE does."""
 from __future__ import annotations
 
+from conversations import profile
 from storage import repo
 from storage.models import AuditLog, Expert, LineUser
 
@@ -41,6 +42,7 @@ def test_steps_one_to_four_save_each_answer_to_the_draft(bot_app):
     draft = draft_of(USER)
     assert (draft["kana_family"], draft["kana_given"]) == ("ヤマダ", "タロウ")
     assert any("ヤマダ　タロウ" in t for t in texts)
+    assert profile.FLOW.machine.models == [], "sessions must be detached from the shared machine"
 
 
 def test_terms_declined_ends_politely_and_is_audited(bot_app):
