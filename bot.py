@@ -36,7 +36,8 @@ def create_app(config: Config, *, close_db_after_request: bool = False) -> Flask
     from storage.db import database
 
     rt = runtime.build(config)
-    logs.configure(config.signing_key, Path(config.data_dir, "log"), process_name=config.process_name)
+    logs.configure(config.signing_key, Path(config.data_dir, "log"), process_name=config.process_name,
+                   stdout=config.log_stdout)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["bot_runtime"] = rt
@@ -131,7 +132,7 @@ def cmd_worker(config: Config, burst: bool) -> int:
     from handlers import logs, outbox, runtime
 
     rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
-    logs.configure(config.signing_key, rt.log_dir, process_name="worker")
+    logs.configure(config.signing_key, rt.log_dir, process_name="worker", stdout=config.log_stdout)
     queues = [rt.queue(runtime.EVENTS_QUEUE, for_worker=True), rt.queue(runtime.OUTBOX_QUEUE, for_worker=True)]
     outbox.sweep(older_than_seconds=0 if burst else 60)
     if not burst:
@@ -244,7 +245,11 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
         DATA_DIR=str(data_dir),
         PORT=str(port),
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'bot.db'}",
+        LOG_STDOUT="0",  # the terminal shows the URL; logs go to var/log (python bot.py logs -f)
     )
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = Config.from_env(env)
     storage_db.bind(config.database_url)
     apply_migrations()
@@ -270,6 +275,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
         "\n================================================================\n"
         f"  チャット画面を開いてください:  {sim_url}/\n"
         f"  デモ支援機関の機関コード: {demo.code}\n"
+        "  ログを見る: .venv/bin/python bot.py logs -f\n"
         "  停止するには Ctrl-C\n"
         "================================================================\n",
         flush=True,

@@ -39,6 +39,7 @@ class Config:
     line_timeout: float = 5.0  # seconds, every LINE API call
     lock_wait: float = 1.5  # seconds to wait for a user's lock before deferring
     process_name: str = "web"
+    log_stdout: bool = True  # LOG_STDOUT=0: files only (the local demo keeps the terminal quiet)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -61,6 +62,7 @@ class Config:
             program_config=env.get("PROGRAM_CONFIG", "program.toml"),
             public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             port=port,
+            log_stdout=env.get("LOG_STDOUT", "1") not in ("0", "false", "no"),
         )
 
     def with_(self, **changes: object) -> "Config":
