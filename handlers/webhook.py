@@ -24,6 +24,7 @@ import structlog
 from flask import Blueprint, Response, jsonify, request
 from linebot.v3.messaging import Message
 from linebot.v3.webhook import SignatureValidator
+from rq import Retry
 
 from conversations import messages as msg
 from conversations.engine import Context
@@ -122,7 +123,7 @@ def accept(rt: Runtime, event: dict[str, Any]) -> str:
         lock = rt.redis.lock(rt.keys.lock(user_id), timeout=LOCK_TIMEOUT, sleep=LOCK_SLEEP,
                              blocking_timeout=rt.config.lock_wait)
         if not lock.acquire():
-            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time())
+            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(), retry=Retry(max=3, interval=[1, 5, 30]))
             log.info("webhook.event", outcome="deferred", **fields)
             return "deferred"
     except redis.RedisError as exc:

@@ -130,11 +130,16 @@ class RedisSessionStore(SessionStore):
         if raw is None:
             return None
         try:
-            return Session.from_json(user_id, raw)
-        except (ValueError, TypeError):
+            session = Session.from_json(user_id, raw)
+        except (ValueError, TypeError, AttributeError):
             # A corrupt document is treated as lost: the engine recomputes
             # the position from the SQL draft.
             return None
+        if session.schema != SCHEMA_VERSION:
+            # Written by another version of the code: recomputing the
+            # position from SQL is safer than guessing what it meant.
+            return None
+        return session
 
     def save(self, session: Session) -> None:
         session.updated_at = time.time()
