@@ -123,13 +123,23 @@ class Advance:
 
 
 @dataclass
+class Stay:
+    """The answer was taken but the question is not done (e.g. a multi-select toggle)."""
+
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
 class Finish:
     """The flow is over (done or declined); the user is at rest."""
 
     messages: list[Message] = field(default_factory=list)
 
 
-Outcome = Invalid | Advance | Finish
+Outcome = Invalid | Advance | Stay | Finish
+
+EDIT_FLAG = "_edit"  # set when the user jumped from the summary to fix one item
+REVIEW_STATE = "confirm"  # the summary step a flow returns to after such a fix
 
 
 class Step:
@@ -139,6 +149,9 @@ class Step:
     title: str = ""
     help: str = ""
     optional: bool = False
+    # False on the first parts of a multi-question item (bank: bank → branch
+    # → …): after a fix from the summary, only the last part returns there.
+    group_end: bool = True
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         raise NotImplementedError
@@ -327,12 +340,21 @@ class Engine:
         if isinstance(outcome, Finish):
             s.reset()
             return fit_five(outcome.messages)
+        if isinstance(outcome, Stay):
+            s.retries.pop(s.state, None)
+            return fit_five(list(outcome.messages) + step.ask(s, ctx, again=True))
         return self._advance(flow, s, outcome, ctx)
 
     def _advance(self, flow: Flow, s: Session, outcome: Advance, ctx: Context) -> list[Message]:
         came_from = s.state
         s.retries.pop(came_from, None)
-        flow.fire(s, outcome.trigger, ctx)
+        trigger = outcome.trigger
+        if (trigger == "next" and s.data.get(EDIT_FLAG) and flow.steps[came_from].group_end
+                and REVIEW_STATE in flow.steps):
+            # A fix made from the summary goes straight back to the summary.
+            s.data.pop(EDIT_FLAG, None)
+            trigger = "review"
+        flow.fire(s, trigger, ctx)
         if s.state != came_from:
             s.stack.append(came_from)
         return fit_five(list(outcome.messages) + flow.steps[s.state].ask(s, ctx))
