@@ -90,6 +90,11 @@ class Context:
     now: datetime
     event_id: str | None = None
     outbox_ids: list[int] = field(default_factory=list)
+    # storage.crypto.FieldCrypto: encrypts bank numbers and holder names
+    # before they reach the draft; set by the webhook from the runtime.
+    crypto: Any = None
+    # storage.files.EncryptedFileStore for photos; set by the webhook.
+    files: Any = None
 
     @property
     def user_id(self) -> str:
