@@ -1,25 +1,58 @@
 """Schema versions. ``apply_migrations`` is idempotent: it runs what is missing.
 
 A new migration appends a function to ``MIGRATIONS`` that uses
-``playhouse.migrate`` (add_column, add_index…) and never edits an old one.
+``playhouse.migrate`` (add_column, add_index…), adds only what the live
+schema lacks, and never edits an old one.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from peewee import Database
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate
 
 from storage import models
 from storage.db import database
 
 
+V2_EXPERT_COLUMNS = (
+    "submitted_at", "returned_by", "status_reason", "commission_number", "conditions_version",
+    "conditions_sha256", "conditions_agreed_at", "accepted_at", "accepted_event_id", "account_blind",
+)
+
+
 def _v1_initial(db: Database, migrator: SchemaMigrator) -> None:
+    """Create every table of the current models (a fresh database needs nothing else).
+
+    Because a fresh database starts with the newest shape, every later
+    migration adds only what is missing (it checks the live columns), so it
+    is a no-op there and does real work only on a database created earlier.
+    """
     db.create_tables([m for m in models.ALL_MODELS if m is not models.SchemaVersion], safe=True)
+
+
+def _v2_review_and_commission(db: Database, migrator: SchemaMigrator) -> None:
+    """Review, consent and commission columns; the consent table."""
+    expert = models.Expert
+    columns = set(c.name for c in db.get_columns(expert._meta.table_name))
+    ops = []
+    for name in V2_EXPERT_COLUMNS:
+        f = expert._meta.fields[name]
+        if f.column_name not in columns:
+            ops.append(migrator.add_column(expert._meta.table_name, f.column_name, f))
+    migrate(*ops)
+    for name in ("commission_number", "account_blind"):
+        f = expert._meta.fields[name]
+        index_name = f"expert_{f.column_name}"
+        existing = {i.name for i in db.get_indexes(expert._meta.table_name)}
+        if index_name not in existing:
+            migrate(migrator.add_index(expert._meta.table_name, (f.column_name,), unique=(name == "commission_number")))
+    db.create_tables([models.ConditionsConsent], safe=True)
 
 
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
+    _v2_review_and_commission,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -100,6 +100,30 @@ class Expert(BaseModel):
     terms_agreed_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # v2: review and commission
+    submitted_at = DateTimeField(null=True)
+    returned_by = CharField(max_length=20, null=True)  # institution / secretariat
+    status_reason = TextField(null=True)  # the last return/reject reason, verbatim
+    commission_number = CharField(max_length=32, null=True, unique=True)
+    conditions_version = CharField(max_length=40, null=True)
+    conditions_sha256 = CharField(max_length=64, null=True)
+    conditions_agreed_at = DateTimeField(null=True)
+    accepted_at = DateTimeField(null=True)
+    accepted_event_id = CharField(max_length=64, null=True)
+    account_blind = CharField(max_length=64, null=True, index=True)
+
+
+class ConditionsConsent(BaseModel):
+    """Every answer to the commission conditions: text version, hash, time, event."""
+
+    id = AutoField()
+    expert = ForeignKeyField(Expert, backref="consents", on_delete="CASCADE")
+    version = CharField(max_length=40)
+    sha256 = CharField(max_length=64)
+    agreed = BooleanField()
+    reason = TextField(null=True)
+    event_id = CharField(max_length=64, null=True)
+    at = DateTimeField(default=utcnow)
 
 
 class AuditLog(BaseModel):
@@ -171,4 +195,5 @@ ALL_MODELS: list[type[Model]] = [
     Outbox,
     ProcessedEvent,
     OneTimeCode,
+    ConditionsConsent,
 ]

@@ -85,3 +85,28 @@ def test_logs_command_filters_by_user_flow_and_level(bot_app):
     out = subprocess.run([sys.executable, "bot.py", "logs", "--level", "error"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.stdout == ""
+
+
+def test_a_version_one_database_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    from storage import db as storage_db
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "create table schemaversion(version integer primary key, applied_at datetime);"
+        "insert into schemaversion values(1, '2026-11-01');"
+        "create table lineuser(id integer primary key, line_user_id varchar(64));"
+        "create table expert(id integer primary key, user_id integer, status varchar(32));"
+        "insert into expert(id, user_id, status) values (7, 1, 'draft');"
+    )
+    con.close()
+    storage_db.bind(f"sqlite:///{path}")
+    try:
+        assert apply_migrations() == (1, LATEST)
+        columns = {c.name for c in storage_db.database.obj.get_columns("expert")}
+        assert {"commission_number", "conditions_version", "account_blind"} <= columns
+        assert storage_db.database.obj.execute_sql("select status from expert where id = 7").fetchone() == ("draft",)
+    finally:
+        storage_db.database.close()
