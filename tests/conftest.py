@@ -77,6 +77,15 @@ def reset_database(url: str) -> None:
     apply_migrations()
 
 
+@pytest.fixture
+def database(db_kind: str, tmp_path: Path) -> Iterator[str]:
+    """Only the database (SQLite, and PostgreSQL when configured), migrated and empty."""
+    url = database_url(db_kind, tmp_path)
+    reset_database(url)
+    yield url
+    storage_db.database.close()
+
+
 @dataclass
 class Bot:
     """The running bot, the fake platform, and helpers to talk like LINE does."""

@@ -28,7 +28,7 @@ def test_init_db_command_on_a_fresh_sqlite_file(tmp_path):
     for _ in range(2):
         out = subprocess.run([sys.executable, "bot.py", "init-db"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-    assert "schema version 2 → 2" in out.stdout
+    assert f"schema version {LATEST} → {LATEST}" in out.stdout
 
 
 @pytest.mark.parametrize("missing", ["LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "DATA_ENCRYPTION_KEYS", "SIGNING_KEY"])
