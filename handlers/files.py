@@ -1,0 +1,65 @@
+"""``GET /files/<token>``: a reviewer opens an expert's photo through a signed link.
+
+The token is the only credential (reviewers open it from LINE's in-app
+browser, with no session), so it is short-lived, bound to one file, and the
+response is never cached or content-sniffed. Why a link was refused goes to
+the log only; the reviewer sees one message either way.
+"""
+from __future__ import annotations
+
+import structlog
+from flask import Blueprint, Response, jsonify
+
+from handlers.runtime import current
+from storage.crypto import LinkError, LinkSigner
+from storage.files import InvalidFileId, is_valid_file_id
+
+bp = Blueprint("files", __name__)
+log = structlog.get_logger("files")
+
+SUBJECT_PREFIX = "file:"  # a token signed for anything else cannot open a file
+MSG_LINK_REFUSED = "リンクの有効期限が切れたか、無効なリンクです。"
+MSG_NOT_FOUND = "ファイルが見つかりません。"
+
+_PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the token is in the URL
+}
+
+
+def signed_url(public_base_url: str, links: LinkSigner, file_id: str, expires_in: int = 900) -> str:
+    """The link a reviewer is sent for one stored file, valid ``expires_in`` seconds."""
+    if not is_valid_file_id(file_id):
+        raise InvalidFileId("invalid file id")
+    token = links.sign(SUBJECT_PREFIX + file_id, expires_in=expires_in)
+    return f"{public_base_url.rstrip('/')}/files/{token}"
+
+
+def _refuse(message: str, status: int) -> tuple[Response, int]:
+    response = jsonify(message=message)
+    response.headers.update(_PRIVATE_HEADERS)
+    return response, status
+
+
+@bp.get("/files/<token>")
+def get_file(token: str) -> Response | tuple[Response, int]:
+    rt = current()
+    try:
+        subject = rt.links.verify(token)
+    except LinkError as exc:
+        log.warning("files.link_refused", reason=exc.reason)
+        return _refuse(MSG_LINK_REFUSED, 403)
+    if not subject.startswith(SUBJECT_PREFIX):
+        log.warning("files.link_refused", reason="wrong_subject")
+        return _refuse(MSG_LINK_REFUSED, 403)
+    file_id = subject[len(SUBJECT_PREFIX):]
+    try:
+        data, content_type = rt.files.get(file_id)
+    except (FileNotFoundError, InvalidFileId):
+        log.warning("files.not_found")
+        return _refuse(MSG_NOT_FOUND, 404)
+    response = Response(data, status=200, mimetype=content_type)
+    response.headers.update(_PRIVATE_HEADERS)
+    response.headers["Content-Disposition"] = "inline"
+    return response
