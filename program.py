@@ -59,6 +59,14 @@ class Program:
     qualifications: tuple[str, ...]
     expertise: tuple[str, ...]
     requirements: tuple[Requirement, ...] = field(default_factory=tuple)
+    letter_auto_send: bool = True
+    secretariat_name: str = "中小企業119 事務局"
+    commission_number_prefix: str = "119"
+    acceptance_text: str = "私は、{program}の専門家として委嘱されることを承諾し、委嘱条件（{version}）を遵守します。"
+
+    def acceptance(self) -> str:
+        """The 就任承諾書 text the expert signs, with the conditions version it refers to."""
+        return self.acceptance_text.format(program=self.name, version=self.conditions.version)
 
     def now(self) -> datetime:
         """Business time: always Asia/Tokyo (or the configured zone), whatever the server's zone."""
@@ -83,6 +91,7 @@ def load_program(path: str | Path | None = None) -> Program:
         raw = tomllib.load(fh)
     prog, fee, disp, sess = raw["program"], raw["fee"], raw["dispatch"], raw.get("session", {})
     reg = raw["registration"]
+    com = raw.get("commission", {})
     if fee["cap_scope"] not in ("dispatch", "day"):
         raise ValueError(f"{p}: fee.cap_scope must be 'dispatch' or 'day'")
     if fee["withholding_base"] not in ("fee", "fee_and_travel"):
@@ -109,4 +118,8 @@ def load_program(path: str | Path | None = None) -> Program:
         qualifications=tuple(reg["qualifications"]),
         expertise=tuple(reg["expertise"]),
         requirements=tuple(Requirement(**r) for r in reg["requirements"]),
+        letter_auto_send=bool(com.get("letter_auto_send", True)),
+        secretariat_name=str(com.get("secretariat_name", "中小企業119 事務局")),
+        commission_number_prefix=str(com.get("number_prefix", "119")),
+        acceptance_text=str(com.get("acceptance_text", Program.acceptance_text)),
     )

@@ -95,6 +95,8 @@ class Context:
     crypto: Any = None
     # storage.files.EncryptedFileStore for photos; set by the webhook.
     files: Any = None
+    # file id → short-lived signed URL (handlers.files); set by the webhook.
+    link_for: Callable[[str], str] | None = None
 
     @property
     def user_id(self) -> str:

@@ -17,6 +17,8 @@ from handlers.line_api import LineApi
 from program import Program, load_program
 from storage import db as storage_db
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
+from storage.crypto import FieldCrypto, LinkSigner
+from storage.files import EncryptedFileStore
 from storage.sessions import KeyBuilder, RedisSessionStore
 
 OUTBOX_QUEUE = "outbox"
@@ -30,6 +32,9 @@ class Runtime:
     redis: redis.Redis  # request path: fast-failing, no retries
     worker_redis: redis.Redis  # RQ and CLI: long socket timeouts
     line: LineApi
+    crypto: FieldCrypto
+    files: EncryptedFileStore
+    links: LinkSigner
     keys: KeyBuilder = field(default_factory=KeyBuilder)
     outbox_retry_intervals: tuple[int, ...] = (2, 10, 30, 120, 600)
     embedded_redis: EmbeddedRedis | None = None
@@ -40,6 +45,12 @@ class Runtime:
 
     def queue(self, name: str, *, for_worker: bool = False) -> Queue:
         return Queue(name, connection=self.worker_redis if for_worker else self.redis)
+
+    def link_for(self, file_id: str, expires_in: int = 900) -> str:
+        """A short-lived signed URL for a stored file (reviewers' photo links, letters)."""
+        from handlers.files import signed_url
+
+        return signed_url(self.config.public_base_url, self.links, file_id, expires_in)
 
     @property
     def log_dir(self) -> Path:
@@ -72,6 +83,7 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
         else:
             url = embedded.url
     storage_db.bind(config.database_url)
+    crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
     rt = Runtime(
         config=config,
         program=load_program(config.program_config),
@@ -83,6 +95,9 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
             config.line_data_api_base_url,
             timeout=config.line_timeout,
         ),
+        crypto=crypto,
+        files=EncryptedFileStore(Path(config.data_dir, "files"), crypto),
+        links=LinkSigner(config.signing_key),
         embedded_redis=embedded,
     )
     return install(rt)

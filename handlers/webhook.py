@@ -182,7 +182,8 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
             txn.rollback()
             return "duplicate"
         user = repo.ensure_user(user_id)
-        ctx = Context(user=user, program=rt.program, now=rt.program.now(), event_id=event_id)
+        ctx = Context(user=user, program=rt.program, now=rt.program.now(), event_id=event_id,
+                      crypto=rt.crypto, files=rt.files, link_for=rt.link_for)
         if inp.kind == "unfollow":
             repo.set_following(user, False)
             session = None

@@ -1,0 +1,238 @@
+"""Review decisions: institution reviewers and the secretariat.
+
+Reviewers and the secretariat most likely use LINE for PC, which shows no
+quick replies, so every decision is a Flex button and every decision is
+confirmed with another button before it is applied. A return or rejection
+first asks for the reason, which reaches the expert verbatim.
+
+Scope is checked twice — when the button is tapped and again when the
+decision is applied — because a card can be tapped long after it was sent.
+A reviewer acts on their own institution's applications only; anything
+else is refused and audited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode
+
+from linebot.v3.messaging import Message
+
+from conversations import flex, lifecycle
+from conversations import messages as msg
+from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step
+from conversations.lifecycle import IllegalTransition
+from conversations.roles import ROLE_LABELS, reviewer_ids, revoke, secretariat_ids
+from storage.models import Expert, LineUser
+from storage.sessions import Session
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Op:
+    """One decision someone can take on an application."""
+
+    key: str  # postback action, e.g. inst_return
+    trigger: str  # lifecycle trigger
+    role: str  # reviewer / secretariat
+    verb: str  # shown in prompts: 承認 / 差し戻し / 却下
+    needs_reason: bool
+
+
+OPS: dict[str, Op] = {op.key: op for op in [
+    Op("inst_approve", "institution_approve", "reviewer", "承認", False),
+    Op("inst_return", "institution_return", "reviewer", "差し戻し", True),
+    Op("inst_reject", "institution_reject", "reviewer", "却下", True),
+    Op("sec_approve", "secretariat_approve", "secretariat", "承認", False),
+    Op("sec_return", "secretariat_return", "secretariat", "差し戻し", True),
+    Op("sec_reject", "secretariat_reject", "secretariat", "却下", True),
+    Op("revoke", "", "secretariat", "役割の取り消し", False),
+]}
+
+
+def action_data(action: str, **fields: object) -> str:
+    """Postback data for a button: ``a=<action>&id=…`` (≤ 300 characters)."""
+    return urlencode({"a": action, **{k: str(v) for k, v in fields.items()}})
+
+
+def parse_action(data: str) -> tuple[str, dict[str, str]]:
+    fields = {k: v[0] for k, v in parse_qs(data, keep_blank_values=True).items()}
+    return fields.pop("a", ""), fields
+
+
+# --- who may do what -------------------------------------------------------------
+
+
+def may_act(ctx: Context, op: Op, expert: Expert) -> bool:
+    user = ctx.user
+    if op.role == "secretariat":
+        return user.role == "secretariat"
+    return user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id
+
+
+def may_view(ctx: Context, expert: Expert) -> bool:
+    user = ctx.user
+    return user.role == "secretariat" or (
+        user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id)
+
+
+def refuse(ctx: Context, what: str, expert_id: object) -> list[Message]:
+    ctx.audit("auth.refused", target=f"expert:{expert_id}", reason=what)
+    return [msg.text("この申請を操作する権限がありません。")]
+
+
+def find_expert(raw: object) -> Expert | None:
+    try:
+        return Expert.get_or_none(Expert.id == int(str(raw)))
+    except (TypeError, ValueError):
+        return None
+
+
+# --- what reviewers see ------------------------------------------------------------------
+
+
+def display_name(expert: Expert) -> str:
+    draft = expert.draft or {}
+    if expert.family_name:
+        return f"{expert.family_name}　{expert.given_name}"
+    return f"{draft.get('family_name', '')}　{draft.get('given_name', '')}".strip() or "（氏名未入力）"
+
+
+def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: list[tuple[str, str]],
+                     photo_links: list[tuple[str, str]]) -> Message:
+    draft = expert.draft or {}
+    actions = [("詳細", action_data("detail", id=expert.id))] + [(op.verb, action_data(op.key, id=expert.id)) for op in ops]
+    return flex.application_card(
+        expert_no=expert.id,
+        name=display_name(expert),
+        kana=f"{draft.get('kana_family', '')}　{draft.get('kana_given', '')}".strip(),
+        institution=str(draft.get("institution_name") or (expert.institution.name if expert.institution else "—")),
+        status_label=lifecycle.LABELS.get(expert.status, expert.status),
+        rows=public_rows,
+        photo_links=photo_links,
+        actions=actions,
+    )
+
+
+# --- the decision conversation: reason → confirm → apply ------------------------------------
+
+
+class Reason(Step):
+    name = "reason"
+    title = "理由の入力"
+    help = "専門家にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        op = OPS[s.data["op"]]
+        return [msg.text(f"申請No.{s.data['expert_id']} を{op.verb}する理由を入力してください。\n専門家にそのまま伝わります。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        reason = inp.raw_text.strip() if inp.kind == "text" else ""
+        if not reason:
+            return Invalid("理由を文字で入力してください。")
+        if len(reason) > MAX_REASON:
+            return Invalid(f"理由は{MAX_REASON}文字以内で入力してください（現在{len(reason)}文字）。")
+        s.data["reason"] = reason
+        return Advance()
+
+
+class Confirm(Step):
+    name = "confirm"
+    title = "確認"
+    help = "「はい」で確定、「いいえ」で取りやめます。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        op = OPS[s.data["op"]]
+        if op.key == "revoke":
+            text = f"利用者No.{s.data['expert_id']}（{s.data.get('label', '')}）の役割を取り消します。"
+        else:
+            expert = find_expert(s.data["expert_id"])
+            name = display_name(expert) if expert else "—"
+            text = f"申請No.{s.data['expert_id']}（{name}さん）を{op.verb}します。"
+        if s.data.get("reason"):
+            text += f"\n理由：{s.data['reason']}"
+        return [flex.confirm_card(text + "\nよろしいですか？", ("はい", "c=yes"), ("いいえ", "c=no"))]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        answer = inp.data if inp.kind == "postback" else {"はい": "c=yes", "いいえ": "c=no", "1": "c=yes", "2": "c=no"}.get(inp.text)
+        if answer == "c=no":
+            return Finish([msg.text("取りやめました。")])
+        if answer != "c=yes":
+            return Invalid("「はい」または「いいえ」でお答えください。")
+        return Finish(apply(ctx, OPS[s.data["op"]], s.data["expert_id"], s.data.get("reason")))
+
+
+DECISION = Flow("decision", "審査の判断", [Reason(), Confirm()], [{"trigger": "next", "source": "reason", "dest": "confirm"}])
+
+
+def begin_decision(s: Session, ctx: Context, op: Op, expert_id: int, reason: str | None = None,
+                   **extra: str) -> list[Message]:
+    """Start (or restart) the decision conversation for one application."""
+    s.reset()
+    s.flow = DECISION.name
+    s.data = {"op": op.key, "expert_id": expert_id, **extra}
+    if reason:
+        s.data["reason"] = reason
+    s.state = "reason" if op.needs_reason and not reason else "confirm"
+    return DECISION.steps[s.state].ask(s, ctx)
+
+
+def begin_revoke(s: Session, ctx: Context, user: LineUser) -> list[Message]:
+    label = ROLE_LABELS.get(user.role or "", "") + (f"・{user.institution.name}" if user.institution else "")
+    return begin_decision(s, ctx, OPS["revoke"], user.id, label=label)
+
+
+def _apply_revoke(ctx: Context, user_id: object) -> list[Message]:
+    if ctx.user.role != "secretariat":
+        return refuse(ctx, "revoke", user_id)
+    user = LineUser.get_or_none(LineUser.id == int(str(user_id)))
+    if user is None or user.role is None:
+        return [msg.text("この利用者には取り消す役割がありません。")]
+    before = revoke(user, ctx.user_id, ctx.event_id)
+    ctx.notify(user.line_user_id, [msg.text(f"{ROLE_LABELS.get(before or '', '')}の役割が取り消されました。")], "role_revoked")
+    return [msg.text(f"利用者No.{user.id} の役割（{ROLE_LABELS.get(before or '', '')}）を取り消しました。")]
+
+
+def apply(ctx: Context, op: Op, expert_id: object, reason: str | None) -> list[Message]:
+    """Apply a confirmed decision and write the notifications it causes."""
+    if op.key == "revoke":
+        return _apply_revoke(ctx, expert_id)
+    expert = find_expert(expert_id)
+    if expert is None:
+        return [msg.text(f"申請No.{expert_id} は見つかりませんでした。")]
+    if not may_act(ctx, op, expert):
+        return refuse(ctx, op.key, expert.id)
+    try:
+        lifecycle.change_status(expert, op.trigger, actor=ctx.user_id, reason=reason, event_id=ctx.event_id)
+    except IllegalTransition:
+        return [msg.text(
+            f"申請No.{expert.id} は現在「{lifecycle.LABELS.get(expert.status, expert.status)}」のため、{op.verb}できません。"
+        )]
+    notify_decision(ctx, op, expert, reason)
+    return [msg.text(f"申請No.{expert.id}（{display_name(expert)}さん）を{op.verb}しました。")]
+
+
+def notify_decision(ctx: Context, op: Op, expert: Expert, reason: str | None) -> None:
+    """Tell everyone concerned, through the outbox, in the decision's transaction."""
+    expert_id = expert.user.line_user_id
+    name = display_name(expert)
+    if op.trigger == "institution_approve":
+        ctx.notify(expert_id, [msg.text("支援機関の審査が完了しました。現在、事務局で最終確認をしています。結果はこのトークでお知らせします。")],
+                   "institution_approved")
+        from conversations import submission  # the card for the secretariat
+
+        for sec in secretariat_ids():
+            ctx.notify(sec, submission.cards_for(ctx, expert, "secretariat"), "pending_secretariat")
+    elif op.trigger.endswith("_return"):
+        ctx.notify(expert_id, [msg.text(
+            f"登録申請が差し戻されました。\n理由：{reason}\n\n「登録」と送ると内容を修正して再送信できます。", ["登録"])],
+            "returned")
+    elif op.trigger.endswith("_reject"):
+        ctx.notify(expert_id, [msg.text(f"誠に残念ながら、今回の登録申請はお受けできませんでした。\n理由：{reason}")], "rejected")
+    elif op.trigger == "secretariat_approve":
+        from conversations import commission
+
+        ctx.notify(expert_id, [msg.text("専門家登録が承認されました。")] + commission.conditions_messages(ctx), "registered")
+    if op.role == "secretariat":
+        for reviewer in reviewer_ids(expert.institution_id):
+            ctx.notify(reviewer, [msg.text(f"申請No.{expert.id}（{name}さん）は事務局で{op.verb}されました。")], "secretariat_decision")
