@@ -1,41 +1,43 @@
 """From a LINE event to the right conversation.
 
-Order matters and is the product's: follow/unfollow first, then an
-institution code (recognised at any step — it often arrives as the first
-message, pre-filled from a QR code), then the user's current flow (whose
-engine applies the global commands before the step's own parsing), and
-finally the at-rest menu.
+Order matters and is the product's:
+1. follow / unfollow;
+2. codes, recognised whatever the user is doing: an institution code (it
+   often arrives as the first message, pre-filled from a QR code) and the
+   one-time codes that grant a role;
+3. admin commands (`/…`) and button actions (`a=…` postbacks) — they win
+   over any flow in progress, because reviewers tap cards long after they
+   arrived;
+4. the user's current flow (its engine applies the global commands before
+   the step's own parsing);
+5. the at-rest menu, which depends on who the user is.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from linebot.v3.messaging import Message
 
+from conversations import admin, commission, lifecycle, profile, review, roles, submission
 from conversations import messages as msg
-from conversations import profile
 from conversations.engine import Context, Engine, Input
 from storage import repo
+from storage.models import Expert
 from storage.sessions import Session
 
-ENGINE = Engine([profile.FLOW])
-
-STATUS_LABELS = {
-    "draft": "入力中（未送信）",
-    "returned": "差し戻し（修正して再送信してください）",
-    "pending_institution": "支援機関の審査待ち",
-    "pending_secretariat": "事務局の承認待ち",
-    "registered": "登録済み（委嘱条件への同意待ち）",
-    "conditions_agreed": "委嘱条件に同意済み（就任承諾待ち）",
-    "commissioned": "委嘱済み",
-    "rejected": "登録不可",
-}
+ENGINE = Engine([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE])
 
 GENERAL_HELP = (
     "中小企業119 専門家派遣の公式アカウントです。\n"
     "・専門家の登録：「登録」と送ってください。\n"
     "・現在の状況：「状況」と送ってください。\n"
     "入力の途中では「戻る」「キャンセル」「最初から」「ヘルプ」も使えます。"
+)
+REVIEWER_HELP = (
+    "支援機関担当者メニュー\n"
+    "・「審査待ち」：審査待ちの申請一覧\n"
+    "・申請のカードの「詳細」「承認」「差し戻し」「却下」ボタンで審査します。"
 )
 
 
@@ -79,16 +81,24 @@ def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
     if inp.kind == "follow":
         return _follow(s, ctx)
     if inp.kind == "text":
-        code = profile.parse_institution_code(inp.text)
-        if code and not (s.flow == "profile" and s.state == "institution"):
-            institution = repo.institution_by_code(code)
-            if institution is not None:
-                return _institution_code(s, institution, ctx)
+        replies = _codes(s, inp, ctx)
+        if replies is not None:
+            return replies
+        if admin.is_command(inp.text):
+            return admin.handle(s, ctx, inp.text)
+    if inp.kind == "postback":
+        action, fields = review.parse_action(inp.data)
+        handler = ACTIONS.get(action)
+        if handler is not None:
+            return handler(s, ctx, fields)
     if s.flow:
         replies = ENGINE.run(s, inp, ctx)
         if replies is not None:
             return replies
     return _at_rest(s, inp, ctx)
+
+
+# --- 1. follow ----------------------------------------------------------------------------
 
 
 def _follow(s: Session, ctx: Context) -> list[Message]:
@@ -98,9 +108,33 @@ def _follow(s: Session, ctx: Context) -> list[Message]:
         flow = ENGINE.flows[s.flow]
         s.data.pop("_paused", None)
         return [msg.text("おかえりなさい。前回の続きから再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
+    if ctx.user.role in ("reviewer", "secretariat"):
+        return [msg.text("おかえりなさい。\n" + (REVIEWER_HELP if ctx.user.role == "reviewer" else "「/help」でコマンドを確認できます。"))]
     if expert is not None and expert.status not in profile.EDITABLE_STATUSES:
         return [msg.text("おかえりなさい。\n" + _status_text(ctx))]
     return [msg.text("友だち追加ありがとうございます。\n中小企業119 専門家派遣の専門家登録を始めます。")] + ENGINE.begin(profile.FLOW, s, ctx)
+
+
+# --- 2. codes ------------------------------------------------------------------------------
+
+
+def _codes(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
+    code = profile.parse_institution_code(inp.text)
+    if code and not (s.flow == "profile" and s.state == "institution"):
+        institution = repo.institution_by_code(code)
+        if institution is not None:
+            return _institution_code(s, institution, ctx)
+    one_time = roles.parse_code_message(inp.text)
+    if one_time:
+        replies = roles.redeem(ctx, one_time)
+        if replies is not None:
+            return replies
+        if inp.text.startswith(("担当者登録", "事務局登録")):
+            ctx.audit("code.refused", reason="unknown")
+            return [msg.text("このコードは見つかりませんでした。発行された10桁のコードをご確認ください。")]
+    if inp.text in ("担当者登録", "事務局登録"):
+        return [msg.text(f"{inp.text}のコード（英数字10桁）を続けて送ってください（例：{inp.text} ABCD234567）。")]
+    return None
 
 
 def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Message]:
@@ -115,23 +149,103 @@ def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Messag
     return [ack] + ENGINE.begin(profile.FLOW, s, ctx)
 
 
+# --- 3. button actions ----------------------------------------------------------------------
+
+
+def _detail(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
+    expert = review.find_expert(fields.get("id"))
+    if expert is None:
+        return [msg.text("申請が見つかりませんでした。")]
+    return submission.detail_messages(ctx, expert)
+
+
+def _decision(key: str) -> Callable[[Session, Context, dict[str, str]], list[Message]]:
+    op = review.OPS[key]
+
+    def handler(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
+        expert = review.find_expert(fields.get("id"))
+        if expert is None:
+            return [msg.text("申請が見つかりませんでした。")]
+        if not review.may_act(ctx, op, expert):
+            return review.refuse(ctx, op.key, expert.id)
+        return review.begin_decision(s, ctx, op, expert.id)
+
+    return handler
+
+
+def _consent(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
+    return commission.answer_consent(s, ctx, fields.get("ans") == "yes", fields.get("v"))
+
+
+def _accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
+    return commission.begin_acceptance(s, ctx)
+
+
+ACTIONS: dict[str, Callable[[Session, Context, dict[str, str]], list[Message]]] = {
+    "detail": _detail,
+    **{key: _decision(key) for key in review.OPS if key != "revoke"},
+    "consent": _consent,
+    "accept": _accept,
+}
+
+
+# --- 5. at rest -------------------------------------------------------------------------------
+
+
 def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
-    if inp.kind == "text" and inp.text in profile.FLOW.start_words:
+    text = inp.text if inp.kind == "text" else ""
+    expert = repo.expert_of(ctx.user)
+    if ctx.user.role == "reviewer" and text in ("審査待ち", "審査", "申請一覧"):
+        return _reviewer_queue(ctx)
+    if text in profile.FLOW.start_words:
         if not profile.can_edit(ctx):
             return [msg.text("登録申請はすでに送信済みです。\n" + _status_text(ctx))]
         return ENGINE.begin(profile.FLOW, s, ctx)
+    if expert is not None and commission.needs_consent(ctx, expert):
+        if text in commission.CONSENT_WORDS:
+            return commission.conditions_messages(ctx)
+        if text in ("同意する", "同意しない"):
+            return commission.answer_consent(s, ctx, text == "同意する", None)
+    if expert is not None and expert.status == "conditions_agreed" and text in ("就任承諾", "承諾"):
+        return commission.begin_acceptance(s, ctx)
+    if expert is not None and expert.status in ("conditions_agreed", "commissioned") and text == "委嘱状":
+        return commission.letter_messages(ctx, expert)
     command = inp.command()
     if command == "status":
-        return [msg.text(_status_text(ctx), ["登録", "ヘルプ"])]
+        return [msg.text(_status_text(ctx))]
     if command == "resume":
         return [msg.text("再開できる入力はありません。", ["登録", "状況", "ヘルプ"])]
+    if ctx.user.role == "reviewer":
+        return [msg.text(REVIEWER_HELP, ["審査待ち"])]
+    if ctx.user.role == "secretariat":
+        return [msg.text("事務局メンバーとして登録されています。「/help」でコマンドを確認できます。", ["/help", "/pending"])]
     if inp.kind == "unsupported":
         return [msg.text("申し訳ありません。このメッセージの種類には対応していません。文字で送ってください。", ["登録", "状況", "ヘルプ"])]
     return [msg.text(GENERAL_HELP, ["登録", "状況", "ヘルプ"])]
 
 
+def _reviewer_queue(ctx: Context) -> list[Message]:
+    pending = list(Expert.select().where((Expert.status == "pending_institution")
+                                         & (Expert.institution == ctx.user.institution_id))
+                   .order_by(Expert.submitted_at).limit(20))
+    if not pending:
+        return [msg.text("審査待ちの申請はありません。")]
+    head = msg.text(f"審査待ちの申請：{len(pending)}件" + ("（新しい4件を表示）" if len(pending) > 4 else ""))
+    return [head] + [card for e in pending[:4] for card in submission.cards_for(ctx, e, "reviewer")]
+
+
 def _status_text(ctx: Context) -> str:
+    if ctx.user.role == "reviewer" and ctx.user.institution is not None:
+        n = Expert.select().where((Expert.status == "pending_institution") & (Expert.institution == ctx.user.institution_id)).count()
+        return f"「{ctx.user.institution.name}」の担当者です。審査待ち：{n}件"
     expert = repo.expert_of(ctx.user)
     if expert is None:
         return "まだ専門家登録をしていません。「登録」と送ると始められます。"
-    return f"登録状況：{STATUS_LABELS.get(expert.status, expert.status)}"
+    line = f"登録状況：{lifecycle.LABELS.get(expert.status, expert.status)}"
+    if expert.status == "returned" and expert.status_reason:
+        line += f"\n差し戻しの理由：{expert.status_reason}\n「登録」と送ると修正できます。"
+    if commission.needs_consent(ctx, expert):
+        line += "\n委嘱条件への同意が必要です。「委嘱条件」と送ってください。"
+    if expert.status == "conditions_agreed":
+        line += "\n委嘱状をご確認のうえ、「就任承諾」と送ってください。"
+    return line
