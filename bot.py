@@ -7,6 +7,8 @@
     python bot.py institution add <name> <type> register a support institution
     python bot.py logs [--user U] [--flow F] [--level L] [--since T] [--until T] [-f]
     python bot.py stats                         experts per status, outbox per status
+    python bot.py admin invite | grant <user>   bootstrap the secretariat
+    python bot.py qr <institution>              QR code PNG with the institution code pre-filled
     python bot.py diagram                       draw every flow into docs/flows.md
 """
 from __future__ import annotations
@@ -163,6 +165,49 @@ def cmd_institution_add(config: Config, name: str, kind: str) -> int:
         return 2
     repo.audit("cli", "institution.add", target=f"institution:{inst.id}", after=inst.kind)
     print(f"{inst.name}（{inst.kind}）を登録しました。機関コード: {inst.code}")
+    return 0
+
+
+def cmd_admin(config: Config, action: str, user_id: str | None) -> int:
+    """Bootstrap the secretariat: nobody knows their LINE user id, so print a code to send."""
+    from conversations import roles
+    from storage import db as storage_db
+
+    storage_db.bind(config.database_url)
+    if action == "invite":
+        code = roles.issue_code("secretariat", "cli")
+        print("事務局メンバーの招待コード（24時間有効・1回限り）です。LINEでこのアカウントに次のように送ってください：")
+        print(f"  事務局登録 {code.code}")
+        return 0
+    if not user_id or not user_id.startswith("U") or len(user_id) != 33:
+        print("LINE のユーザーID（U で始まる33文字）を指定してください。", file=sys.stderr)
+        return 2
+    roles.grant(user_id, "secretariat", "cli")
+    print(f"{user_id} に事務局の役割を付与しました。")
+    return 0
+
+
+def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str | None) -> int:
+    """A PNG QR code that opens the chat with the institution code pre-filled."""
+    from conversations.documents import institution_qr_url, render_institution_qr
+    from storage import db as storage_db
+    from storage.models import Institution
+
+    storage_db.bind(config.database_url)
+    inst = (Institution.get_or_none(Institution.id == int(institution_ref)) if institution_ref.isdigit()
+            else Institution.get_or_none(Institution.name == institution_ref))
+    if inst is None:
+        print(f"支援機関「{institution_ref}」は見つかりませんでした。", file=sys.stderr)
+        return 2
+    if basic_id is None:
+        from handlers.line_api import LineApi
+
+        api = LineApi(config.channel_access_token, config.line_api_base_url, config.line_data_api_base_url)
+        basic_id = str(api.api.get_bot_info().basic_id)
+    path = out or Path(config.data_dir, f"qr-institution-{inst.id}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_institution_qr(basic_id=basic_id, code=inst.code, institution_name=inst.name))
+    print(f"{path} に保存しました（{institution_qr_url(basic_id, inst.code)}）")
     return 0
 
 
@@ -324,6 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until", help="ISO time")
     p.add_argument("-f", "--follow", action="store_true")
     sub.add_parser("stats", help="counts per status")
+    p = sub.add_parser("admin", help="bootstrap the secretariat")
+    asub = p.add_subparsers(dest="action", required=True)
+    asub.add_parser("invite", help="print a one-time code (24 h) to send to the bot in LINE")
+    g = asub.add_parser("grant", help="make a LINE user id a secretariat member (automation)")
+    g.add_argument("user_id")
+    p = sub.add_parser("qr", help="QR code PNG that opens the chat with an institution's code")
+    p.add_argument("institution", help="institution name or number")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--basic-id", help="the account's basic id (@xxxx); asked from LINE if omitted")
     p = sub.add_parser("diagram", help="draw every flow (mermaid) into docs/flows.md")
     p.add_argument("--out", default="docs/flows.md")
     args = parser.parse_args(argv)
@@ -334,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_demo(args.host, args.port, args.sim_port)
     if args.command == "diagram":
         return cmd_diagram(Path(args.out))
-    if args.command in ("init-db", "institution", "stats", "logs") and not os.environ.get("SIGNING_KEY"):
+    if args.command in ("init-db", "institution", "stats", "logs", "admin", "qr") and not os.environ.get("SIGNING_KEY"):
         # Ops commands that need no LINE credentials run against the local setup.
         local = Path(os.environ.get("DATA_DIR", "var")) / "local.env"
         if local.exists():
@@ -357,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_logs(config, args)
     if args.command == "stats":
         return cmd_stats(config)
+    if args.command == "admin":
+        return cmd_admin(config, args.action, getattr(args, "user_id", None))
+    if args.command == "qr":
+        return cmd_qr(config, args.institution, args.out, args.basic_id)
     parser.error(f"unknown command {args.command}")
     return 2
 

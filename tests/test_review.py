@@ -1,0 +1,192 @@
+"""Review, approval, consent, letter and acceptance — every actor through signed webhooks."""
+from __future__ import annotations
+
+import re
+
+import requests
+
+from storage.models import AuditLog, ConditionsConsent, Expert
+from tests.actors import EXPERT, OTHER_REVIEWER, REVIEWER, SEC, institution_with_reviewer, role_of, secretariat, submitted_application
+
+
+def tap(bot_app, user: str, data: str) -> list[str]:
+    return bot_app.say(user, "postback", data=data)
+
+
+def pushed_texts(bot_app, user: str) -> list[str]:
+    bot_app.drain()
+    return bot_app.texts_since(user, 0)
+
+
+def setup(bot_app):
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "レビュー商工会", REVIEWER)
+    return inst, submitted_application(inst)
+
+
+def test_institution_then_secretariat_approval_then_consent_letter_and_acceptance(bot_app):
+    inst, expert = setup(bot_app)
+    texts = bot_app.text(REVIEWER, "審査待ち")
+    assert "審査待ちの申請：1件" in texts[0] and "山田" in texts[1]
+    texts = tap(bot_app, REVIEWER, f"a=detail&id={expert.id}")
+    assert "申請No." in texts[0]
+    texts = tap(bot_app, REVIEWER, f"a=inst_approve&id={expert.id}")
+    assert "承認します" in texts[0]
+    texts = tap(bot_app, REVIEWER, "c=yes")
+    assert "承認しました" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "pending_secretariat"
+    assert any("事務局で最終確認" in t for t in pushed_texts(bot_app, EXPERT))
+    assert any("山田" in t for t in bot_app.texts_since(SEC, 0))
+
+    texts = bot_app.text(SEC, "/pending")
+    assert f"No.{expert.id}" in texts[0]
+    texts = bot_app.text(SEC, f"/approve {expert.id}")
+    assert "よろしいですか" in texts[0]
+    texts = tap(bot_app, SEC, "c=yes")
+    assert "承認しました" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "registered"
+    expert_texts = pushed_texts(bot_app, EXPERT)
+    assert any("委嘱条件" in t and "30分" in t for t in expert_texts)
+
+    texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
+    assert "同意を記録しました" in texts[0]
+    assert any("委嘱状" in t for t in texts)
+    consent = ConditionsConsent.get()
+    assert consent.agreed and consent.version == "2026-04" and len(consent.sha256) == 64 and consent.event_id
+    expert = Expert.get_by_id(expert.id)
+    assert expert.status == "conditions_agreed" and expert.commission_number == f"119-2026-{expert.id:05d}"
+    letter_url = re.search(r"(http://\S+/files/\S+)", bot_app.texts_since(EXPERT, 0)[-1]).group(1)
+    assert letter_url
+
+    texts = tap(bot_app, EXPERT, "a=accept")
+    assert any("就任承諾書" in t for t in texts)
+    texts = bot_app.text(EXPERT, "山田 次郎")
+    assert "一致しません" in texts[0]
+    texts = bot_app.text(EXPERT, "山田太郎")
+    assert "よろしいですか" in texts[-1]
+    texts = tap(bot_app, EXPERT, "c=yes")
+    assert "委嘱の手続きはすべて完了" in texts[0]
+    expert = Expert.get_by_id(expert.id)
+    assert expert.status == "commissioned" and expert.accepted_at and expert.accepted_event_id
+    assert any("委嘱が完了" in t for t in pushed_texts(bot_app, SEC))
+
+
+def test_letter_link_is_served_and_a_tampered_link_is_refused(bot_app):
+    inst, expert = setup(bot_app)
+    expert.status = "registered"
+    expert.save()
+    texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
+    url = re.search(r"(http://\S+/files/(\S+))", texts[-1])
+    local = bot_app.url + "/files/" + url.group(2)
+    response = requests.get(local, timeout=5)
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    tampered = local[:-3] + ("AAA" if not local.endswith("AAA") else "BBB")
+    assert requests.get(tampered, timeout=5).status_code == 403
+
+
+def test_return_reason_reaches_the_expert_verbatim(bot_app):
+    inst, expert = setup(bot_app)
+    tap(bot_app, REVIEWER, f"a=inst_return&id={expert.id}")
+    texts = bot_app.text(REVIEWER, "資格証明書の写真が不鮮明です。撮り直してください。")
+    assert "よろしいですか" in texts[0]
+    tap(bot_app, REVIEWER, "c=yes")
+    expert = Expert.get_by_id(expert.id)
+    assert (expert.status, expert.returned_by) == ("returned", "institution")
+    assert any("資格証明書の写真が不鮮明です。撮り直してください。" in t for t in pushed_texts(bot_app, EXPERT))
+
+
+def test_secretariat_reject_needs_a_reason_and_confirmation(bot_app):
+    inst, expert = setup(bot_app)
+    expert.status = "pending_secretariat"
+    expert.save()
+    assert "使い方" in bot_app.text(SEC, f"/reject {expert.id}")[0]
+    bot_app.text(SEC, f"/reject {expert.id} 登録要件を満たしていません")
+    texts = tap(bot_app, SEC, "c=no")
+    assert "取りやめました" in texts[0] and Expert.get_by_id(expert.id).status == "pending_secretariat"
+    bot_app.text(SEC, f"/reject {expert.id} 登録要件を満たしていません")
+    tap(bot_app, SEC, "c=yes")
+    assert Expert.get_by_id(expert.id).status == "rejected"
+    assert any("登録要件を満たしていません" in t for t in pushed_texts(bot_app, EXPERT))
+    assert any("事務局で却下" in t for t in bot_app.texts_since(REVIEWER, 0))
+
+
+def test_declining_the_conditions_asks_why_and_tells_the_secretariat(bot_app):
+    inst, expert = setup(bot_app)
+    expert.status = "registered"
+    expert.save()
+    texts = tap(bot_app, EXPERT, "a=consent&ans=no&v=2026-04")
+    assert "理由" in texts[0]
+    texts = bot_app.text(EXPERT, "謝金の上限について相談したい")
+    assert "事務局に伝えました" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "registered"
+    refusal = ConditionsConsent.get()
+    assert not refusal.agreed and refusal.reason == "謝金の上限について相談したい"
+    assert any("謝金の上限について相談したい" in t for t in pushed_texts(bot_app, SEC))
+    texts = bot_app.text(EXPERT, "委嘱条件")  # can consent later
+    assert any("同意しますか" in t for t in texts)
+
+
+def test_reviewer_of_another_institution_is_refused_and_audited(bot_app):
+    inst, expert = setup(bot_app)
+    institution_with_reviewer(bot_app, "別の商工会", OTHER_REVIEWER)
+    texts = tap(bot_app, OTHER_REVIEWER, f"a=inst_approve&id={expert.id}")
+    assert "権限がありません" in texts[0]
+    texts = tap(bot_app, OTHER_REVIEWER, f"a=detail&id={expert.id}")
+    assert "権限がありません" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "pending_institution"
+    assert AuditLog.select().where(AuditLog.action == "auth.refused").count() == 2
+    assert bot_app.text(OTHER_REVIEWER, "審査待ち")[0] == "審査待ちの申請はありません。"
+
+
+def test_plain_users_and_reviewers_cannot_use_admin_commands(bot_app):
+    inst, expert = setup(bot_app)
+    for user in (EXPERT, REVIEWER):
+        for command in ("/pending", f"/approve {expert.id}", "/invite"):
+            texts = bot_app.text(user, command)
+            assert texts == ["このコマンドは事務局のみ利用できます。"]
+    assert AuditLog.select().where(AuditLog.action == "admin.refused").count() == 6
+    assert Expert.get_by_id(expert.id).status == "pending_institution"
+
+
+def test_a_stale_card_cannot_decide_twice(bot_app):
+    inst, expert = setup(bot_app)
+    tap(bot_app, REVIEWER, f"a=inst_approve&id={expert.id}")
+    tap(bot_app, REVIEWER, "c=yes")
+    texts = tap(bot_app, REVIEWER, f"a=inst_reject&id={expert.id}")
+    bot_app.text(REVIEWER, "間違い")
+    texts = tap(bot_app, REVIEWER, "c=yes")
+    assert "できません" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "pending_secretariat"
+    assert AuditLog.select().where(AuditLog.action == "status.refused").count() == 1
+
+
+def test_admin_usage_lines_and_unknown_commands(bot_app):
+    secretariat(bot_app)
+    assert "使い方" in bot_app.text(SEC, "/show")[0]
+    assert "というコマンドはありません" in bot_app.text(SEC, "/frobnicate")[0]
+    assert "/pending" in bot_app.text(SEC, "/help")[0]
+    assert "見つかりませんでした" in bot_app.text(SEC, "/show 999")[0]
+    assert "認定支援機関" in bot_app.text(SEC, "/institution add 名前だけ 不明な種別")[0]
+
+
+def test_invite_and_revoke_from_line(bot_app):
+    secretariat(bot_app)
+    texts = bot_app.text(SEC, "/invite")
+    code = re.search(r"事務局登録 ([A-Z2-9]{10})", texts[-1]).group(1)
+    second = "U" + "5ec2" + "0" * 28
+    bot_app.text(second, f"事務局登録 {code}")
+    assert role_of(second) == "secretariat"
+    assert "使用済み" in bot_app.text("U" + "9" * 32, f"事務局登録 {code}")[0]
+    staff = bot_app.text(SEC, "/staff")[0]
+    number = re.findall(r"利用者No\.(\d+)", staff)[-1]
+    assert "取り消します" in bot_app.text(SEC, f"/revoke {number}")[0]
+    tap(bot_app, SEC, "c=yes")
+    assert role_of(second) is None
+    assert AuditLog.select().where(AuditLog.action == "role.revoke").count() == 1
+
+
+def test_find_and_stats(bot_app):
+    inst, expert = setup(bot_app)
+    assert f"No.{expert.id}" in bot_app.text(SEC, "/find 山田")[0]
+    assert f"No.{expert.id}" in bot_app.text(SEC, "/find ヤマダ")[0]
+    assert "支援機関の審査待ち：1件" in bot_app.text(SEC, "/stats")[0]
