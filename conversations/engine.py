@@ -63,6 +63,10 @@ class Input:
     longitude: float | None = None
     address: str | None = None
     message_id: str | None = None
+    # Image bytes, downloaded by the webhook the moment the event arrives
+    # (LINE keeps content only for a while); None if the download failed.
+    content: bytes | None = None
+    image_set: dict[str, Any] | None = None  # {"id", "index", "total"} when sent together
     timestamp_ms: int = 0
     event_id: str | None = None
 

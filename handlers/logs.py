@@ -32,13 +32,27 @@ def pseudonym(line_user_id: str | None) -> str | None:
 
 
 class _JsonLinesFile:
-    """Appends one line per event; opened once per process."""
+    """Appends one line per event to ``bot-<name>-<pid>.jsonl``.
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh: TextIO = path.open("a", encoding="utf-8", buffering=1)
+    The file is (re)opened whenever the pid changes, so gunicorn workers
+    forked from a ``--preload`` master each get their own file.
+    """
+
+    def __init__(self, log_dir: Path, process_name: str):
+        self.log_dir = log_dir
+        self.process_name = process_name
+        self.pid = -1
+        self.fh: TextIO | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.log_dir / f"bot-{self.process_name}-{os.getpid()}.jsonl"
 
     def write(self, line: str) -> None:
+        if self.pid != os.getpid() or self.fh is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.fh = self.path.open("a", encoding="utf-8", buffering=1)
+            self.pid = os.getpid()
         self.fh.write(line + "\n")
 
 
@@ -67,8 +81,9 @@ def configure(signing_key: str, log_dir: str | Path | None, process_name: str = 
     sinks: list[Any] = [_Stdout()] if stdout else []
     path = None
     if log_dir is not None:
-        path = Path(log_dir, f"bot-{process_name}-{os.getpid()}.jsonl")
-        sinks.append(_JsonLinesFile(path))
+        sink = _JsonLinesFile(Path(log_dir), process_name)
+        sinks.append(sink)
+        path = sink.path
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -139,11 +154,12 @@ def follow(log_dir: str | Path, poll: float = 0.5) -> Iterator[dict[str, Any]]:
     while True:
         for path in sorted(Path(log_dir).glob("*.jsonl")):
             start = offsets.get(path, 0)
-            with path.open(encoding="utf-8", errors="replace") as fh:
+            with path.open("rb") as fh:
                 fh.seek(start)
                 chunk = fh.read()
-                offsets[path] = fh.tell()
-            for line in chunk.splitlines():
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
+            offsets[path] = start + len(complete)
+            for line in complete.decode("utf-8", "replace").splitlines():
                 try:
                     yield json.loads(line)
                 except ValueError:

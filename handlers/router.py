@@ -54,7 +54,8 @@ def to_input(event: dict[str, Any]) -> Input:
             return Input(kind="location", latitude=message.get("latitude"), longitude=message.get("longitude"),
                          address=message.get("address"), **base)
         if mtype == "image":
-            return Input(kind="image", message_id=message.get("id"), **base)
+            image_set = message.get("imageSet") if isinstance(message.get("imageSet"), dict) else None
+            return Input(kind="image", message_id=message.get("id"), image_set=image_set, **base)
         return Input(kind="unsupported", **base)
     if etype == "postback":
         postback = event.get("postback") or {}

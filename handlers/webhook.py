@@ -173,6 +173,8 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
     user_id: str = event["source"]["userId"]
     event_id: str = event["webhookEventId"]
     inp = router.to_input(event)
+    if inp.kind == "image" and inp.message_id:
+        inp.content = _download(rt, inp.message_id, user_id)
     ctx: Context | None = None
     flow_before = state_before = None
     with database.atomic() as txn:
@@ -213,6 +215,15 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
     return "processed"
+
+
+def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:
+    """Fetch an image at once (LINE's content expires); the step explains a failure."""
+    try:
+        return rt.line.content(message_id)
+    except LineApiError as exc:
+        log.warning("content.download_failed", status=exc.status, user=pseudonym(user_id))
+        return None
 
 
 def _load_session(rt: Runtime, user_id: str, sql_rev: int, ctx: Context) -> Session:
