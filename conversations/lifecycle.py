@@ -112,6 +112,8 @@ def change_status(expert: Expert, trigger: str, *, actor: str, reason: str | Non
             expert.returned_by = trigger.split("_", 1)[0]
     if trigger == "submit":
         expert.submitted_at = utcnow()
+    if after == "registered":
+        expert.profile = dict(expert.draft or {})  # the approved answers, now in force
     expert.save()
     repo.audit(actor, "status.change", target=f"expert:{expert.id}", before=before, after=after, reason=reason,
                event_id=event_id)

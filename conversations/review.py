@@ -47,7 +47,10 @@ OPS: dict[str, Op] = {op.key: op for op in [
     Op("sec_return", "secretariat_return", "secretariat", "差し戻し", True),
     Op("sec_reject", "secretariat_reject", "secretariat", "却下", True),
     Op("revoke", "", "secretariat", "役割の取り消し", False),
+    Op("chg_approve", "", "reviewer", "承認", False),
+    Op("chg_return", "", "reviewer", "差し戻し", True),
 ]}
+CHANGE_OPS = ("chg_approve", "chg_return")
 
 
 def action_data(action: str, **fields: object) -> str:
@@ -145,6 +148,8 @@ class Confirm(Step):
         op = OPS[s.data["op"]]
         if op.key == "revoke":
             text = f"利用者No.{s.data['expert_id']}（{s.data.get('label', '')}）の役割を取り消します。"
+        elif op.key in CHANGE_OPS:
+            text = f"変更申請No.{s.data['expert_id']} を{op.verb}します。"
         else:
             expert = find_expert(s.data["expert_id"])
             name = display_name(expert) if expert else "—"
@@ -197,6 +202,10 @@ def apply(ctx: Context, op: Op, expert_id: object, reason: str | None) -> list[M
     """Apply a confirmed decision and write the notifications it causes."""
     if op.key == "revoke":
         return _apply_revoke(ctx, expert_id)
+    if op.key in CHANGE_OPS:
+        from conversations import changes
+
+        return changes.decide(ctx, op, expert_id, reason)
     expert = find_expert(expert_id)
     if expert is None:
         return [msg.text(f"申請No.{expert_id} は見つかりませんでした。")]

@@ -19,7 +19,7 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
-from conversations import admin, commission, lifecycle, profile, review, roles, submission
+from conversations import admin, changes, commission, lifecycle, profile, review, roles, submission
 from conversations import messages as msg
 from conversations.engine import Context, Engine, Input
 from storage import repo
@@ -164,6 +164,13 @@ def _decision(key: str) -> Callable[[Session, Context, dict[str, str]], list[Mes
     op = review.OPS[key]
 
     def handler(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
+        if key in review.CHANGE_OPS:
+            change = changes.find(fields.get("id"))
+            if change is None:
+                return [msg.text("変更申請が見つかりませんでした。")]
+            if not changes.may_decide(ctx, change):
+                return review.refuse(ctx, op.key, change.expert_id)
+            return review.begin_decision(s, ctx, op, change.id)
         expert = review.find_expert(fields.get("id"))
         if expert is None:
             return [msg.text("申請が見つかりませんでした。")]

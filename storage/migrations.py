@@ -50,9 +50,19 @@ def _v2_review_and_commission(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([models.ConditionsConsent], safe=True)
 
 
+def _v3_change_requests(db: Database, migrator: SchemaMigrator) -> None:
+    """Approved answers kept apart from the working draft; change requests."""
+    expert = models.Expert
+    columns = {c.name for c in db.get_columns(expert._meta.table_name)}
+    if "profile" not in columns:
+        migrate(migrator.add_column(expert._meta.table_name, "profile", expert.profile))
+    db.create_tables([models.ChangeRequest], safe=True)
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
+    _v3_change_requests,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -111,6 +111,26 @@ class Expert(BaseModel):
     accepted_at = DateTimeField(null=True)
     accepted_event_id = CharField(max_length=64, null=True)
     account_blind = CharField(max_length=64, null=True, index=True)
+    # v3: the answers in force (copied from ``draft`` when an application or
+    # a change request is approved). ``draft`` is always the working copy.
+    profile = JSONField(null=True)
+
+
+class ChangeRequest(BaseModel):
+    """A change of profile or bank account after approval, re-reviewed by the institution.
+
+    The approved data (``Expert.profile``) stays in force until it is approved.
+    """
+
+    id = AutoField()
+    expert = ForeignKeyField(Expert, backref="changes", on_delete="CASCADE")
+    status = CharField(max_length=16, default="pending", index=True)  # pending / approved / returned
+    changed = JSONField(default=list)  # [[label, old, new], …] as shown to the reviewer
+    bank_changed = BooleanField(default=False)
+    reason = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    decided_at = DateTimeField(null=True)
+    decided_by = CharField(max_length=64, null=True)
 
 
 class ConditionsConsent(BaseModel):
@@ -196,4 +216,5 @@ ALL_MODELS: list[type[Model]] = [
     ProcessedEvent,
     OneTimeCode,
     ConditionsConsent,
+    ChangeRequest,
 ]
