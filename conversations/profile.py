@@ -5,8 +5,10 @@ then one step per question with its prompt beside it. Every answer is
 saved to the expert's draft in SQL the moment it is given; the session
 only remembers the position.
 
-This module covers SPEC.md §1 steps 1–4 (terms, institution code, 氏名,
-フリガナ); the remaining steps extend the same lists.
+Steps 1–4 (terms, institution code, 氏名, フリガナ) are written here; the
+questions of steps 5–13 (生年月日 … 振込口座) live in
+``conversations/profile_steps.py`` in the same order, and are assembled
+into the one flow below.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import re
 
 from linebot.v3.messaging import Message
 
+from conversations import banks
 from conversations import messages as msg
+from conversations import profile_steps as steps
 from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
 from conversations.normalize import InvalidInput, format_name, parse_kana_name, parse_person_name
 from storage import repo
@@ -25,7 +29,16 @@ EDITABLE_STATUSES = ("draft", "returned")
 
 # --- states and transitions --------------------------------------------------------
 
-STATES = ["terms", "institution", "name", "kana", "saved"]
+STATES = [
+    "terms", "institution", "name", "kana",
+    "birthdate", "phone", "email", "postal", "address",
+    "qualifications", "qualification_other",
+    "requirements", "requirement_years", "requirement_detail",
+    "expertise", "areas",
+    "bank", "bank_confirm", "yucho", "branch", "branch_confirm", "account_type", "account_number", "holder",
+    "saved",
+]
+REQUIREMENT_PARTS = ["requirements", "requirement_years", "requirement_detail"]
 
 
 def _has_institution(ctx: Context) -> bool:
@@ -33,6 +46,10 @@ def _has_institution(ctx: Context) -> bool:
     return bool(expert and expert.draft.get("institution_id"))
 
 
+# ``next`` moves on to the next item of the form. The other triggers move
+# inside one item (その他 → its name, a requirement's years → detail, a
+# confirmation answered いいえ → the question again), so a fix made from
+# the summary only returns there once the item is complete (engine: EDIT_FLAG).
 TRANSITIONS = [
     # The institution code often arrives before the terms (from the QR
     # code), so its step is skipped when it is already known.
@@ -40,7 +57,33 @@ TRANSITIONS = [
     {"trigger": "next", "source": "terms", "dest": "institution"},
     {"trigger": "next", "source": "institution", "dest": "name"},
     {"trigger": "next", "source": "name", "dest": "kana"},
-    {"trigger": "next", "source": "kana", "dest": "saved"},
+    {"trigger": "next", "source": "kana", "dest": "birthdate"},
+    {"trigger": "next", "source": "birthdate", "dest": "phone"},
+    {"trigger": "next", "source": "phone", "dest": "email"},
+    {"trigger": "next", "source": "email", "dest": "postal"},
+    {"trigger": "next", "source": "postal", "dest": "address"},
+    {"trigger": "next", "source": "address", "dest": "qualifications"},
+    # 保有資格, then 登録要件: (a) is met by any qualification.
+    {"trigger": "other", "source": "qualifications", "dest": "qualification_other"},
+    {"trigger": "next", "source": ["qualifications", "qualification_other"], "dest": "requirements"},
+    # Each chosen requirement: years (below its minimum → dropped), then a one-line detail.
+    {"trigger": "years", "source": ["requirements", "requirement_detail"], "dest": "requirement_years"},
+    {"trigger": "detail", "source": "requirement_years", "dest": "requirement_detail"},
+    {"trigger": "next", "source": REQUIREMENT_PARTS, "dest": "expertise"},
+    {"trigger": "next", "source": "expertise", "dest": "areas"},
+    {"trigger": "next", "source": "areas", "dest": "bank"},
+    # 振込口座: bank, then ゆうちょ 記号・番号 or branch / 種目 / 番号, then the holder.
+    {"trigger": "next", "source": "bank", "dest": "bank_confirm"},
+    {"trigger": "retry", "source": "bank_confirm", "dest": "bank"},
+    {"trigger": "yucho", "source": "bank_confirm", "dest": "yucho"},
+    {"trigger": "next", "source": "bank_confirm", "dest": "branch"},
+    {"trigger": "next", "source": "yucho", "dest": "holder"},
+    {"trigger": "next", "source": "branch", "dest": "branch_confirm"},
+    {"trigger": "retry", "source": "branch_confirm", "dest": "branch"},
+    {"trigger": "next", "source": "branch_confirm", "dest": "account_type"},
+    {"trigger": "next", "source": "account_type", "dest": "account_number"},
+    {"trigger": "next", "source": "account_number", "dest": "holder"},
+    {"trigger": "next", "source": "holder", "dest": "saved"},
 ]
 
 
@@ -171,6 +214,18 @@ class Kana(Step):
         return Advance([msg.text(f"フリガナを「{format_name(family, given)}」で保存しました。")])
 
 
+# --- 5–13: conversations/profile_steps.py ----------------------------------------------
+
+STEPS_5_TO_13 = [
+    steps.Birthdate(), steps.Phone(), steps.Email(), steps.Postal(), steps.Address(),
+    steps.Qualifications(), steps.QualificationOther(),
+    steps.Requirements(), steps.RequirementYears(), steps.RequirementDetail(),
+    steps.Expertise(), steps.Areas(),
+    steps.Bank(), steps.BankConfirm(), steps.Yucho(), steps.Branch(), steps.BranchConfirm(),
+    steps.AccountType(), steps.AccountNumber(), steps.Holder(),
+]
+
+
 # --- end of the steps built so far --------------------------------------------------------
 
 
@@ -186,9 +241,9 @@ class Saved(Step):
         return [msg.text(
             "ここまでの入力内容を保存しました。\n"
             f"・支援機関：{draft.get('institution_name', '')}\n"
-            f"・氏名：{name}\n"
-            f"・フリガナ：{kana}\n"
-            "生年月日以降の項目は、このあと入力していただきます。修正する場合は「戻る」と送ってください。"
+            f"・氏名：{name}（{kana}）\n"
+            f"・振込口座：{steps.account_line(draft)}\n"
+            "写真の提出と最終確認は、このあと入力していただきます。修正する場合は「戻る」と送ってください。"
         )]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
@@ -200,18 +255,46 @@ class Saved(Step):
 
 class ProfileFlow(Flow):
     def resume_state(self, ctx: Context) -> str | None:
+        """The first unanswered question, sub-questions included (bank chosen, no branch → branch)."""
         expert = repo.expert_of(ctx.user)
         if expert is None or expert.status not in EDITABLE_STATUSES:
             return None
         draft = expert.draft or {}
-        if not draft.get("terms_version"):
-            return "terms"
-        if not draft.get("institution_id"):
-            return "institution"
-        if not draft.get("family_name"):
-            return "name"
-        if not draft.get("kana_family"):
-            return "kana"
+        simple = [
+            ("terms_version", "terms"), ("institution_id", "institution"), ("family_name", "name"),
+            ("kana_family", "kana"), ("birthdate", "birthdate"), ("phone", "phone"), ("email", "email"),
+            ("postal", "postal"), ("address", "address"),
+        ]
+        for key, state in simple:
+            if not draft.get(key):
+                return state
+        if "qualifications" not in draft:
+            return "qualifications"
+        other = steps.other_qualification(ctx)
+        if other in draft["qualifications"] and not draft.get("qualification_other"):
+            return "qualification_other"
+        if not isinstance(draft.get("requirements"), list):
+            return "requirements"
+        for entry in draft["requirements"]:
+            if "years" not in entry:
+                return "requirement_years"
+            if "detail" not in entry:
+                return "requirement_detail"
+        if not draft.get("requirements_met"):  # not concluded, or none met (refused): choose again
+            return "requirements"
+        for key, state in (("expertise", "expertise"), ("areas", "areas"), ("bank_code", "bank")):
+            if not draft.get(key):
+                return state
+        if draft["bank_code"] == banks.YUCHO_BANK_CODE:
+            if not draft.get("account_number_enc"):
+                return "yucho"
+        else:
+            for key, state in (("branch_code", "branch"), ("account_type", "account_type"),
+                               ("account_number_enc", "account_number")):
+                if not draft.get(key):
+                    return state
+        if not draft.get("holder_enc"):
+            return "holder"
         return "saved"
 
     def on_begin(self, ctx: Context) -> None:
@@ -226,10 +309,11 @@ class ProfileFlow(Flow):
 FLOW = ProfileFlow(
     "profile",
     "プロフィール登録",
-    [Terms(), InstitutionCode(), Name(), Kana(), Saved()],
+    [Terms(), InstitutionCode(), Name(), Kana(), *STEPS_5_TO_13, Saved()],
     TRANSITIONS,
     start_words=["登録", "プロフィール登録", "プロフィール"],
 )
+assert FLOW.order == STATES, "the steps must be listed in STATES order"
 
 
 def can_edit(ctx: Context) -> bool:
