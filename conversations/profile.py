@@ -18,6 +18,7 @@ from linebot.v3.messaging import Message
 
 from conversations import banks
 from conversations import messages as msg
+from conversations import profile_review as final
 from conversations import profile_steps as steps
 from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
 from conversations.normalize import InvalidInput, format_name, parse_kana_name, parse_person_name
@@ -36,7 +37,8 @@ STATES = [
     "requirements", "requirement_years", "requirement_detail",
     "expertise", "areas",
     "bank", "bank_confirm", "yucho", "branch", "branch_confirm", "account_type", "account_number", "holder",
-    "saved",
+    "photo_face", "photo_id_doc", "photo_qualification", "photo_passbook",
+    "confirm",
 ]
 REQUIREMENT_PARTS = ["requirements", "requirement_years", "requirement_detail"]
 
@@ -44,6 +46,12 @@ REQUIREMENT_PARTS = ["requirements", "requirement_years", "requirement_detail"]
 def _has_institution(ctx: Context) -> bool:
     expert = repo.expert_of(ctx.user)
     return bool(expert and expert.draft.get("institution_id"))
+
+
+def _named_a_qualification(ctx: Context) -> bool:
+    """資格証明書 is required only when a qualification was named."""
+    expert = repo.expert_of(ctx.user)
+    return bool(expert and expert.draft.get("qualifications"))
 
 
 # ``next`` moves on to the next item of the form. The other triggers move
@@ -83,7 +91,16 @@ TRANSITIONS = [
     {"trigger": "next", "source": "branch_confirm", "dest": "account_type"},
     {"trigger": "next", "source": "account_type", "dest": "account_number"},
     {"trigger": "next", "source": "account_number", "dest": "holder"},
-    {"trigger": "next", "source": "holder", "dest": "saved"},
+    # 写真: 顔写真, 本人確認書類, 資格証明書 (when a qualification was named), 通帳.
+    {"trigger": "next", "source": "holder", "dest": "photo_face"},
+    {"trigger": "next", "source": "photo_face", "dest": "photo_id_doc"},
+    {"trigger": "next", "source": "photo_id_doc", "dest": "photo_qualification", "conditions": _named_a_qualification},
+    {"trigger": "next", "source": "photo_id_doc", "dest": "photo_passbook"},
+    {"trigger": "next", "source": "photo_qualification", "dest": "photo_passbook"},
+    {"trigger": "next", "source": "photo_passbook", "dest": "confirm"},
+    # The summary: 修正 jumps to an item's first question; finishing the item comes back.
+    *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in final.EDITABLE),
+    {"trigger": "review", "source": "*", "dest": "confirm"},
 ]
 
 
@@ -229,26 +246,6 @@ STEPS_5_TO_13 = [
 # --- end of the steps built so far --------------------------------------------------------
 
 
-class Saved(Step):
-    name = "saved"
-    title = "入力内容の保存"
-    help = "ここまでの入力内容は保存されています。"
-
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        expert, draft = _draft(ctx)
-        name = format_name(draft.get("family_name", ""), draft.get("given_name", ""))
-        kana = format_name(draft.get("kana_family", ""), draft.get("kana_given", ""))
-        return [msg.text(
-            "ここまでの入力内容を保存しました。\n"
-            f"・支援機関：{draft.get('institution_name', '')}\n"
-            f"・氏名：{name}（{kana}）\n"
-            f"・振込口座：{steps.account_line(draft)}\n"
-            "写真の提出と最終確認は、このあと入力していただきます。修正する場合は「戻る」と送ってください。"
-        )]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        return Finish([msg.text("入力内容は保存されています。「登録」と送ると、いつでも内容を確認・修正できます。", ["登録"])])
-
 
 # --- the flow ------------------------------------------------------------------------------------
 
@@ -295,7 +292,11 @@ class ProfileFlow(Flow):
                     return state
         if not draft.get("holder_enc"):
             return "holder"
-        return "saved"
+        photos = draft.get("photos") or {}
+        for key in final.required_photos(draft):
+            if key not in photos:
+                return f"photo_{key}"
+        return "confirm"
 
     def on_begin(self, ctx: Context) -> None:
         repo.ensure_expert(ctx.user)
@@ -309,7 +310,8 @@ class ProfileFlow(Flow):
 FLOW = ProfileFlow(
     "profile",
     "プロフィール登録",
-    [Terms(), InstitutionCode(), Name(), Kana(), *STEPS_5_TO_13, Saved()],
+    [Terms(), InstitutionCode(), Name(), Kana(), *STEPS_5_TO_13,
+     final.FacePhoto(), final.IdPhoto(), final.QualificationPhoto(), final.PassbookPhoto(), final.Confirm()],
     TRANSITIONS,
     start_words=["登録", "プロフィール登録", "プロフィール"],
 )
@@ -317,5 +319,6 @@ assert FLOW.order == STATES, "the steps must be listed in STATES order"
 
 
 def can_edit(ctx: Context) -> bool:
+    """An application not yet sent (or returned) can be edited freely."""
     expert = repo.expert_of(ctx.user)
     return expert is None or expert.status in EDITABLE_STATUSES

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
 
-from conversations import flex, submission
+from conversations import changes, flex, submission
 from conversations import messages as msg
 from conversations.engine import EDIT_FLAG, Advance, Context, Finish, Input, Invalid, Outcome, Step
 from storage import repo
@@ -106,17 +106,27 @@ class Confirm(Step):
 
     def _submit(self, ctx: Context) -> Outcome:
         expert = repo.ensure_expert(ctx.user)
-        if expert.status not in ("draft", "returned"):
-            return Finish([msg.text("この申請はすでに送信されています。「状況」と送ると進み具合を確認できます。")])
         missing = [label for label, value, _ in submission.summary_rows(expert.draft or {}) if value in ("—", "")
                    and label not in OPTIONAL_LABELS]
         if missing:
             return Invalid("まだ入力されていない項目があります：" + "、".join(missing))
+        if expert.status in changes.APPROVED_STATUSES:
+            if not changes.can_change(expert):
+                return Finish([msg.text("変更申請はすでに送信されています。審査結果をお待ちください。")])
+            result = changes.submit_change(ctx, expert)
+            return Invalid(result) if isinstance(result, str) else Finish(result)
+        if expert.status not in ("draft", "returned"):
+            return Finish([msg.text("この申請はすでに送信されています。「状況」と送ると進み具合を確認できます。")])
         return Finish(submission.submit(ctx, expert))
+
+
+def required_photos(draft: dict) -> list[str]:
+    keys = ["face", "id_doc"] + (["qualification"] if draft.get("qualifications") else []) + ["passbook"]
+    return keys
 
 
 # Where each 修正 jumps to (the first question of that item).
 EDITABLE = ["name", "kana", "birthdate", "phone", "email", "postal", "qualifications", "requirements",
-            "expertise", "areas", "bank", "photo_face"]
-LABEL_TO_STEP = {label: step for label, _, step in submission.summary_rows({}) if step}
+            "expertise", "areas", "bank", "photo_face", "photo_id_doc", "photo_qualification", "photo_passbook"]
+LABEL_TO_STEP = {label: step for label, _, step in submission.summary_rows({"qualifications": ["x"]}) if step}
 OPTIONAL_LABELS = {"保有資格"}

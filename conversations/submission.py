@@ -30,10 +30,10 @@ def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     def name(a: str, b: str) -> str:
         return f"{draft.get(a, '')}　{draft.get(b, '')}".strip() or "—"
 
-    requirements = draft.get("requirements") or []
+    years = {r.get("key"): r.get("years") for r in draft.get("requirements") or [] if isinstance(r, dict)}
     req_text = "、".join(
-        f"({r.get('key')}) {r.get('years', '')}年" if r.get("years") else f"({r.get('key')})" for r in requirements
-    ) if isinstance(requirements, list) else "—"
+        "(a) 公的資格" if key == "a" else f"({key}) {years.get(key, '')}年" for key in draft.get("requirements_met") or []
+    )
     bank = draft.get("bank_name")
     account = "—"
     if bank:
@@ -53,7 +53,12 @@ def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         ("振込口座", account, "bank"),
     ]
     photos = draft.get("photos") or {}
-    rows.append(("写真", "、".join(PHOTO_LABELS[k] for k in PHOTO_LABELS if k in photos) or "—", "photo_face"))
+    for key, label in PHOTO_LABELS.items():
+        if key == "qualification" and not draft.get("qualifications") and key not in photos:
+            continue
+        # The file id changes when the photo does, so a retake shows as a change.
+        value = f"提出済み（{photos[key][:6]}）" if key in photos else "—"
+        rows.append((label, value, f"photo_{key}"))
     return rows
 
 

@@ -365,7 +365,7 @@ def test_bank_by_name_with_confirmation_then_branch_type_number_and_holder(bot_a
     assert crypto.decrypt(draft["account_number_enc"]) == "0314159"
     assert crypto.decrypt(draft["holder_enc"]) == "ﾔﾏﾀﾞ ﾀﾛｳ"
     assert draft["account_blind"] == crypto.blind_index("0005" + "001" + "0314159", "bank-account")
-    assert state_of(bot_app) == "saved"
+    assert state_of(bot_app) == "photo_face"
     replies = [t for d in bot_app.line.deliveries_for(USER) for m in d["messages"] for t in [json.dumps(m, ensure_ascii=False)]]
     assert not any("314159" in r for r in replies)
     assert_no_plaintext(bot_app, "314159", "ﾔﾏﾀﾞ", "ヤマダ タロウ", "やまだ　たろう")
@@ -412,7 +412,7 @@ def test_holder_must_be_the_experts_own_name(bot_app):
     assert "holder_enc" not in draft_of()
     assert state_of(bot_app) == "holder"
     bot_app.text(USER, "ﾔﾏﾀﾞ ﾀﾛｳ")
-    assert state_of(bot_app) == "saved"
+    assert state_of(bot_app) == "photo_face"
 
 
 def test_back_from_each_bank_sub_step_goes_to_the_previous_question(bot_app):
@@ -476,7 +476,7 @@ def test_odd_inputs_at_every_new_question_are_answered_without_error(bot_app):
     seen = []
     for _ in range(40):
         state = state_of(bot_app)
-        if state == "saved":
+        if state == "photo_face":
             break
         if state not in seen:
             seen.append(state)
@@ -488,5 +488,5 @@ def test_odd_inputs_at_every_new_question_are_answered_without_error(bot_app):
                 continue  # an odd input happened to be an answer; go on from where it led
         for answer in ANSWERS[state_of(bot_app)]:
             bot_app.text(USER, answer)
-    assert state_of(bot_app) == "saved"
+    assert state_of(bot_app) == "photo_face"
     assert {"birthdate", "qualifications", "requirements", "areas", "bank", "holder"} <= set(seen)

@@ -1,0 +1,156 @@
+"""One expert from follow to commissioned, with a reviewer and the secretariat in the same test.
+
+Everything goes through signed webhooks and the fake LINE platform, which
+checks every reply and push against LINE's OpenAPI spec (the fixture fails
+the test on any violation).
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import requests
+from PIL import Image
+
+from storage.models import AuditLog, Expert, LineUser, Outbox
+from tests.actors import REVIEWER, SEC, institution_with_reviewer, secretariat
+
+EXPERT = "U" + "ab" * 16
+PHONE_DIGITS = "09024681357"
+EMAIL = "hanako.suzuki@example.com"
+ACCOUNT = "7654321"
+
+
+def photo(bot_app, color: str, size: tuple[int, int] = (480, 640)) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return bot_app.line.add_content(buffer.getvalue(), "image/jpeg")
+
+
+def send_photo(bot_app, user: str, color: str, size: tuple[int, int] = (480, 640)) -> list[str]:
+    return bot_app.say(user, "image", messageId=photo(bot_app, color, size))
+
+
+def state(bot_app, user: str = EXPERT) -> str | None:
+    session = bot_app.rt.sessions.load(user)
+    return session.state if session else None
+
+
+def register(bot_app, code: str) -> list[str]:
+    """The expert fills in the whole form; returns the texts of the last reply (the summary)."""
+    bot_app.say(EXPERT, "follow")
+    script = [
+        "同意する", code, "鈴木 花子", "すずき はなこ", "昭和55年4月1日", "０９０－２４６８－１３５７", EMAIL,
+        "〒100-0001", "東京都千代田区丸の内1-1-1", "中小企業診断士", "完了", "完了", "2", "完了", "関東", "完了",
+        "0001", "はい", "新宿", "はい", "普通", ACCOUNT, "スズキ ハナコ",
+    ]
+    for answer in script:
+        texts = bot_app.text(EXPERT, answer)
+        assert not any("エラーが発生しました" in t for t in texts), (answer, texts)
+    assert state(bot_app) == "photo_face", state(bot_app)
+    send_photo(bot_app, EXPERT, "red")
+    send_photo(bot_app, EXPERT, "green")
+    send_photo(bot_app, EXPERT, "blue")
+    texts = send_photo(bot_app, EXPERT, "white")
+    assert state(bot_app) == "confirm"
+    return texts
+
+
+def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "ジャーニー商工会", REVIEWER)
+    texts = register(bot_app, institution.code)
+    assert "登録内容の確認" in texts[-2] and "送信" in texts[-1]
+
+    # 修正 from the summary jumps to the item and comes straight back.
+    texts = bot_app.say(EXPERT, "postback", data="p=edit&s=email")
+    assert any("メール" in t for t in texts)
+    texts = bot_app.text(EXPERT, EMAIL)
+    assert state(bot_app) == "confirm"
+
+    texts = bot_app.say(EXPERT, "postback", data="p=submit")
+    assert "登録申請を送信しました" in texts[0]
+    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    assert expert.status == "pending_institution" and expert.family_name == "鈴木"
+    bot_app.drain()
+    reviewer_texts = bot_app.texts_since(REVIEWER, 0)
+    assert any("新しい専門家登録の申請" in t for t in reviewer_texts)
+
+    # The reviewer opens the details: photos come as short-lived signed links.
+    bot_app.say(REVIEWER, "postback", data=f"a=detail&id={expert.id}")
+    card = bot_app.line.deliveries_for(REVIEWER)[-1]["messages"][0]
+    links = re.findall(r'"uri": "([^"]+/files/[^"]+)"', json.dumps(card))
+    assert len(links) == 4
+    local = bot_app.url + "/files/" + links[0].rsplit("/files/", 1)[1]
+    response = requests.get(local, timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"
+
+    bot_app.say(REVIEWER, "postback", data=f"a=inst_approve&id={expert.id}")
+    bot_app.say(REVIEWER, "postback", data="c=yes")
+    bot_app.drain()
+    bot_app.text(SEC, f"/approve {expert.id}")
+    bot_app.say(SEC, "postback", data="c=yes")
+    bot_app.drain()
+    assert any("委嘱条件" in t for t in bot_app.texts_since(EXPERT, 0))
+
+    texts = bot_app.say(EXPERT, "postback", data="a=consent&ans=yes&v=2026-04")
+    assert any("委嘱状" in t for t in texts)
+    bot_app.say(EXPERT, "postback", data="a=accept")
+    bot_app.text(EXPERT, "鈴木　花子")
+    texts = bot_app.say(EXPERT, "postback", data="c=yes")
+    assert "委嘱の手続きはすべて完了" in texts[0]
+    bot_app.drain()
+
+    expert = Expert.get_by_id(expert.id)
+    assert expert.status == "commissioned"
+    assert expert.profile["email"] == EMAIL  # the approved answers are in force
+    changes = [(a.before, a.after) for a in AuditLog.select().where(AuditLog.action == "status.change").order_by(AuditLog.id)]
+    assert changes == [("draft", "pending_institution"), ("pending_institution", "pending_secretariat"),
+                       ("pending_secretariat", "registered"), ("registered", "conditions_agreed"),
+                       ("conditions_agreed", "commissioned")]
+    assert Outbox.select().where(Outbox.status != "sent").count() == 0
+
+    # Nothing personal in the logs of the whole journey.
+    blob = "\n".join(bot_app.log_lines())
+    for secret in (EXPERT, ACCOUNT, PHONE_DIGITS, "+819024681357", "2468", EMAIL, "鈴木", "花子", "スズキ", "ｽｽﾞｷ"):
+        assert secret not in blob, secret
+
+
+def test_returned_application_reopens_the_form_with_the_reason(bot_app):
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "差戻商工会", REVIEWER)
+    register(bot_app, institution.code)
+    bot_app.say(EXPERT, "postback", data="p=submit")
+    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    bot_app.say(REVIEWER, "postback", data=f"a=inst_return&id={expert.id}")
+    bot_app.text(REVIEWER, "住所に建物名を追加してください")
+    bot_app.say(REVIEWER, "postback", data="c=yes")
+    bot_app.drain()
+    texts = bot_app.text(EXPERT, "登録")
+    assert any("住所に建物名を追加してください" in t for t in texts)
+    bot_app.say(EXPERT, "postback", data="p=edit&s=postal")
+    bot_app.text(EXPERT, "100-0001")
+    bot_app.text(EXPERT, "東京都千代田区丸の内1-1-1 丸の内ビル5階")
+    assert state(bot_app) == "confirm"
+    texts = bot_app.text(EXPERT, "送信")
+    assert "登録申請を送信しました" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "pending_institution"
+
+
+def test_a_too_small_photo_is_refused_with_a_retake(bot_app):
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "写真商工会", REVIEWER)
+    bot_app.say(EXPERT, "follow")
+    for answer in ["同意する", institution.code, "鈴木 花子", "すずき はなこ", "昭和55年4月1日", "09024681357", EMAIL,
+                   "1000001", "東京都千代田区丸の内1-1-1", "なし", "1", "完了", "15", "製造業の経営", "1", "完了", "東京", "完了",
+                   "0001", "はい", "新宿", "はい", "普通", ACCOUNT, "スズキ ハナコ"]:
+        bot_app.text(EXPERT, answer)
+    assert state(bot_app) == "photo_face", state(bot_app)
+    texts = send_photo(bot_app, EXPERT, "red", (200, 200))
+    assert "小さすぎます" in texts[0] and state(bot_app) == "photo_face"
+    texts = bot_app.text(EXPERT, "写真はあとで")
+    assert "写真を送ってください" in texts[0]
+    send_photo(bot_app, EXPERT, "red")
+    send_photo(bot_app, EXPERT, "green")
+    assert state(bot_app) == "photo_passbook", "no qualification named → no 資格証明書"
