@@ -20,6 +20,11 @@ from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
 from storage.crypto import FieldCrypto, LinkSigner
 from storage.files import EncryptedFileStore
 from storage.sessions import KeyBuilder, RedisSessionStore
+from storage.user_gate import UserGate
+
+DEDUPE_TTL = 3 * 24 * 3600  # LINE redelivers for a while; SQL guards forever
+LOCK_TIMEOUT = 30  # seconds; above the slowest handler
+LOCK_SLEEP = 0.005  # the default 0.1 s gave p99 97 ms under load
 
 OUTBOX_QUEUE = "outbox"
 EVENTS_QUEUE = "events"
@@ -39,9 +44,9 @@ class Runtime:
     outbox_retry_intervals: tuple[int, ...] = (2, 10, 30, 120, 600)
     embedded_redis: EmbeddedRedis | None = None
 
-    @property
-    def sessions(self) -> RedisSessionStore:
-        return RedisSessionStore(self.redis, self.keys)
+    def __post_init__(self) -> None:
+        self.sessions = RedisSessionStore(self.redis, self.keys)
+        self.gate = UserGate(self.redis, self.keys, DEDUPE_TTL, LOCK_TIMEOUT, LOCK_SLEEP)
 
     def queue(self, name: str, *, for_worker: bool = False) -> Queue:
         return Queue(name, connection=self.worker_redis if for_worker else self.redis)

@@ -35,14 +35,12 @@ from handlers.runtime import EVENTS_QUEUE, Runtime, current
 from storage import repo
 from storage.db import database
 from storage.models import ProcessedEvent
-from storage.sessions import Session
+from storage.sessions import Session, decode
+from storage.user_gate import NOT_READ
 
 log = structlog.get_logger("webhook")
 bp = Blueprint("webhook", __name__)
 
-DEDUPE_TTL = 3 * 24 * 3600  # LINE redelivers for a while; SQL guards forever
-LOCK_TIMEOUT = 30  # seconds; above the slowest handler
-LOCK_SLEEP = 0.005  # the default 0.1 s gave p99 97 ms under load
 DEFERRED_LOCK_WAIT = 60
 
 UNAVAILABLE = (redis.RedisError, peewee.OperationalError, peewee.InterfaceError)
@@ -115,73 +113,81 @@ def accept(rt: Runtime, event: dict[str, Any]) -> str:
     if source.get("type") != "user" or not isinstance(user_id, str) or not event_id:
         log.info("webhook.event", outcome="ignored_source", source_type=source.get("type"), **fields)
         return "ignored_source"
-    marker = rt.keys.event(event_id)
+    gate = rt.gate
     try:
-        if not rt.redis.set(marker, "1", nx=True, ex=DEDUPE_TTL):
+        entry = gate.enter(event_id, user_id)
+        if entry.status == "duplicate":
             log.info("webhook.event", outcome="duplicate", **fields)
             return "duplicate"
-        lock = rt.redis.lock(rt.keys.lock(user_id), timeout=LOCK_TIMEOUT, sleep=LOCK_SLEEP,
-                             blocking_timeout=rt.config.lock_wait)
-        if not lock.acquire():
-            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(), retry=Retry(max=3, interval=[1, 5, 30]))
-            log.info("webhook.event", outcome="deferred", **fields)
-            return "deferred"
+        if entry.status == "busy":
+            entry.token = gate.wait(user_id, rt.config.lock_wait)
+            if entry.token is None:
+                rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(),
+                                               retry=Retry(max=3, interval=[1, 5, 30]))
+                log.info("webhook.event", outcome="deferred", **fields)
+                return "deferred"
     except redis.RedisError as exc:
-        _release_marker(rt, marker)
+        _forget_event(rt, event_id)
         raise Unavailable() from exc
+    assert entry.token is not None
     try:
-        outcome = run_event(rt, event, received_at=time.time())
+        outcome = run_event(rt, event, time.time(), entry.token, entry.raw_session)
     except UNAVAILABLE as exc:
-        _release_marker(rt, marker)
+        _release(rt, user_id, entry.token)
+        _forget_event(rt, event_id)
         raise Unavailable() from exc
-    finally:
-        _release_lock(lock)
+    except BaseException:
+        _release(rt, user_id, entry.token)
+        raise
     log.info("webhook.event", outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1), **fields)
     return outcome
 
 
-def _release_marker(rt: Runtime, marker: str) -> None:
+def _forget_event(rt: Runtime, event_id: str) -> None:
     try:
-        rt.redis.delete(marker)
+        rt.gate.forget_event(event_id)
     except redis.RedisError:
         pass  # it expires; the SQL guard still holds
 
 
-def _release_lock(lock: Any) -> None:
+def _release(rt: Runtime, user_id: str, token: str) -> None:
     try:
-        lock.release()
-    except (redis.RedisError, Exception):
-        pass  # expired or Redis gone: the lock times out by itself
+        rt.gate.release(user_id, token)
+    except redis.RedisError:
+        pass  # the lock times out by itself
 
 
 def process_deferred(event: dict[str, Any], received_at: float) -> str:
     """RQ job: an event whose user was busy; run it in order once the lock is free."""
     rt = current()
     user_id = event["source"]["userId"]
-    lock = rt.worker_redis.lock(rt.keys.lock(user_id), timeout=LOCK_TIMEOUT, sleep=0.01,
-                                blocking_timeout=DEFERRED_LOCK_WAIT)
-    if not lock.acquire():
+    token = rt.gate.wait(user_id, DEFERRED_LOCK_WAIT, client=rt.worker_redis)
+    if token is None:
         raise RuntimeError("user lock still busy; RQ will retry")
     try:
-        return run_event(rt, event, received_at)
-    finally:
-        _release_lock(lock)
+        return run_event(rt, event, received_at, token, NOT_READ)
+    except BaseException:
+        _release(rt, user_id, token)
+        raise
 
 
-def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
-    """Run one event under the user's lock: SQL commits first, then the session, then the reply."""
+def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str, raw_session: object) -> str:
+    """Run one event holding the user's lock: SQL commits, the reply goes out, then the
+    session is saved and the lock released (one round trip). The lock is held until the
+    reply is sent, so one user's replies never overtake each other."""
     user_id: str = event["source"]["userId"]
     event_id: str = event["webhookEventId"]
     inp = router.to_input(event)
     if inp.kind == "image" and inp.message_id:
         inp.content = _download(rt, inp.message_id, user_id)
-    ctx: Context | None = None
+    stored = rt.sessions.load(user_id) if raw_session is NOT_READ else decode(user_id, raw_session)  # type: ignore[arg-type]
     flow_before = state_before = None
     with database.atomic() as txn:
         try:
             ProcessedEvent.create(webhook_event_id=event_id, line_user_id=user_id)
         except peewee.IntegrityError:
             txn.rollback()
+            _release(rt, user_id, token)
             return "duplicate"
         user = repo.ensure_user(user_id)
         ctx = Context(user=user, program=rt.program, now=rt.program.now(), event_id=event_id,
@@ -189,8 +195,9 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
         if inp.kind == "unfollow":
             repo.set_following(user, False)
             session = None
+            replies: list[Message] = []
         else:
-            session = _load_session(rt, user_id, user.session_rev, ctx)
+            session = _checked(stored, user_id, user.session_rev, ctx)
             flow_before, state_before = session.flow, session.state
             try:
                 with database.atomic():  # a savepoint: a flow bug undoes only the flow's writes
@@ -200,21 +207,23 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float) -> str:
             except Exception:
                 log.exception("flow.error", flow=flow_before, state=state_before, user=pseudonym(user_id))
                 ctx.outbox_ids.clear()  # rolled back with the savepoint
-                session = _load_session(rt, user_id, user.session_rev, ctx)
+                session = _checked(None, user_id, user.session_rev, ctx)
                 replies = [msg.text("申し訳ありません。処理中にエラーが発生しました。お手数ですが、もう一度送ってください。")]
             session.v = repo.bump_session_rev(user)
     # Committed. From here on, failures must not undo what the user sees.
-    if session is None:
-        _forget_session(rt, user_id)
-        log.info("flow.step", user=pseudonym(user_id), flow=None, outcome="unfollowed")
-        outbox.enqueue(ctx.outbox_ids)
-        return "unfollowed"
-    _save_session(rt, session)
-    log.info("flow.step", user=pseudonym(user_id), flow=session.flow or flow_before, state_before=state_before,
-             state_after=session.state, input=inp.kind)
+    log.info("flow.step", user=pseudonym(user_id), flow=(session.flow if session else None) or flow_before,
+             state_before=state_before, state_after=session.state if session else None, input=inp.kind)
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
-    return "processed"
+    if session is not None:
+        session.updated_at = time.time()
+    try:
+        rt.gate.leave(user_id, token, session.to_json() if session is not None else None)
+    except redis.RedisError as exc:
+        # SQL has the answers and the user's step counter moved on, so the
+        # next event sees a stale or missing session and recomputes it.
+        log.error("session.save_failed", user=pseudonym(user_id), error=type(exc).__name__)
+    return "processed" if session is not None else "unfollowed"
 
 
 def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:
@@ -226,32 +235,16 @@ def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:
         return None
 
 
-def _load_session(rt: Runtime, user_id: str, sql_rev: int, ctx: Context) -> Session:
-    session = rt.sessions.load(user_id)
+def _checked(stored: Session | None, user_id: str, sql_rev: int, ctx: Context) -> Session:
+    """The stored session if it is current; else the position recomputed from SQL."""
+    session = stored
     if session is None or session.v != sql_rev:
-        lost = session is None
         session = session or Session(user_id)
         router.recover(session, ctx)
         if session.flow:
             log.info("session.recovered", user=pseudonym(user_id), flow=session.flow, state=session.state,
-                     reason="lost" if lost else "stale")
+                     reason="lost" if stored is None else "stale")
     return session
-
-
-def _save_session(rt: Runtime, session: Session) -> None:
-    try:
-        rt.sessions.save(session)
-    except redis.RedisError as exc:
-        # SQL has the answers and the user's step counter moved on, so the
-        # next event sees a stale or missing session and recomputes it.
-        log.error("session.save_failed", user=pseudonym(session.user_id), error=type(exc).__name__)
-
-
-def _forget_session(rt: Runtime, user_id: str) -> None:
-    try:
-        rt.sessions.delete(user_id)
-    except redis.RedisError as exc:
-        log.error("session.delete_failed", user=pseudonym(user_id), error=type(exc).__name__)
 
 
 def _reply(rt: Runtime, event: dict[str, Any], replies: list[Message], ctx: Context) -> None:

@@ -43,6 +43,9 @@ class JSONField(TextField):
 class BaseModel(Model):
     class Meta:
         database = database
+        # Save only the fields that changed: a draft answer rewrites one
+        # column, not the whole row.
+        only_save_dirty = True
 
 
 class SchemaVersion(BaseModel):

@@ -40,9 +40,13 @@ def set_following(user: LineUser, following: bool) -> None:
 
 
 def bump_session_rev(user: LineUser) -> int:
-    """Advance the user's step counter inside the step's transaction."""
+    """Advance the user's step counter inside the step's transaction.
+
+    The caller holds the user's lock, so the row cannot have moved since it
+    was read: no need to read it back.
+    """
     LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow()).where(LineUser.id == user.id).execute()
-    user.session_rev = LineUser.get_by_id(user.id).session_rev
+    user.session_rev += 1
     return user.session_rev
 
 
@@ -79,14 +83,22 @@ def institution_by_id(institution_id: int | None) -> Institution | None:
 
 # --- experts and drafts --------------------------------------------------------
 
+_EXPERT = "_expert_of_this_event"  # per-event cache on the LineUser instance
+
+
 def expert_of(user: LineUser) -> Expert | None:
-    return Expert.get_or_none(Expert.user == user)
+    """The user's expert record. Cached on the ``LineUser`` object, which lives
+    for one event, because a step asks for it several times."""
+    if _EXPERT not in user.__dict__:
+        user.__dict__[_EXPERT] = Expert.get_or_none(Expert.user == user)
+    return user.__dict__[_EXPERT]
 
 
 def ensure_expert(user: LineUser) -> Expert:
     expert = expert_of(user)
     if expert is None:
         expert = Expert.create(user=user, status="draft", draft={})
+        user.__dict__[_EXPERT] = expert
     return expert
 
 

@@ -88,6 +88,23 @@ class Session:
         self.stack = []
 
 
+def decode(user_id: str, raw: str | bytes | None) -> Session | None:
+    """A stored document as a Session, or None when it is missing or unusable."""
+    if not raw:
+        return None
+    try:
+        session = Session.from_json(user_id, raw)
+    except (ValueError, TypeError, AttributeError):
+        # A corrupt document is treated as lost: the engine recomputes
+        # the position from the SQL draft.
+        return None
+    if session.schema != SCHEMA_VERSION:
+        # Written by another version of the code: recomputing the position
+        # from SQL is safer than guessing what it meant.
+        return None
+    return session
+
+
 @dataclass(frozen=True)
 class KeyBuilder:
     """All Redis keys the bot uses, in one place."""
@@ -126,20 +143,7 @@ class RedisSessionStore(SessionStore):
         self.ttl = ttl
 
     def load(self, user_id: str) -> Session | None:
-        raw = self.client.get(self.keys.session(user_id))
-        if raw is None:
-            return None
-        try:
-            session = Session.from_json(user_id, raw)
-        except (ValueError, TypeError, AttributeError):
-            # A corrupt document is treated as lost: the engine recomputes
-            # the position from the SQL draft.
-            return None
-        if session.schema != SCHEMA_VERSION:
-            # Written by another version of the code: recomputing the
-            # position from SQL is safer than guessing what it meant.
-            return None
-        return session
+        return decode(user_id, self.client.get(self.keys.session(user_id)))
 
     def save(self, session: Session) -> None:
         session.updated_at = time.time()
