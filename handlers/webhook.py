@@ -34,7 +34,6 @@ from handlers.logs import pseudonym
 from handlers.runtime import EVENTS_QUEUE, Runtime, current
 from storage import repo
 from storage.db import database
-from storage.models import ProcessedEvent
 from storage.sessions import Session, decode
 from storage.user_gate import NOT_READ
 
@@ -184,7 +183,7 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
     flow_before = state_before = None
     with database.atomic() as txn:
         try:
-            ProcessedEvent.create(webhook_event_id=event_id, line_user_id=user_id)
+            repo.mark_processed(event_id, user_id)
         except peewee.IntegrityError:
             txn.rollback()
             _release(rt, user_id, token)

@@ -10,7 +10,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from storage.models import AuditLog, Expert, Institution, LineUser, Outbox, utcnow
+from storage.fastsql import Compiled
+from storage.models import AuditLog, Expert, Institution, LineUser, Outbox, ProcessedEvent, utcnow
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at interviews
 
@@ -19,10 +20,25 @@ def new_code(length: int = 6) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
 
+# --- the statements every event runs (compiled once) ---------------------------------
+
+_USER_BY_LINE_ID = Compiled(lambda: LineUser.select().where(LineUser.line_user_id == "U"))
+_EXPERT_BY_USER = Compiled(lambda: Expert.select().where(Expert.user == 0))
+_BUMP_REV = Compiled(lambda: LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow())
+                     .where(LineUser.id == 0))
+_MARK_PROCESSED = Compiled(lambda: ProcessedEvent.insert(webhook_event_id="e", line_user_id="u", processed_at=utcnow()))
+_SAVE_DRAFT = Compiled(lambda: Expert.update(draft={}, updated_at=utcnow()).where(Expert.id == 0))
+
+
+def mark_processed(webhook_event_id: str, line_user_id: str) -> None:
+    """The permanent dedupe guard; raises IntegrityError for an event seen before."""
+    _MARK_PROCESSED.execute(webhook_event_id, line_user_id, utcnow())
+
+
 # --- users -----------------------------------------------------------------
 
 def get_user(line_user_id: str) -> LineUser | None:
-    return LineUser.get_or_none(LineUser.line_user_id == line_user_id)
+    return _USER_BY_LINE_ID.first(LineUser, line_user_id)
 
 
 def ensure_user(line_user_id: str) -> LineUser:
@@ -45,7 +61,7 @@ def bump_session_rev(user: LineUser) -> int:
     The caller holds the user's lock, so the row cannot have moved since it
     was read: no need to read it back.
     """
-    LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow()).where(LineUser.id == user.id).execute()
+    _BUMP_REV.execute(1, utcnow(), user.id)
     user.session_rev += 1
     return user.session_rev
 
@@ -90,7 +106,7 @@ def expert_of(user: LineUser) -> Expert | None:
     """The user's expert record. Cached on the ``LineUser`` object, which lives
     for one event, because a step asks for it several times."""
     if _EXPERT not in user.__dict__:
-        user.__dict__[_EXPERT] = Expert.get_or_none(Expert.user == user)
+        user.__dict__[_EXPERT] = _EXPERT_BY_USER.first(Expert, user.id)
     return user.__dict__[_EXPERT]
 
 
@@ -114,7 +130,11 @@ def update_draft(expert: Expert, **fields: Any) -> None:
     expert.updated_at = utcnow()
     if "institution_id" in fields:
         expert.institution = fields["institution_id"]
-    expert.save()
+        expert.save()
+        return
+    # The common case (one answer): a precompiled UPDATE of two columns.
+    _SAVE_DRAFT.execute(Expert.draft.db_value(draft), expert.updated_at, expert.id)
+    expert._dirty.difference_update({"draft", "updated_at"})
 
 
 def clear_draft(expert: Expert) -> None:
