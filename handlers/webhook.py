@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -130,7 +131,7 @@ def accept(rt: Runtime, event: dict[str, Any]) -> str:
         raise Unavailable() from exc
     assert entry.token is not None
     try:
-        outcome = run_event(rt, event, time.time(), entry.token, entry.raw_session)
+        ran = run_event(rt, event, time.time(), entry.token, entry.raw_session)
     except UNAVAILABLE as exc:
         _release(rt, user_id, entry.token)
         _forget_event(rt, event_id)
@@ -138,8 +139,18 @@ def accept(rt: Runtime, event: dict[str, Any]) -> str:
     except BaseException:
         _release(rt, user_id, entry.token)
         raise
-    log.info("webhook.event", outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1), **fields)
-    return outcome
+    # One line per event: who (pseudonym), which flow, state before → after, outcome, ms.
+    log.info("webhook.event", outcome=ran.outcome, flow=ran.flow, state_before=ran.state_before,
+             state_after=ran.state_after, ms=round((time.perf_counter() - started) * 1000, 1), **fields)
+    return ran.outcome
+
+
+@dataclass
+class Ran:
+    outcome: str
+    flow: str | None = None
+    state_before: str | None = None
+    state_after: str | None = None
 
 
 def _forget_event(rt: Runtime, event_id: str) -> None:
@@ -164,13 +175,17 @@ def process_deferred(event: dict[str, Any], received_at: float) -> str:
     if token is None:
         raise RuntimeError("user lock still busy; RQ will retry")
     try:
-        return run_event(rt, event, received_at, token, NOT_READ)
+        ran = run_event(rt, event, received_at, token, NOT_READ)
     except BaseException:
         _release(rt, user_id, token)
         raise
+    log.info("webhook.event", outcome=ran.outcome, deferred=True, flow=ran.flow, state_before=ran.state_before,
+             state_after=ran.state_after, webhook_event_id=event.get("webhookEventId"), user=pseudonym(user_id),
+             waited_ms=round((time.time() - received_at) * 1000, 1))
+    return ran.outcome
 
 
-def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str, raw_session: object) -> str:
+def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str, raw_session: object) -> Ran:
     """Run one event holding the user's lock: SQL commits, the reply goes out, then the
     session is saved and the lock released (one round trip). The lock is held until the
     reply is sent, so one user's replies never overtake each other."""
@@ -187,7 +202,7 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
         except peewee.IntegrityError:
             txn.rollback()
             _release(rt, user_id, token)
-            return "duplicate"
+            return Ran("duplicate")
         user = repo.ensure_user(user_id)
         ctx = Context(user=user, program=rt.program, now=rt.program.now(), event_id=event_id,
                       crypto=rt.crypto, files=rt.files, link_for=rt.link_for)
@@ -210,8 +225,6 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
                 replies = [msg.text("申し訳ありません。処理中にエラーが発生しました。お手数ですが、もう一度送ってください。")]
             session.v = repo.bump_session_rev(user)
     # Committed. From here on, failures must not undo what the user sees.
-    log.info("flow.step", user=pseudonym(user_id), flow=(session.flow if session else None) or flow_before,
-             state_before=state_before, state_after=session.state if session else None, input=inp.kind)
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
     if session is not None:
@@ -222,7 +235,9 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
         # SQL has the answers and the user's step counter moved on, so the
         # next event sees a stale or missing session and recomputes it.
         log.error("session.save_failed", user=pseudonym(user_id), error=type(exc).__name__)
-    return "processed" if session is not None else "unfollowed"
+    if session is None:
+        return Ran("unfollowed", flow_before, state_before, None)
+    return Ran("processed", session.flow or flow_before, state_before, session.state)
 
 
 def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:

@@ -873,10 +873,22 @@ def create_platform_app(
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log line per request (tests and benchmarks make thousands)."""
+    """No access log line per request (tests and benchmarks make thousands).
+
+    HTTP/1.1 like the real api.line.me, so a client that keeps one
+    connection pool (as the bot does) reuses its connections.
+    """
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+class _VerboseHandler(_QuietHandler):
+    """HTTP/1.1 with werkzeug's access log (``--verbose``)."""
+
+    log_request = WSGIRequestHandler.log_request
 
 
 def run_platform_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
@@ -922,7 +934,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     app.config["SIM_BANNER"] = args.banner
     server = make_server(args.host, args.port, app, threaded=True,
-                         request_handler=None if args.verbose else _QuietHandler)
+                         request_handler=_VerboseHandler if args.verbose else _QuietHandler)
     print(f"LINE simulator on http://{args.host}:{server.server_port}/ "
           f"(contract checks {'off' if args.no_contract else 'on'})", flush=True)
     try:

@@ -60,7 +60,7 @@ def test_log_lines_have_the_fields_ops_need_and_nothing_personal(bot_app):
     assert len(events) == 5
     for e in events:
         assert e["webhook_event_id"] and e["request_id"] and e["user"].startswith("u_") and "ms" in e and e["outcome"]
-    steps = [e for e in entries if e["event"] == "flow.step"]
+    steps = [e for e in entries if e["event"] == "webhook.event"]
     assert {(e["state_before"], e["state_after"]) for e in steps} >= {("terms", "institution"), ("name", "kana")}
     blob = "\n".join(lines)
     for secret in (DAVE, "鈴木", "花子", "スズキ", "すずき", bot_app.config.channel_access_token, bot_app.config.channel_secret):
