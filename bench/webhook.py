@@ -277,11 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         plat_port = free_port()
         plat_url = f"http://127.0.0.1:{plat_port}"
         bot_port, base_port = free_port(), free_port()
-        plat = Child("platform", [sys.executable, "-m", "simulator.platform", "--port", str(plat_port),
-                                  "--token", token, "--secret", secret, "--no-contract",
-                                  "--reply-token-ttl", str(TOKEN_TTL_S),
-                                  "--webhook-url", f"http://127.0.0.1:{bot_port}/callback"],
-                     env=env_without([]), log_path=tmp / "platform.log")
+        # The platform runs under gunicorn gthread (one process, so one state):
+        # unlike Werkzeug's development server it keeps HTTP/1.1 connections
+        # alive, as api.line.me does. Both targets talk to the same server.
+        plat_env = env_without([])
+        plat_env.update(LINE_CHANNEL_ACCESS_TOKEN=token, LINE_CHANNEL_SECRET=secret, SIM_CONTRACT="0",
+                        SIM_REPLY_TOKEN_TTL=str(TOKEN_TTL_S),
+                        SIM_WEBHOOK_URL=f"http://127.0.0.1:{bot_port}/callback")
+        plat = Child("platform", [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "32",
+                                  "--keep-alive", "30", "-b", f"127.0.0.1:{plat_port}",
+                                  "simulator.platform:wsgi_app()"],
+                     env=plat_env, log_path=tmp / "platform.log")
         children.append(plat)
         wait_http(plat_url + "/_sim/info", plat)
         platform = PlatformClient(plat_url)

@@ -4,8 +4,8 @@
           ↖ returned (reason; fixed and resubmitted to whoever returned it)
       rejected (final, reason)       registered → conditions_agreed → commissioned
 
-One machine, built once; a status change attaches a throwaway model, fires
-the trigger and detaches it. A move the machine does not allow — or whose
+One machine, built once; a status change fires the trigger's ``Event`` on
+a throwaway model (nothing is attached to the shared machine). A move the machine does not allow — or whose
 guard fails (a return or rejection without a reason) — is refused *and*
 audited, never silently applied. Callers write the notifications the change
 causes in the same transaction.
@@ -90,16 +90,14 @@ def change_status(expert: Expert, trigger: str, *, actor: str, reason: str | Non
                   event_id: str | None = None) -> tuple[str, str]:
     """Apply ``trigger`` to the expert; returns (before, after) or raises IllegalTransition."""
     before = expert.status
-    change = StatusChange(expert=expert, reason=reason)
-    MACHINE.add_model(change, initial=before)
+    change = StatusChange(expert=expert, reason=reason, state=before)
+    event = MACHINE.events.get(trigger)
     try:
-        try:
-            moved = change.trigger(trigger, change)
-        except (MachineError, AttributeError):
-            moved = False
-        after = change.state
-    finally:
-        MACHINE.remove_model(change)
+        # The machine's own Event runs on a throwaway model (never attached).
+        moved = bool(event and event.trigger(change, change))
+    except MachineError:
+        moved = False
+    after = change.state
     if not moved or after == before:
         repo.audit(actor, "status.refused", target=f"expert:{expert.id}", before=before, after=trigger,
                    reason=reason, event_id=event_id)

@@ -873,13 +873,7 @@ def create_platform_app(
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log line per request (tests and benchmarks make thousands).
-
-    HTTP/1.1 like the real api.line.me, so a client that keeps one
-    connection pool (as the bot does) reuses its connections.
-    """
-
-    protocol_version = "HTTP/1.1"
+    """No access log line per request (tests and benchmarks make thousands)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
@@ -889,6 +883,20 @@ class _VerboseHandler(_QuietHandler):
     """HTTP/1.1 with werkzeug's access log (``--verbose``)."""
 
     log_request = WSGIRequestHandler.log_request
+
+
+def wsgi_app() -> Flask:
+    """For a real WSGI server (the benchmark runs it under gunicorn gthread, which,
+    unlike Werkzeug's development server, keeps HTTP/1.1 connections alive as
+    api.line.me does). Configured by LINE_CHANNEL_ACCESS_TOKEN, LINE_CHANNEL_SECRET,
+    SIM_WEBHOOK_URL and SIM_CONTRACT (0 = off)."""
+    return create_platform_app(
+        channel_access_token=os.environ["LINE_CHANNEL_ACCESS_TOKEN"],
+        channel_secret=os.environ["LINE_CHANNEL_SECRET"],
+        webhook_url=os.environ.get("SIM_WEBHOOK_URL") or None,
+        check_contract=os.environ.get("SIM_CONTRACT", "1") != "0",
+        reply_token_ttl=float(os.environ.get("SIM_REPLY_TOKEN_TTL", "60")),
+    )
 
 
 def run_platform_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0,
