@@ -84,9 +84,12 @@ class LineApi:
             log.info("line_api.call", call=name, outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1))
 
     def reply(self, reply_token: str, messages: Sequence[Message]) -> None:
-        # Built from the models directly: a to_dict/from_dict round trip cost 0.2 ms per reply.
+        # The request is built (and validated by pydantic) from the models
+        # directly, so the SDK's second argument validation is skipped with
+        # ``raw_function``: together 0.4 ms per reply on the hottest path.
         request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))
-        self._call("reply", self.api.reply_message_with_http_info, request)
+        raw = MessagingApi.reply_message_with_http_info.raw_function  # type: ignore[attr-defined]
+        self._call("reply", raw, self.api, request)
 
     def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
         request = PushMessageRequest.from_dict({"to": to, "messages": _as_dicts(messages)})

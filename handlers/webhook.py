@@ -34,6 +34,7 @@ from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import EVENTS_QUEUE, Runtime, current
 from storage import repo
+from storage import db as storage_db
 from storage.db import database
 from storage.sessions import Session, decode
 from storage.user_gate import NOT_READ
@@ -196,7 +197,7 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
         inp.content = _download(rt, inp.message_id, user_id)
     stored = rt.sessions.load(user_id) if raw_session is NOT_READ else decode(user_id, raw_session)  # type: ignore[arg-type]
     flow_before = state_before = None
-    with database.atomic() as txn:
+    with storage_db.serialized_writes(), database.atomic() as txn:
         try:
             repo.mark_processed(event_id, user_id)
         except peewee.IntegrityError:

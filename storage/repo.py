@@ -28,6 +28,10 @@ _BUMP_REV = Compiled(lambda: LineUser.update(session_rev=LineUser.session_rev + 
                      .where(LineUser.id == 0))
 _MARK_PROCESSED = Compiled(lambda: ProcessedEvent.insert(webhook_event_id="e", line_user_id="u", processed_at=utcnow()))
 _SAVE_DRAFT = Compiled(lambda: Expert.update(draft={}, updated_at=utcnow()).where(Expert.id == 0))
+_SAVE_DRAFT_AND_INSTITUTION = Compiled(lambda: Expert.update(draft={}, updated_at=utcnow(), institution=0)
+                                       .where(Expert.id == 0))
+_AUDIT = Compiled(lambda: AuditLog.insert(at=utcnow(), actor="a", action="a", target=None, before=None, after=None,
+                                          reason=None, event_id=None))
 
 
 def mark_processed(webhook_event_id: str, line_user_id: str) -> None:
@@ -128,13 +132,15 @@ def update_draft(expert: Expert, **fields: Any) -> None:
             draft[key] = value
     expert.draft = draft
     expert.updated_at = utcnow()
+    # Precompiled UPDATEs: this runs for nearly every answer.
     if "institution_id" in fields:
         expert.institution = fields["institution_id"]
-        expert.save()
-        return
-    # The common case (one answer): a precompiled UPDATE of two columns.
-    _SAVE_DRAFT.execute(Expert.draft.db_value(draft), expert.updated_at, expert.id)
-    expert._dirty.difference_update({"draft", "updated_at"})
+        # (peewee orders SET columns as the model declares them)
+        _SAVE_DRAFT_AND_INSTITUTION.execute(fields["institution_id"], Expert.draft.db_value(draft), expert.updated_at,
+                                            expert.id)
+    else:
+        _SAVE_DRAFT.execute(Expert.draft.db_value(draft), expert.updated_at, expert.id)
+    expert._dirty.difference_update({"draft", "updated_at", "institution"})
 
 
 def clear_draft(expert: Expert) -> None:
@@ -154,10 +160,8 @@ def audit(
     after: str | None = None,
     reason: str | None = None,
     event_id: str | None = None,
-) -> AuditLog:
-    return AuditLog.create(
-        actor=actor, action=action, target=target, before=before, after=after, reason=reason, event_id=event_id
-    )
+) -> None:
+    _AUDIT.execute(utcnow(), actor, action, target, before, after, reason, event_id)
 
 
 def queue_push(to: str, messages: list[dict[str, Any]], reason: str) -> Outbox:

@@ -1,0 +1,34 @@
+"""The precompiled statements write and read exactly what the ORM would."""
+from __future__ import annotations
+
+import pytest
+from peewee import IntegrityError
+
+from storage import repo
+from storage.models import AuditLog, Expert, Institution, LineUser
+
+
+def test_precompiled_statements_round_trip(database):
+    user = repo.ensure_user("U" + "3" * 32)
+    assert repo.get_user(user.line_user_id).id == user.id
+    expert = repo.ensure_expert(user)
+    institution = Institution.create(name="SQL商工会", kind="よろず支援拠点", code="SQL123")
+    repo.update_draft(expert, institution_id=institution.id, institution_name="SQL商工会")
+    repo.update_draft(expert, family_name="山田")
+    stored = Expert.get_by_id(expert.id)
+    assert stored.draft == {"institution_id": institution.id, "institution_name": "SQL商工会", "family_name": "山田"}
+    assert stored.institution_id == institution.id
+    assert repo.bump_session_rev(user) == 1 and LineUser.get_by_id(user.id).session_rev == 1
+    repo.audit("actor", "action", target="t", before="b", after="a", reason="r", event_id="e")
+    row = AuditLog.get()
+    assert (row.actor, row.action, row.target, row.before, row.after, row.reason, row.event_id) == (
+        "actor", "action", "t", "b", "a", "r", "e")
+    repo.mark_processed("evt-1", user.line_user_id)
+    with pytest.raises(IntegrityError):
+        with Expert._meta.database.atomic():
+            repo.mark_processed("evt-1", user.line_user_id)
+
+
+def test_a_wrong_number_of_parameters_is_refused(database):
+    with pytest.raises(TypeError):
+        repo._BUMP_REV.execute(1, 2)
