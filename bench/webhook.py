@@ -159,7 +159,9 @@ def run_phase(target: str, label: str, n_users: int, concurrency: int, *, url: s
     steps = len(conversation(code))
     tokens = platform.reply_tokens([u for u in users for _ in range(steps)])
     scripts = build_scripts(users, tokens, code, secret)
-    groups = {"workers": worker_pids(master_pid), **{k: [v] for k, v in other_pids.items()}}
+    # The platform is a gunicorn master too: count its worker with it.
+    groups = {"workers": worker_pids(master_pid),
+              **{k: [v] + (worker_pids(v) if k == "platform" else []) for k, v in other_pids.items()}}
     before = {k: cpu_seconds(v) for k, v in groups.items()}
     client_before = time.process_time()
     machine_before, steal_before = machine_cpu_seconds()
