@@ -81,10 +81,12 @@ class Confirm(Step):
         expert = repo.ensure_expert(ctx.user)
         rows = [(label, value, f"p=edit&s={step}" if step else None)
                 for label, value, step in submission.summary_rows(expert.draft or {})]
-        intro = [] if again else [msg.text("入力ありがとうございました。内容をご確認ください。")]
+        changing = expert.status in changes.APPROVED_STATUSES
+        intro = [] if again or changing else [msg.text("入力ありがとうございました。内容をご確認ください。")]
         if expert.status == "returned" and expert.status_reason:
             intro.append(msg.text(f"差し戻しの理由：{expert.status_reason}"))
-        return intro + [flex.summary_bubble("登録内容の確認", rows, ("送信", "p=submit")),
+        title = "登録内容の変更" if changing else "登録内容の確認"
+        return intro + [flex.summary_bubble(title, rows, ("送信", "p=submit")),
                         msg.text("よろしければ「送信」、直す場合は各項目の「修正」を押してください。", ["送信"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:

@@ -205,6 +205,11 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
     expert = repo.expert_of(ctx.user)
     if ctx.user.role == "reviewer" and text in ("審査待ち", "審査", "申請一覧"):
         return _reviewer_queue(ctx)
+    if text in changes.START_WORDS and expert is not None and expert.status in changes.APPROVED_STATUSES:
+        if not changes.can_change(expert):
+            return [msg.text("変更申請の審査中です。結果が届くまでお待ちください。")]
+        return [msg.text("登録内容の変更です。直したい項目の「修正」を押し、最後に「送信」してください。\n"
+                         "支援機関の承認までは、現在の登録内容が有効です。")] + ENGINE.begin(profile.FLOW, s, ctx, state="confirm")
     if text in profile.FLOW.start_words:
         if not profile.can_edit(ctx):
             return [msg.text("登録申請はすでに送信済みです。\n" + _status_text(ctx))]
