@@ -9,6 +9,7 @@
     python bot.py stats                         experts per status, outbox per status
     python bot.py admin invite | grant <user>   bootstrap the secretariat
     python bot.py qr <institution>              QR code PNG with the institution code pre-filled
+    python bot.py conditions announce           send a revised 委嘱条件 to every agreed expert
     python bot.py diagram                       draw every flow into docs/flows.md
 """
 from __future__ import annotations
@@ -211,6 +212,20 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
     return 0
 
 
+def cmd_conditions_announce(config: Config) -> int:
+    """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
+    from conversations.commission import announce_new_conditions
+    from handlers import outbox, runtime
+    from storage.db import database
+
+    rt = runtime.build(config, start_embedded=False)
+    with database.atomic():
+        ids = announce_new_conditions(rt.program)
+    outbox.enqueue(ids, for_worker=True)
+    print(f"委嘱条件 {rt.program.conditions.version} を {len(ids)} 名に送信しました（送信はワーカーが行います）。")
+    return 0
+
+
 def cmd_logs(config: Config, args: argparse.Namespace) -> int:
     from handlers import logs
 
@@ -374,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     asub.add_parser("invite", help="print a one-time code (24 h) to send to the bot in LINE")
     g = asub.add_parser("grant", help="make a LINE user id a secretariat member (automation)")
     g.add_argument("user_id")
+    p = sub.add_parser("conditions", help="commission conditions")
+    csub = p.add_subparsers(dest="action", required=True)
+    csub.add_parser("announce", help="send a new conditions version to every agreed expert")
     p = sub.add_parser("qr", help="QR code PNG that opens the chat with an institution's code")
     p.add_argument("institution", help="institution name or number")
     p.add_argument("--out", type=Path)
@@ -413,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_stats(config)
     if args.command == "admin":
         return cmd_admin(config, args.action, getattr(args, "user_id", None))
+    if args.command == "conditions":
+        return cmd_conditions_announce(config)
     if args.command == "qr":
         return cmd_qr(config, args.institution, args.out, args.basic_id)
     parser.error(f"unknown command {args.command}")

@@ -10,6 +10,7 @@ and the expert accepts by typing their full name as a signature.
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from linebot.v3.messaging import Message
@@ -21,6 +22,9 @@ from conversations.roles import reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
 from storage.sessions import Session
+
+if TYPE_CHECKING:
+    from program import Program
 
 CONSENT_WORDS = ("委嘱条件", "委嘱条件の確認", "同意")
 
@@ -80,6 +84,36 @@ def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) 
     else:
         replies.append(msg.text("事務局から委嘱状をお送りします。しばらくお待ちください。"))
     return replies
+
+
+def announce_new_conditions(program: "Program") -> list[int]:
+    """Send a new conditions version to every expert who agreed to an older one.
+
+    They must consent again before their next check-in (``needs_consent``).
+    Idempotent: an expert already told about this version is skipped.
+    Returns the outbox rows to deliver (after the caller commits).
+    """
+    from storage.models import AuditLog
+
+    c = program.conditions
+    told = {a.target for a in AuditLog.select(AuditLog.target).where(
+        (AuditLog.action == "conditions.announced") & (AuditLog.after == c.version))}
+    yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
+    no = urlencode({"a": "consent", "ans": "no", "v": c.version})
+    messages = [
+        msg.text(f"委嘱条件が改訂されました（{c.version}）。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
+        flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件（{c.version}）に同意しますか？", [("同意する", yes), ("同意しない", no)]),
+    ]
+    outbox_ids: list[int] = []
+    for expert in Expert.select().where(Expert.status.in_(["conditions_agreed", "commissioned"])
+                                        & (Expert.conditions_version != c.version)):
+        target = f"expert:{expert.id}"
+        if target in told:
+            continue
+        row = repo.queue_push(expert.user.line_user_id, [m.to_dict() for m in messages], "conditions_revised")
+        repo.audit("system", "conditions.announced", target=target, before=expert.conditions_version, after=c.version)
+        outbox_ids.append(row.id)
+    return outbox_ids
 
 
 class RefusalReason(Step):

@@ -190,3 +190,49 @@ def test_find_and_stats(bot_app):
     assert f"No.{expert.id}" in bot_app.text(SEC, "/find 山田")[0]
     assert f"No.{expert.id}" in bot_app.text(SEC, "/find ヤマダ")[0]
     assert "支援機関の審査待ち：1件" in bot_app.text(SEC, "/stats")[0]
+
+
+def test_revised_conditions_are_announced_and_consented_again(bot_app):
+    import dataclasses
+
+    from conversations.commission import announce_new_conditions
+    from handlers import outbox
+    from program import VersionedText
+
+    inst, expert = setup(bot_app)
+    expert.status, expert.conditions_version = "commissioned", "2026-04"
+    expert.save()
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, conditions=VersionedText("2027-04", "新しい委嘱条件の本文"))
+    ids = announce_new_conditions(bot_app.rt.program)
+    assert len(ids) == 1 and announce_new_conditions(bot_app.rt.program) == []  # idempotent
+    outbox.enqueue(ids)
+    assert any("委嘱条件が改訂されました（2027-04）" in t for t in pushed_texts(bot_app, EXPERT))
+    assert "委嘱条件への同意が必要です" in bot_app.text(EXPERT, "状況")[0]
+    texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2027-04")
+    assert "改訂後の委嘱条件（2027-04）への同意を記録しました" in texts[0]
+    expert = Expert.get_by_id(expert.id)
+    assert (expert.status, expert.conditions_version) == ("commissioned", "2027-04")
+
+
+def test_cli_admin_invite_code_makes_the_sender_secretariat(bot_app, tmp_path):
+    import subprocess
+    import sys
+
+    import bot
+
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": bot_app.config.database_url,
+           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+    out = subprocess.run([sys.executable, "bot.py", "admin", "invite"], cwd=bot.ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    code = re.search(r"事務局登録 ([A-Z2-9]{10})", out.stdout).group(1)
+    assert "事務局メンバーとして登録しました" in bot_app.text(SEC, f"事務局登録 {code}")[0]
+    assert role_of(SEC) == "secretariat"
+    out = subprocess.run([sys.executable, "bot.py", "qr", "1", "--basic-id", "@119sim", "--out", str(tmp_path / "qr.png")],
+                         cwd=bot.ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "見つかりませんでした" in out.stderr  # no institution yet
+    bot_app.text(SEC, "/institution add QR商工会 よろず")
+    out = subprocess.run([sys.executable, "bot.py", "qr", "QR商工会", "--basic-id", "@119sim", "--out", str(tmp_path / "qr.png")],
+                         cwd=bot.ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG") and "oaMessage/%40119sim" in out.stdout
