@@ -11,7 +11,7 @@ import structlog
 from flask import Blueprint, Response, jsonify
 
 from handlers.runtime import current
-from storage.crypto import LinkError, LinkSigner
+from storage.crypto import DecryptionError, LinkError, LinkSigner
 from storage.files import InvalidFileId, is_valid_file_id
 
 bp = Blueprint("files", __name__)
@@ -59,6 +59,11 @@ def get_file(token: str) -> Response | tuple[Response, int]:
     except (FileNotFoundError, InvalidFileId):
         log.warning("files.not_found")
         return _refuse(MSG_NOT_FOUND, 404)
+    except DecryptionError:
+        # Its key was removed from DATA_ENCRYPTION_KEYS: a configuration fault
+        # for ops (logged loudly), not a crash page for the reviewer.
+        log.error("files.undecryptable", hint="keep old keys in DATA_ENCRYPTION_KEYS until files are re-encrypted")
+        return _refuse("ファイルを表示できません。事務局にお問い合わせください。", 503)
     response = Response(data, status=200, mimetype=content_type)
     response.headers.update(_PRIVATE_HEADERS)
     response.headers["Content-Disposition"] = "inline"
