@@ -154,3 +154,22 @@ def test_a_too_small_photo_is_refused_with_a_retake(bot_app):
     send_photo(bot_app, EXPERT, "red")
     send_photo(bot_app, EXPERT, "green")
     assert state(bot_app) == "photo_passbook", "no qualification named → no 資格証明書"
+
+
+def test_several_photos_sent_together_fill_the_slots_in_order(bot_app):
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "まとめ商工会", REVIEWER)
+    bot_app.say(EXPERT, "follow")
+    for answer in ["同意する", institution.code, "鈴木 花子", "すずき はなこ", "昭和55年4月1日", "09024681357", EMAIL,
+                   "1000001", "東京都千代田区丸の内1-1-1", "なし", "1", "完了", "15", "製造業の経営", "1", "完了", "東京",
+                   "完了", "0001", "はい", "新宿", "はい", "普通", ACCOUNT, "スズキ ハナコ"]:
+        bot_app.text(EXPERT, answer)
+    assert state(bot_app) == "photo_face"
+    image_set = "imgset-1"
+    batch = [bot_app.event(EXPERT, "image", messageId=photo(bot_app, color),
+                           imageSet={"id": image_set, "index": i + 1, "total": 3})
+             for i, color in enumerate(["red", "green", "blue"])]
+    assert bot_app.post(batch).status_code == 200
+    assert state(bot_app) == "confirm"
+    photos = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT)).draft["photos"]
+    assert set(photos) == {"face", "id_doc", "passbook"} and len(set(photos.values())) == 3

@@ -236,3 +236,35 @@ def test_cli_admin_invite_code_makes_the_sender_secretariat(bot_app, tmp_path):
                          cwd=bot.ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "qr.png").read_bytes().startswith(b"\x89PNG") and "oaMessage/%40119sim" in out.stdout
+
+
+def test_letter_is_sent_again_on_request(bot_app):
+    inst, expert = setup(bot_app)
+    expert.status = "registered"
+    expert.save()
+    tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
+    before = len(bot_app.line.deliveries_for(EXPERT))
+    texts = bot_app.text(SEC, f"/letter {expert.id}")
+    assert "委嘱状を送りました" in texts[0]
+    bot_app.drain()
+    again = bot_app.line.deliveries_for(EXPERT)[before:]
+    assert again and again[0]["via"] == "push" and again[0]["messages"][0]["type"] == "flex"
+    assert "使い方" in bot_app.text(SEC, "/letter")[0]
+
+
+def test_cli_admin_grant(bot_app, tmp_path):
+    import subprocess
+    import sys
+
+    import bot
+
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": bot_app.config.database_url,
+           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+    out = subprocess.run([sys.executable, "bot.py", "admin", "grant", SEC], cwd=bot.ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert role_of(SEC) == "secretariat"
+    assert "/pending" in bot_app.text(SEC, "/help")[0]
+    bad = subprocess.run([sys.executable, "bot.py", "admin", "grant", "nobody"], cwd=bot.ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
