@@ -7,7 +7,6 @@ caller (the webhook) wraps a whole conversation step in one transaction.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Any
 
 from storage.fastsql import Compiled
@@ -95,12 +94,6 @@ def institution_by_code(code: str) -> Institution | None:
     return Institution.get_or_none(Institution.code == code)
 
 
-def institution_by_id(institution_id: int | None) -> Institution | None:
-    if institution_id is None:
-        return None
-    return Institution.get_or_none(Institution.id == institution_id)
-
-
 # --- experts and drafts --------------------------------------------------------
 
 _EXPERT = "_expert_of_this_event"  # per-event cache on the LineUser instance
@@ -168,6 +161,3 @@ def queue_push(to: str, messages: list[dict[str, Any]], reason: str) -> Outbox:
     """Record a push; the webhook enqueues delivery after the transaction commits."""
     return Outbox.create(to=to, messages=messages, reason=reason)
 
-
-def pending_outbox(older_than: datetime) -> list[Outbox]:
-    return list(Outbox.select().where((Outbox.status == "pending") & (Outbox.created_at <= older_than)))
