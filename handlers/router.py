@@ -26,7 +26,13 @@ from storage import repo
 from storage.models import Expert
 from storage.sessions import Session
 
-ENGINE = Engine([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE])
+# Features added after registration plug in here. Each module exposes
+# ``FLOWS`` (its Flow objects), ``ACTIONS`` (postback action → handler) and
+# ``at_rest(s, inp, ctx)`` (its keywords when no flow is active, or None).
+FEATURES: list[Any] = []
+
+ENGINE = Engine([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
+                 *(flow for feature in FEATURES for flow in feature.FLOWS)])
 
 GENERAL_HELP = (
     "中小企業119 専門家派遣の公式アカウントです。\n"
@@ -194,6 +200,7 @@ ACTIONS: dict[str, Callable[[Session, Context, dict[str, str]], list[Message]]] 
     **{key: _decision(key) for key in review.OPS if key != "revoke"},
     "consent": _consent,
     "accept": _accept,
+    **{name: handler for feature in FEATURES for name, handler in feature.ACTIONS.items()},
 }
 
 
@@ -201,6 +208,10 @@ ACTIONS: dict[str, Callable[[Session, Context, dict[str, str]], list[Message]]] 
 
 
 def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
+    for feature in FEATURES:
+        replies = feature.at_rest(s, inp, ctx)
+        if replies is not None:
+            return replies
     text = inp.text if inp.kind == "text" else ""
     expert = repo.expert_of(ctx.user)
     if ctx.user.role == "reviewer" and text in ("審査待ち", "審査", "申請一覧"):

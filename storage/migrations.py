@@ -59,10 +59,17 @@ def _v3_change_requests(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([models.ChangeRequest], safe=True)
 
 
+def _v4_dispatches(db: Database, migrator: SchemaMigrator) -> None:
+    """Businesses, dispatches, check-in/out records, exception reports, reports."""
+    db.create_tables([models.Business, models.Dispatch, models.Attendance, models.ExceptionReport, models.Report],
+                     safe=True)
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
     _v3_change_requests,
+    _v4_dispatches,
 ]
 
 LATEST = len(MIGRATIONS)

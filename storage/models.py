@@ -17,6 +17,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -149,6 +150,95 @@ class ConditionsConsent(BaseModel):
     at = DateTimeField(default=utcnow)
 
 
+class Business(BaseModel):
+    """A business that receives dispatches (the free-dispatch limit counts per business).
+
+    Identified by its 法人番号 when given, else by the institution's own
+    record (reviewers pick an existing business or create one). The
+    location is a LINE location pin: no geocoding service is assumed, the
+    pin is the truth.
+    """
+
+    id = AutoField()
+    institution = ForeignKeyField(Institution, backref="businesses", on_delete="CASCADE")
+    name = CharField(max_length=200)
+    corporate_number = CharField(max_length=13, null=True, unique=True)
+    latitude = DoubleField()
+    longitude = DoubleField()
+    address = CharField(max_length=300, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Dispatch(BaseModel):
+    """One dispatch of an expert to a business (支援依頼 → 受諾 → check-in/out → report)."""
+
+    id = AutoField()
+    business = ForeignKeyField(Business, backref="dispatches", on_delete="CASCADE")
+    institution = ForeignKeyField(Institution, backref="dispatches", on_delete="CASCADE")
+    expert = ForeignKeyField(Expert, backref="dispatches", on_delete="CASCADE")
+    requested_by = ForeignKeyField(LineUser, backref="requested_dispatches", on_delete="CASCADE")
+    theme = CharField(max_length=100)
+    scheduled_at = DateTimeField()  # UTC, naive
+    # requested / accepted / declined / cancelled / checked_in / completed
+    status = CharField(max_length=16, default="requested", index=True)
+    reason = TextField(null=True)  # decline or cancel reason
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Attendance(BaseModel):
+    """A check-in or check-out: LINE's timestamp and our receive time, the pin, the distance.
+
+    ``flags`` lists what the secretariat should look at (pin exactly on the
+    business point, identical in/out points, a check long after its event
+    time, out of range after three tries).
+    """
+
+    id = AutoField()
+    dispatch = ForeignKeyField(Dispatch, backref="attendances", on_delete="CASCADE")
+    kind = CharField(max_length=4)  # in / out
+    line_timestamp = DateTimeField()  # UTC, naive: the event's own time
+    received_at = DateTimeField(default=utcnow)
+    latitude = DoubleField()
+    longitude = DoubleField()
+    distance_m = DoubleField()
+    flagged = BooleanField(default=False)
+    flags = JSONField(default=list)
+    event_id = CharField(max_length=64, unique=True)
+
+
+class ExceptionReport(BaseModel):
+    """Filed after three check-ins/outs beyond the radius: the expert's reason, for the secretariat."""
+
+    id = AutoField()
+    dispatch = ForeignKeyField(Dispatch, backref="exceptions", on_delete="CASCADE")
+    kind = CharField(max_length=4)  # in / out
+    reason = TextField()
+    distances = JSONField(default=list)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Report(BaseModel):
+    """支援実施報告書: one per dispatch; the fee is computed and stored on submission."""
+
+    id = AutoField()
+    dispatch = ForeignKeyField(Dispatch, backref="reports", unique=True, on_delete="CASCADE")
+    status = CharField(max_length=16, default="draft", index=True)  # draft / submitted / returned / accepted
+    draft = JSONField(default=dict)
+    minutes = IntegerField(null=True)
+    gross_yen = IntegerField(null=True)
+    withholding_yen = IntegerField(null=True)
+    travel_yen = IntegerField(null=True)
+    net_yen = IntegerField(null=True)
+    fee_month = CharField(max_length=7, null=True, index=True)
+    reason = TextField(null=True)
+    submitted_at = DateTimeField(null=True)
+    accepted_at = DateTimeField(null=True)
+    accepted_by = CharField(max_length=64, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
 class AuditLog(BaseModel):
     """Who did what to which record, when, and why. A table, not a log file."""
 
@@ -220,4 +310,9 @@ ALL_MODELS: list[type[Model]] = [
     OneTimeCode,
     ConditionsConsent,
     ChangeRequest,
+    Business,
+    Dispatch,
+    Attendance,
+    ExceptionReport,
+    Report,
 ]
