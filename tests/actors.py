@@ -51,3 +51,31 @@ def submitted_application(institution: Institution, user: str = EXPERT, **draft:
 
 def role_of(user: str) -> str | None:
     return LineUser.get(LineUser.line_user_id == user).role
+
+
+# Business pin for dispatch scenarios: 東京都千代田区丸の内 (a known point).
+BUSINESS_LAT, BUSINESS_LNG = 35.681236, 139.767125
+
+
+def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: Any) -> Expert:
+    """An expert who went through the whole registration (tested elsewhere)."""
+    expert = submitted_application(institution, user, areas=["東京都"], expertise=["経営戦略"], **draft)
+    expert.status = "commissioned"
+    expert.profile = dict(expert.draft)
+    expert.conditions_version = "2026-04"
+    expert.save()
+    return expert
+
+
+def dispatch_for(expert: Expert, reviewer: str, *, when: "datetime | None" = None, status: str = "accepted",
+                 lat: float = BUSINESS_LAT, lng: float = BUSINESS_LNG, name: str = "株式会社テスト製作所") -> "Dispatch":
+    """A dispatch as the request flow leaves it (the request flow itself is tested elsewhere)."""
+    from datetime import datetime, timedelta, timezone
+
+    from storage.models import Business, Dispatch
+
+    when = when or datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
+    business = Business.create(institution=expert.institution, name=name, latitude=lat, longitude=lng,
+                               address="東京都千代田区丸の内1-1-1")
+    return Dispatch.create(business=business, institution=expert.institution, expert=expert,
+                           requested_by=repo.ensure_user(reviewer), theme="経営戦略", scheduled_at=when, status=status)
