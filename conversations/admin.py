@@ -35,6 +35,7 @@ USAGE: dict[str, str] = {
     "/invite": "/invite — 事務局メンバーの招待コード（24時間・1回限り）",
     "/staff": "/staff — 事務局・担当者の一覧",
     "/revoke": "/revoke <利用者No> — 役割の取り消し（確認あり）",
+    "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] — 派遣の一覧",
 }
 
 Handler = Callable[[Session, Context, list[str], str], list[Message]]
@@ -203,6 +204,15 @@ def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
     return review.begin_revoke(s, ctx, user)
 
 
+def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
+    from conversations import dispatch
+
+    status = args[0] if args else None
+    if status and status not in dispatch.STATUS_LABELS:
+        return _usage("/dispatches")
+    return [msg.text(dispatch.listing(ctx, status))]
+
+
 COMMANDS: dict[str, Handler] = {
     "/help": _help,
     "/pending": _pending,
@@ -218,4 +228,5 @@ COMMANDS: dict[str, Handler] = {
     "/invite": _invite,
     "/staff": _staff,
     "/revoke": _revoke,
+    "/dispatches": _dispatches,
 }

@@ -68,14 +68,15 @@ def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: A
 
 
 def dispatch_for(expert: Expert, reviewer: str, *, when: "datetime | None" = None, status: str = "accepted",
-                 lat: float = BUSINESS_LAT, lng: float = BUSINESS_LNG, name: str = "株式会社テスト製作所") -> "Dispatch":
+                 lat: float = BUSINESS_LAT, lng: float = BUSINESS_LNG, name: str = "株式会社テスト製作所",
+                 business: "Business | None" = None) -> "Dispatch":
     """A dispatch as the request flow leaves it (the request flow itself is tested elsewhere)."""
     from datetime import datetime, timedelta, timezone
 
     from storage.models import Business, Dispatch
 
     when = when or datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
-    business = Business.create(institution=expert.institution, name=name, latitude=lat, longitude=lng,
-                               address="東京都千代田区丸の内1-1-1")
+    business = business or Business.create(institution=expert.institution, name=name, latitude=lat, longitude=lng,
+                                           address="東京都千代田区丸の内1-1-1")
     return Dispatch.create(business=business, institution=expert.institution, expert=expert,
                            requested_by=repo.ensure_user(reviewer), theme="経営戦略", scheduled_at=when, status=status)

@@ -1,0 +1,170 @@
+"""Dispatch requests: the reviewer's form, the expert's answer, the free-dispatch limit, cancel and reschedule."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conversations.dispatch import corporate_number_ok
+from storage.models import AuditLog, Business, Dispatch
+from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
+                          dispatch_for, institution_with_reviewer, secretariat)
+
+TOKYO = timezone(timedelta(hours=9))
+
+
+def tomorrow_10() -> str:
+    day = datetime.now(TOKYO).date() + timedelta(days=1)
+    return f"{day.isoformat()}T10:00"
+
+
+def setup(bot_app):
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "依頼商工会", REVIEWER)
+    return inst, commissioned_expert(inst)
+
+
+def request(bot_app, expert, business="株式会社テスト製作所", number="7000012050002") -> list[str]:
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, business)
+    bot_app.text(REVIEWER, number)
+    bot_app.say(REVIEWER, "location", latitude=BUSINESS_LAT, longitude=BUSINESS_LNG, address="東京都千代田区丸の内1-1-1")
+    texts = bot_app.text(REVIEWER, "1")
+    assert f"No.{expert.id}" in texts[-1], texts
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    texts = bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    assert "この内容で依頼しますか" in texts[-1]
+    return bot_app.say(REVIEWER, "postback", data="c=yes")
+
+
+@pytest.mark.parametrize("number,ok", [("7000012050002", True), ("8000012050002", False), ("700001205000", False),
+                                       ("abcdefghijklm", False)])
+def test_corporate_number_check_digit(number, ok):
+    assert corporate_number_ok(number) is ok
+
+
+def test_request_accept_and_the_reviewer_is_told(bot_app):
+    inst, expert = setup(bot_app)
+    texts = request(bot_app, expert)
+    assert "依頼しました" in texts[0]
+    dispatch = Dispatch.get()
+    assert (dispatch.status, dispatch.theme, dispatch.business.corporate_number) == ("requested", "経営戦略", "7000012050002")
+    bot_app.drain()
+    assert any("支援のご依頼" in t for t in bot_app.texts_since(EXPERT, 0))
+    texts = bot_app.say(EXPERT, "postback", data=f"a=dsp_accept&id={dispatch.id}")
+    assert "受諾しました" in texts[0]
+    assert Dispatch.get_by_id(dispatch.id).status == "accepted"
+    bot_app.drain()
+    assert any("受諾しました" in t for t in bot_app.texts_since(REVIEWER, 0))
+    assert "依頼商工会" not in bot_app.text(SEC, "/dispatches accepted")[0] and f"No.{dispatch.id}" in bot_app.text(SEC, "/dispatches")[0]
+
+
+def test_decline_asks_a_reason_for_the_reviewer(bot_app):
+    inst, expert = setup(bot_app)
+    request(bot_app, expert)
+    dispatch = Dispatch.get()
+    bot_app.say(EXPERT, "postback", data=f"a=dsp_decline&id={dispatch.id}")
+    texts = bot_app.text(EXPERT, "その日は別の支援が入っています")
+    assert "担当者に伝えました" in texts[0]
+    assert Dispatch.get_by_id(dispatch.id).status == "declined"
+    bot_app.drain()
+    assert any("その日は別の支援が入っています" in t for t in bot_app.texts_since(REVIEWER, 0))
+
+
+def test_the_fourth_dispatch_for_a_business_is_refused_with_the_count(bot_app):
+    inst, expert = setup(bot_app)
+    first = dispatch_for(expert, REVIEWER, name="上限株式会社")
+    for _ in range(2):
+        dispatch_for(expert, REVIEWER, business=first.business)
+    texts = bot_app.text(REVIEWER, "支援依頼")
+    assert "上限株式会社" in texts[0]
+    bot_app.text(REVIEWER, "1")  # the known business: no 法人番号 / pin questions
+    bot_app.text(REVIEWER, "1")
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    texts = bot_app.say(REVIEWER, "postback", data="c=yes")
+    assert "上限（3回）" in texts[0] and "3回" in texts[0]
+    assert Dispatch.select().count() == 3
+    assert AuditLog.select().where(AuditLog.action == "dispatch.limit_refused").count() == 1
+    assert "上限による依頼の拒否" in bot_app.text(SEC, "/dispatches")[0]
+
+
+def test_a_cancelled_dispatch_does_not_count_toward_the_limit(bot_app):
+    inst, expert = setup(bot_app)
+    first = dispatch_for(expert, REVIEWER, name="取消株式会社")
+    dispatches = [first] + [dispatch_for(expert, REVIEWER, business=first.business) for _ in range(2)]
+    cards = bot_app.text(REVIEWER, "依頼一覧")
+    assert "取消" in "".join(cards)
+    bot_app.say(REVIEWER, "postback", data=f"a=dsp_cancel&id={dispatches[0].id}")
+    bot_app.text(REVIEWER, "事業者の都合により延期")
+    texts = bot_app.say(REVIEWER, "postback", data="c=yes")
+    assert "取り消されました" in texts[0]
+    bot_app.drain()
+    assert any("事業者の都合により延期" in t for t in bot_app.texts_since(EXPERT, 0))
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "1")
+    bot_app.text(REVIEWER, "1")
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    texts = bot_app.say(REVIEWER, "postback", data="c=yes")
+    assert "依頼しました" in texts[0]
+
+
+def test_reschedule_before_check_in_tells_the_expert(bot_app):
+    inst, expert = setup(bot_app)
+    dispatch = dispatch_for(expert, REVIEWER)
+    bot_app.say(REVIEWER, "postback", data=f"a=dsp_move&id={dispatch.id}")
+    texts = bot_app.text(REVIEWER, "12/1 14:30" if datetime.now(TOKYO).month < 12 else "2/1 14:30")
+    assert "変更します" in texts[0]
+    bot_app.say(REVIEWER, "postback", data="c=yes")
+    bot_app.drain()
+    assert any("日時が変更されました" in t for t in bot_app.texts_since(EXPERT, 0))
+    dispatch = Dispatch.get_by_id(dispatch.id)
+    local = dispatch.scheduled_at.replace(tzinfo=timezone.utc).astimezone(TOKYO)
+    assert (local.hour, local.minute) == (14, 30)
+    # Another institution's reviewer cannot touch it; after check-in nobody can.
+    institution_with_reviewer(bot_app, "別の依頼商工会", OTHER_REVIEWER)
+    assert "権限がありません" in bot_app.say(OTHER_REVIEWER, "postback", data=f"a=dsp_cancel&id={dispatch.id}")[0]
+    Dispatch.update(status="checked_in").execute()
+    assert "変更できません" in bot_app.say(REVIEWER, "postback", data=f"a=dsp_cancel&id={dispatch.id}")[0]
+
+
+def test_bad_answers_in_the_form_are_explained(bot_app):
+    inst, expert = setup(bot_app)
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "新規株式会社")
+    assert "13桁" in bot_app.text(REVIEWER, "1234567890123")[0]
+    bot_app.text(REVIEWER, "なし")
+    assert "位置情報を送ってください" in bot_app.text(REVIEWER, "東京都千代田区")[0]
+    bot_app.text(REVIEWER, "35.681236, 139.767125")  # typed coordinates from LINE for PC
+    bot_app.text(REVIEWER, "経営戦略")
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    past = datetime.now(TOKYO) - timedelta(days=1)
+    assert "過去の日時" in bot_app.text(REVIEWER, f"{past.year}/{past.month}/{past.day} 10:00")[0]
+    assert "入力する" in bot_app.text(REVIEWER, "来週のどこか")[0]
+
+
+def test_only_the_dispatchs_expert_can_answer(bot_app):
+    inst, expert = setup(bot_app)
+    dispatch = dispatch_for(expert, REVIEWER, status="requested")
+    texts = bot_app.say("U" + "4" * 32, "postback", data=f"a=dsp_accept&id={dispatch.id}")
+    assert "見つかりませんでした" in texts[0]
+    assert Dispatch.get_by_id(dispatch.id).status == "requested"
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("12/1 10:00", (12, 1, 10, 0)),
+    ("１２月１日　１０時３０分", (12, 1, 10, 30)),
+    ("2027/2/1 9:05", (2, 1, 9, 5)),
+    ("12月1日(火) 14時", (12, 1, 14, 0)),
+])
+def test_typed_dates_and_times(typed, expected):
+    from conversations.dispatch import parse_when
+    from conversations.engine import Context, Input
+    from program import load_program
+
+    program = load_program()
+    ctx = Context(user=None, program=program, now=datetime(2026, 11, 26, 9, 0, tzinfo=program.timezone))
+    chosen = parse_when(Input.from_text(typed), ctx)
+    assert (chosen.month, chosen.day, chosen.hour, chosen.minute) == expected
+    assert chosen.year == (2027 if expected[0] < 11 else 2026)
