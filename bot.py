@@ -10,6 +10,7 @@
     python bot.py admin invite | grant <user>   bootstrap the secretariat
     python bot.py qr <institution>              QR code PNG with the institution code pre-filled
     python bot.py conditions announce           send a revised 委嘱条件 to every agreed expert
+    python bot.py export fees|zengin --month M  accepted reports: CSV, or the 全銀 総合振込 file
     python bot.py diagram                       draw every flow into docs/flows.md
 """
 from __future__ import annotations
@@ -226,6 +227,35 @@ def cmd_conditions_announce(config: Config) -> int:
     return 0
 
 
+def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
+    """Accepted reports of a fee month: CSV for Excel, or the 全銀 総合振込 file for the bank."""
+    import re as _re
+
+    from conversations import exports, payments
+    from program import load_program
+    from storage import db as storage_db
+    from storage.crypto import FieldCrypto
+
+    if not _re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        print("月は YYYY-MM で指定してください（例：2026-11）。", file=sys.stderr)
+        return 2
+    storage_db.bind(config.database_url)
+    program = load_program(config.program_config)
+    if kind == "fees":
+        data = payments.fees_csv(exports.fee_rows(program, month))
+        path = out or Path(config.data_dir, "exports", f"fees-{month}.csv")
+    else:
+        crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
+        data = exports.zengin_file(program, month, crypto)
+        path = out or Path(config.data_dir, "exports", f"zengin-{month}.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(data)
+    path.chmod(0o600)  # bank account numbers: readable by the owner only
+    print(f"{path} に保存しました（{len(exports.accepted_reports(month))} 件の受理済み報告書）。")
+    return 0
+
+
 def cmd_logs(config: Config, args: argparse.Namespace) -> int:
     from handlers import logs
 
@@ -392,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("conditions", help="commission conditions")
     csub = p.add_subparsers(dest="action", required=True)
     csub.add_parser("announce", help="send a new conditions version to every agreed expert")
+    p = sub.add_parser("export", help="accepted reports of a fee month: fees CSV or 全銀 transfer file")
+    p.add_argument("kind", choices=["fees", "zengin"])
+    p.add_argument("--month", required=True, help="YYYY-MM (the month of the dispatch dates, Asia/Tokyo)")
+    p.add_argument("--out", type=Path)
     p = sub.add_parser("qr", help="QR code PNG that opens the chat with an institution's code")
     p.add_argument("institution", help="institution name or number")
     p.add_argument("--out", type=Path)
@@ -406,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_demo(args.host, args.port, args.sim_port)
     if args.command == "diagram":
         return cmd_diagram(Path(args.out))
-    if args.command in ("init-db", "institution", "stats", "logs", "admin", "qr") and not os.environ.get("SIGNING_KEY"):
+    if args.command in ("init-db", "institution", "stats", "logs", "admin", "qr", "export") and not os.environ.get("SIGNING_KEY"):
         # Ops commands that need no LINE credentials run against the local setup.
         local = Path(os.environ.get("DATA_DIR", "var")) / "local.env"
         if local.exists():
@@ -431,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_stats(config)
     if args.command == "admin":
         return cmd_admin(config, args.action, getattr(args, "user_id", None))
+    if args.command == "export":
+        return cmd_export(config, args.kind, args.month, args.out)
     if args.command == "conditions":
         return cmd_conditions_announce(config)
     if args.command == "qr":
