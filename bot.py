@@ -400,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-port", type=int, default=int(os.environ.get("SIM_PORT", "8001")))
     p = sub.add_parser("worker", help="RQ worker for pushes and deferred events")
     p.add_argument("--burst", action="store_true", help="work until the queues are empty, then exit")
+    p.add_argument("--with-scheduler", action="store_true",
+                   help="run RQ's scheduler (delayed retries, report reminders); always on unless --burst")
     sub.add_parser("init-db", help="create or migrate the schema")
     p = sub.add_parser("institution", help="manage institutions")
     isub = p.add_subparsers(dest="action", required=True)
