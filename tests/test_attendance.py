@@ -1,0 +1,236 @@
+"""Check-in / check-out (GPS): every step through signed webhooks, as LINE sends them."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from geopy.distance import geodesic
+
+from simulator.events import redelivery
+from storage.models import Attendance, Dispatch, ExceptionReport, Outbox
+from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
+                          institution_with_reviewer, secretariat)
+
+TOKYO = timezone(timedelta(hours=9))
+OTHER_EXPERT = "U" + "e1" + "0" * 30
+
+
+def tokyo_day_at(days: int, hour: int) -> datetime:
+    """A Tokyo wall-clock time ``days`` from today, as stored (UTC, naive)."""
+    day = datetime.now(TOKYO).date() + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=TOKYO).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def near(metres: float, bearing: float = 0) -> tuple[float, float]:
+    """A point ``metres`` away from the business pin."""
+    p = geodesic(meters=metres).destination((BUSINESS_LAT, BUSINESS_LNG), bearing)
+    return p.latitude, p.longitude
+
+
+def setup(bot_app, *, when: datetime | None = None):
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "勤怠商工会", REVIEWER)
+    expert = commissioned_expert(inst)
+    return inst, expert, dispatch_for(expert, REVIEWER, when=when or tokyo_day_at(0, 10))
+
+
+def send_location(bot_app, user: str, point: tuple[float, float], ts_ms: int | None = None):
+    """Post one location event (optionally with its LINE timestamp); the texts answered, and the event."""
+    event = bot_app.event(user, "location", latitude=point[0], longitude=point[1])
+    if ts_ms is not None:
+        event["timestamp"] = ts_ms
+    before = bot_app._seq(user)
+    response = bot_app.post([event])
+    assert response.status_code == 200, response.text
+    return bot_app.texts_since(user, before), event
+
+
+def pushed_to_secretariat(bot_app) -> list[str]:
+    bot_app.drain()
+    return bot_app.texts_since(SEC, 0)
+
+
+def state_of(bot_app, user: str = EXPERT) -> tuple[str | None, str | None]:
+    session = bot_app.rt.sessions.load(user)
+    return (session.flow, session.state) if session else (None, None)
+
+
+def now_ms(minutes: float = 0) -> int:
+    return int((time.time() + minutes * 60) * 1000)
+
+
+def hhmm(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, TOKYO).strftime("%H:%M")
+
+
+def test_checkin_40m_from_the_business_is_recorded_with_distance_and_line_timestamp(bot_app):
+    _, _, dispatch = setup(bot_app)
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert f"派遣No.{dispatch.id}" in texts[0] and "300m以内" in texts[0]
+    assert "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
+    assert state_of(bot_app) == ("checkin", "location")
+
+    ts = now_ms(-0.5)
+    texts, event = send_location(bot_app, EXPERT, near(40), ts)
+    assert "チェックインしました" in texts[0] and "事業所から40m" in texts[0] and f"時刻：{hhmm(ts)}" in texts[0]
+    check = Attendance.get()
+    assert check.kind == "in" and abs(check.distance_m - 40) < 0.5
+    assert check.line_timestamp == datetime.fromtimestamp(ts / 1000, timezone.utc).replace(tzinfo=None)
+    assert check.received_at >= check.line_timestamp
+    assert (check.latitude, check.longitude) == near(40)
+    assert not check.flagged and check.flags == [] and check.event_id == event["webhookEventId"]
+    assert Dispatch.get_by_id(dispatch.id).status == "checked_in"
+    assert state_of(bot_app) == (None, None)
+    assert not any("要確認" in t for t in pushed_to_secretariat(bot_app))
+
+
+def test_checkin_refused_beyond_radius_three_times_then_reason_exception_and_flag(bot_app):
+    _, _, dispatch = setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    far = near(1200, 90)
+    for left in (2, 1):
+        texts, _ = send_location(bot_app, EXPERT, far)
+        assert "事業所から1,200m離れています" in texts[0] and f"あと{left}回" in texts[0]
+        assert "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
+    assert not Attendance.select().exists() and Dispatch.get_by_id(dispatch.id).status == "accepted"
+    texts, event = send_location(bot_app, EXPERT, far)
+    assert "1,200m" in texts[0] and "理由を入力してください" in texts[-1]
+    assert state_of(bot_app) == ("checkin", "reason")
+
+    texts = bot_app.text(EXPERT, "事業所の登録地点が本社で、訪問先は工場のため")
+    assert "チェックインしました" in texts[0] and "例外として記録" in texts[0]
+    check = Attendance.get()
+    assert check.flagged and check.flags[0] == "out_of_range" and check.event_id == event["webhookEventId"]
+    assert abs(check.distance_m - 1200) < 1
+    report = ExceptionReport.get()
+    assert (report.kind, report.reason, report.distances) == ("in", "事業所の登録地点が本社で、訪問先は工場のため",
+                                                              [1200, 1200, 1200])
+    assert Dispatch.get_by_id(dispatch.id).status == "checked_in"
+    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    assert len(notices) == 1 and f"派遣No.{dispatch.id}" in notices[0] and "訪問先は工場" in notices[0]
+    assert "1,200m / 1,200m / 1,200m" in notices[0]
+
+
+def test_checkout_without_checkin_is_refused(bot_app):
+    _, _, dispatch = setup(bot_app)
+    texts = bot_app.text(EXPERT, "チェックアウト")
+    assert "チェックアウトできません" in texts[0] and "チェックイン" in bot_app.last_quick_reply(EXPERT)
+    assert state_of(bot_app) == (None, None)
+    assert Dispatch.get_by_id(dispatch.id).status == "accepted" and not Attendance.select().exists()
+
+
+def test_second_checkin_is_refused(bot_app):
+    _, _, dispatch = setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    send_location(bot_app, EXPERT, near(40))
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert "すでにチェックイン済み" in texts[0] and f"派遣No.{dispatch.id}" in texts[0]
+    assert state_of(bot_app) == (None, None) and Attendance.select().count() == 1
+
+
+def test_another_expert_does_not_see_the_dispatch(bot_app):
+    inst, _, dispatch = setup(bot_app)
+    commissioned_expert(inst, OTHER_EXPERT)
+    texts = bot_app.text(OTHER_EXPERT, "チェックイン")
+    assert "本日チェックインできる派遣はありません" in texts[0] and f"No.{dispatch.id}" not in texts[0]
+    assert "位置情報を受け取りました" in send_location(bot_app, OTHER_EXPERT, near(40))[0][0]
+    assert not Attendance.select().exists() and Dispatch.get_by_id(dispatch.id).status == "accepted"
+
+
+def test_dispatch_scheduled_tomorrow_cannot_be_checked_in_today(bot_app):
+    _, _, dispatch = setup(bot_app, when=tokyo_day_at(1, 10))
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert "本日チェックインできる派遣はありません" in texts[0]
+    assert "次の派遣予定" in texts[0] and f"派遣No.{dispatch.id}" in texts[0] and "10:00" in texts[0]
+    assert state_of(bot_app) == (None, None) and Dispatch.get_by_id(dispatch.id).status == "accepted"
+
+
+def test_pin_exactly_on_the_business_point_is_flagged(bot_app):
+    _, _, dispatch = setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    texts, _ = send_location(bot_app, EXPERT, (BUSINESS_LAT, BUSINESS_LNG))
+    assert "チェックインしました" in texts[0] and "事業所から0m" in texts[0]
+    check = Attendance.get()
+    assert check.flagged and check.flags == ["pin_on_business_point"]
+    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    assert len(notices) == 1 and "登録地点と完全に一致" in notices[0] and f"派遣No.{dispatch.id}" in notices[0]
+
+
+def test_identical_checkin_and_checkout_points_are_flagged(bot_app):
+    setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    send_location(bot_app, EXPERT, near(25, 200))
+    bot_app.text(EXPERT, "チェックアウト")
+    texts, _ = send_location(bot_app, EXPERT, near(25, 200))
+    assert "チェックアウトしました" in texts[0]
+    check_in, check_out = Attendance.get(kind="in"), Attendance.get(kind="out")
+    assert not check_in.flagged
+    assert check_out.flagged and check_out.flags == ["same_point_in_out"]
+    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    assert len(notices) == 1 and "チェックアウト" in notices[0] and "位置が同一" in notices[0]
+
+
+def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
+    _, _, dispatch = setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    ts_in = now_ms(-130)  # picked 2 h 10 min ago, delivered only now
+    send_location(bot_app, EXPERT, near(40), ts_in)
+    assert Attendance.get(kind="in").flags == ["late_event"], "a check long after its event time is flagged"
+
+    texts = bot_app.text(EXPERT, "チェックアウト")
+    assert f"派遣No.{dispatch.id}" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
+    ts_out = ts_in + 130 * 60 * 1000 + 30_000
+    texts, _ = send_location(bot_app, EXPERT, near(60, 180), ts_out)
+    assert "チェックアウトしました" in texts[0] and "事業所から60m" in texts[0]
+    assert f"時刻：{hhmm(ts_out)}" in texts[0] and f"経過時間：2時間10分（チェックイン {hhmm(ts_in)}）" in texts[0]
+    check_out = Attendance.get(kind="out")
+    assert not check_out.flagged
+    assert Dispatch.get_by_id(dispatch.id).status == "completed"
+
+
+def test_outdated_conditions_ask_for_consent_before_checkin(bot_app):
+    _, expert, dispatch = setup(bot_app)
+    expert.conditions_version = "2025-04"
+    expert.save()
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert "同意をお願いします" in texts[0] and any("【委嘱条件】" in t for t in texts)
+    assert state_of(bot_app) == (None, None)
+    texts = bot_app.say(EXPERT, "postback", data="a=consent&ans=yes&v=2026-04")
+    assert "同意を記録しました" in texts[0]
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert f"派遣No.{dispatch.id}" in texts[0] and state_of(bot_app) == ("checkin", "location")
+
+
+def test_redelivered_location_changes_nothing_twice(bot_app):
+    _, _, dispatch = setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    texts, event = send_location(bot_app, EXPERT, (BUSINESS_LAT, BUSINESS_LNG))  # flagged: one push
+    assert "チェックインしました" in texts[0]
+    bot_app.drain()
+    outbox, seq = Outbox.select().count(), bot_app._seq(EXPERT)
+    response = bot_app.post([redelivery(event)])
+    assert response.status_code == 200
+    bot_app.drain()
+    assert Attendance.select().count() == 1 and Outbox.select().count() == outbox
+    assert bot_app.texts_since(EXPERT, seq) == []
+    assert Dispatch.get_by_id(dispatch.id).status == "checked_in"
+
+
+def test_typed_text_at_the_location_step_explains_how_to_send_it(bot_app):
+    setup(bot_app)
+    bot_app.text(EXPERT, "チェックイン")
+    texts = bot_app.text(EXPERT, "丸の内1-1-1にいます")
+    assert "スマートフォンのLINEアプリ" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
+    assert state_of(bot_app) == ("checkin", "location") and not Attendance.select().exists()
+
+
+def test_several_dispatches_today_are_chosen_by_number(bot_app):
+    _, expert, first = setup(bot_app)
+    second = dispatch_for(expert, REVIEWER, when=tokyo_day_at(0, 14), name="有限会社サンプル商店")
+    texts = bot_app.text(EXPERT, "チェックイン")
+    assert f"1. 派遣No.{first.id}" in texts[0] and f"2. 派遣No.{second.id}" in texts[0]
+    assert any(label.startswith(f"No.{second.id} 14:00") for label in bot_app.last_quick_reply(EXPERT))
+    texts = bot_app.text(EXPERT, "2")
+    assert f"派遣No.{second.id} 有限会社サンプル商店" in texts[0] and state_of(bot_app) == ("checkin", "location")
+    send_location(bot_app, EXPERT, near(40))
+    assert Dispatch.get_by_id(second.id).status == "checked_in" and Dispatch.get_by_id(first.id).status == "accepted"
