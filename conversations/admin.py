@@ -13,7 +13,7 @@ from collections.abc import Callable
 from linebot.v3.messaging import Message
 from peewee import fn
 
-from conversations import lifecycle, review, roles
+from conversations import lifecycle, reports, review, roles
 from conversations import messages as msg
 from conversations.engine import Context
 from storage import repo
@@ -36,6 +36,8 @@ USAGE: dict[str, str] = {
     "/staff": "/staff — 事務局・担当者の一覧",
     "/revoke": "/revoke <利用者No> — 役割の取り消し（確認あり）",
     "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] — 派遣の一覧",
+    "/reports": reports.REPORTS_USAGE,
+    "/fees": reports.FEES_USAGE,
 }
 
 Handler = Callable[[Session, Context, list[str], str], list[Message]]
@@ -229,4 +231,6 @@ COMMANDS: dict[str, Handler] = {
     "/staff": _staff,
     "/revoke": _revoke,
     "/dispatches": _dispatches,
+    "/reports": reports.reports_command,
+    "/fees": reports.fees_command,
 }

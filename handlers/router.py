@@ -19,7 +19,8 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
-from conversations import admin, attendance, changes, commission, dispatch, lifecycle, profile, review, roles, submission
+from conversations import (admin, attendance, changes, commission, dispatch, lifecycle, profile, reports, review, roles,
+                           submission)
 from conversations import messages as msg
 from conversations.engine import Context, Engine, Input
 from storage import repo
@@ -29,7 +30,7 @@ from storage.sessions import Session
 # Features added after registration plug in here. Each module exposes
 # ``FLOWS`` (its Flow objects), ``ACTIONS`` (postback action → handler) and
 # ``at_rest(s, inp, ctx)`` (its keywords when no flow is active, or None).
-FEATURES: list[Any] = [dispatch, attendance]
+FEATURES: list[Any] = [dispatch, attendance, reports]
 
 ENGINE = Engine([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
                  *(flow for feature in FEATURES for flow in feature.FLOWS)])
