@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from linebot.v3.messaging import Message, TextMessage
@@ -101,6 +101,10 @@ class Context:
     files: Any = None
     # file id → short-lived signed URL (handlers.files); set by the webhook.
     link_for: Callable[[str], str] | None = None
+    # Background jobs to schedule / cancel once the step's transaction has
+    # committed (the webhook does it: flows never touch the queue).
+    jobs: list[tuple[timedelta, str, tuple[Any, ...], str]] = field(default_factory=list)
+    cancelled_jobs: list[str] = field(default_factory=list)
 
     @property
     def user_id(self) -> str:
@@ -113,6 +117,13 @@ class Context:
 
     def audit(self, action: str, **kw: Any) -> None:
         repo.audit(self.user_id, action, event_id=self.event_id, **kw)
+
+    def schedule(self, delay: timedelta, func: str, *args: Any, job_id: str) -> None:
+        """Run ``func`` (dotted path) in the worker after ``delay``, if the step commits."""
+        self.jobs.append((delay, func, args, job_id))
+
+    def unschedule(self, job_id: str) -> None:
+        self.cancelled_jobs.append(job_id)
 
 
 # --- what a step answers -------------------------------------------------------------

@@ -1067,27 +1067,23 @@ def reminder_job_id(report_id: int, n: int) -> str:
 def schedule_first_reminder(ctx: Context, report: Report, d: Dispatch) -> None:
     """Ask for ``remind`` N days after check-out, once per report.
 
-    ``ctx.schedule(delay, func, *args, job_id=…)`` is provided by the webhook
-    (queued on the outbox queue after commit, run by ``worker --with-scheduler``);
-    without it nothing is scheduled and the report simply gets no reminder.
+    ``ctx.schedule`` hands the job to the webhook, which queues it on the
+    outbox queue after commit (run by ``worker --with-scheduler``).
     """
     draft = report.draft or {}
-    schedule = getattr(ctx, "schedule", None)
     days = ctx.program.report_reminder_days
-    if not callable(schedule) or days < 0 or draft.get("reminder_job_id") or draft.get("reminders_sent"):
+    if days < 0 or draft.get("reminder_job_id") or draft.get("reminders_sent"):
         return
     _, check_out = checks(d)
     due = (check_out.line_timestamp if check_out else utcnow()) + timedelta(days=days)
     delay = max(due - utcnow(), timedelta(0))
     job_id = reminder_job_id(report.id, 1)
-    schedule(delay, REMIND_JOB, report.id, 1, days, job_id=job_id)
+    ctx.schedule(delay, REMIND_JOB, report.id, 1, days, job_id=job_id)
     save(report, reminder_job_id=job_id)
 
 
 def cancel_reminder(ctx: Context, job_id: str) -> None:
-    unschedule = getattr(ctx, "unschedule", None)
-    if callable(unschedule):
-        unschedule(job_id)
+    ctx.unschedule(job_id)
 
 
 def schedule_reminder(queue: Any, report_id: int, days: float, n: int = 1,

@@ -26,13 +26,15 @@ from flask import Blueprint, Response, jsonify, request
 from linebot.v3.messaging import Message
 from linebot.v3.webhook import SignatureValidator
 from rq import Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
 
 from conversations import messages as msg
 from conversations.engine import Context
 from handlers import outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
-from handlers.runtime import EVENTS_QUEUE, Runtime, current
+from handlers.runtime import EVENTS_QUEUE, OUTBOX_QUEUE, Runtime, current
 from storage import repo
 from storage import db as storage_db
 from storage.db import database
@@ -222,12 +224,15 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
             except Exception:
                 log.exception("flow.error", flow=flow_before, state=state_before, user=pseudonym(user_id))
                 ctx.outbox_ids.clear()  # rolled back with the savepoint
+                ctx.jobs.clear()
+                ctx.cancelled_jobs.clear()
                 session = _checked(None, user_id, user.session_rev, ctx)
                 replies = [msg.text("申し訳ありません。処理中にエラーが発生しました。お手数ですが、もう一度送ってください。")]
             session.v = repo.bump_session_rev(user)
     # Committed. From here on, failures must not undo what the user sees.
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
+    _schedule_jobs(rt, ctx)
     if session is not None:
         session.updated_at = time.time()
     try:
@@ -239,6 +244,23 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
     if session is None:
         return Ran("unfollowed", flow_before, state_before, None)
     return Ran("processed", session.flow or flow_before, state_before, session.state)
+
+
+def _schedule_jobs(rt: Runtime, ctx: Context) -> None:
+    """Delayed jobs the step asked for (e.g. report reminders), after commit; the job re-checks anyway."""
+    if not ctx.jobs and not ctx.cancelled_jobs:
+        return
+    queue = rt.queue(OUTBOX_QUEUE)
+    for delay, func, args, job_id in ctx.jobs:
+        try:
+            queue.enqueue_in(delay, func, *args, job_id=job_id)
+        except redis.RedisError:
+            log.warning("jobs.schedule_failed", job_id=job_id)
+    for job_id in ctx.cancelled_jobs:
+        try:
+            Job.fetch(job_id, connection=rt.redis).cancel()
+        except (NoSuchJobError, InvalidJobOperation, redis.RedisError):
+            pass  # already run, never scheduled, or Redis busy: the job re-checks the report itself
 
 
 def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:
