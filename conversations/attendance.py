@@ -247,10 +247,8 @@ def open_report(s: Session, ctx: Context, d: Dispatch, replies: list[Message]) -
     which would drop the flow ``reports.begin`` just started. Our steps ask
     nothing once the session belongs to another flow (see ``_handed_over``).
     """
-    try:
-        from conversations import reports
-    except ImportError:  # the report feature is not deployed yet
-        return Finish(replies + [msg.text("続けて支援実施報告書の提出をお願いします。")])
+    from conversations import reports  # imported here: reports imports this module for its menu words
+
     return Stay(replies + reports.begin(s, ctx, d))
 
 

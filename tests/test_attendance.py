@@ -186,6 +186,8 @@ def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
     check_out = Attendance.get(kind="out")
     assert not check_out.flagged
     assert Dispatch.get_by_id(dispatch.id).status == "completed"
+    assert any("支援実施報告書の入力を始めます" in t for t in texts[1:]), "check-out opens the report"
+    assert state_of(bot_app)[0] == "report"
 
 
 def test_outdated_conditions_ask_for_consent_before_checkin(bot_app):
