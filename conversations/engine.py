@@ -275,7 +275,10 @@ class Engine:
             return self._paused(flow, s, inp, cmd, ctx)
         if s.data.get("_confirm") == "restart":
             return self._confirm_restart(flow, s, inp, ctx)
-        if cmd is None and ctx.now.timestamp() - s.updated_at > ctx.program.idle_minutes * 60:
+        # After a long pause a typed message may be meant for something else,
+        # so greet first; a location, photo or button tap clearly continues.
+        if (cmd is None and inp.kind == "text"
+                and ctx.now.timestamp() - s.updated_at > ctx.program.idle_minutes * 60):
             step = flow.steps[s.state]
             s.data["_greeted"] = True
             return [msg.text(

@@ -168,3 +168,34 @@ def test_typed_dates_and_times(typed, expected):
     chosen = parse_when(Input.from_text(typed), ctx)
     assert (chosen.month, chosen.day, chosen.hour, chosen.minute) == expected
     assert chosen.year == (2027 if expected[0] < 11 else 2026)
+
+
+def test_redelivered_postback_changes_nothing_twice(bot_app):
+    from simulator import events
+
+    inst, expert = setup(bot_app)
+    dispatch = dispatch_for(expert, REVIEWER, status="requested")
+    tap = bot_app.event(EXPERT, "postback", data=f"a=dsp_accept&id={dispatch.id}")
+    assert bot_app.post([tap]).status_code == 200
+    bot_app.drain()
+    told = len(bot_app.line.deliveries_for(REVIEWER))
+    assert bot_app.post([events.redelivery(tap)]).status_code == 200
+    bot_app.drain()
+    assert len(bot_app.line.deliveries_for(REVIEWER)) == told
+    assert AuditLog.select().where(AuditLog.action == "dispatch.accepted").count() == 1
+
+
+def test_more_experts_than_a_quick_reply_holds_are_searched_by_name_or_number(bot_app):
+    inst, expert = setup(bot_app)
+    others = [commissioned_expert(inst, "U" + format(0xE000 + i, "032x"), family_name=f"佐藤{i}", kana_family="サトウ")
+              for i in range(13)]
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "検索株式会社")
+    bot_app.text(REVIEWER, "なし")
+    bot_app.say(REVIEWER, "location", latitude=BUSINESS_LAT, longitude=BUSINESS_LNG, address="東京都千代田区丸の内1-1-1")
+    texts = bot_app.text(REVIEWER, "経営戦略")
+    assert "14名います" in texts[-1] and bot_app.last_quick_reply(REVIEWER) == []
+    texts = bot_app.text(REVIEWER, "佐藤1")  # 佐藤1, 佐藤10, 佐藤11, 佐藤12
+    assert "4名が当てはまります" in texts[0]
+    texts = bot_app.text(REVIEWER, f"No.{others[12].id}")
+    assert "佐藤12" in texts[0] and "訪問日時" in texts[-1]
