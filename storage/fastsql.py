@@ -9,6 +9,7 @@ fresh parameters; everything else keeps using the ORM normally.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -22,14 +23,16 @@ class Compiled:
 
     def __init__(self, build: Callable[[], Query]):
         self.build = build
-        self._sql: dict[int, tuple[str, int]] = {}
+        # Keyed by the database object itself (weakly): an id() could be
+        # reused by the next database object after the first is collected.
+        self._sql: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
     def sql(self, n_params: int | None = None) -> str:
         db = database.obj
-        entry = self._sql.get(id(db))
+        entry = self._sql.get(db)
         if entry is None:
             text, params = self.build().sql()
-            entry = self._sql[id(db)] = (text, len(params))
+            entry = self._sql[db] = (text, len(params))
         if n_params is not None and n_params != entry[1]:
             raise TypeError(f"statement takes {entry[1]} parameters, got {n_params}")
         return entry[0]

@@ -32,3 +32,18 @@ def test_precompiled_statements_round_trip(database):
 def test_a_wrong_number_of_parameters_is_refused(database):
     with pytest.raises(TypeError):
         repo._BUMP_REV.execute(1, 2)
+
+
+def test_statements_follow_the_database_they_run_on(tmp_path):
+    """SQLite and PostgreSQL spell placeholders differently: never reuse one's SQL for the other."""
+    from peewee import PostgresqlDatabase
+
+    from storage import db as storage_db
+
+    storage_db.bind(f"sqlite:///{tmp_path / 'a.db'}")
+    sqlite_sql = repo._AUDIT.sql()
+    storage_db.database.initialize(PostgresqlDatabase("never-connected"))
+    try:
+        assert "%s" in repo._AUDIT.sql() and "?" in sqlite_sql
+    finally:
+        storage_db.database.initialize(None)
