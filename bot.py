@@ -317,11 +317,12 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     """``make run``: everything local, nothing to configure, Ctrl-C stops it all."""
     from werkzeug.serving import make_server
 
+    from program import load_program
+    from simulator import demo as demo_data
     from simulator.platform import create_platform_app, run_platform_in_thread
     from storage import db as storage_db
-    from storage import repo
+    from storage.crypto import FieldCrypto
     from storage.migrations import apply_migrations
-    from storage.models import Institution
     from storage.redis_conn import EmbeddedRedis
 
     data_dir = Path(os.environ.get("DATA_DIR", "var"))
@@ -344,16 +345,16 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     config = Config.from_env(env)
     storage_db.bind(config.database_url)
     apply_migrations()
-    demo = Institution.get_or_none(Institution.name == "デモ商工会議所")
-    if demo is None:
-        demo = repo.create_institution("デモ商工会議所", "認定支援機関")
+    # Every persona of the chat page ready (idempotent: a second run creates nothing).
+    demo = demo_data.seed(load_program(config.program_config),
+                          FieldCrypto(config.data_encryption_keys, config.signing_key))
     worker = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "worker"], env={**os.environ, **env}, cwd=ROOT)
     platform = create_platform_app(
         channel_access_token=config.channel_access_token,
         channel_secret=config.channel_secret,
         webhook_url=f"http://{host}:{port}/callback",
     )
-    platform.config["SIM_BANNER"] = f"デモ支援機関「{demo.name}」の機関コード: {demo.code}"
+    platform.config["SIM_BANNER"] = demo.banner()
     sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
     app = create_app(config, close_db_after_request=True)
     server = make_server(host, port, app, threaded=True)
@@ -365,7 +366,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     print(
         "\n================================================================\n"
         f"  チャット画面を開いてください:  {sim_url}/\n"
-        f"  デモ支援機関の機関コード: {demo.code}\n"
+        + "".join(f"  {line}\n" for line in demo.terminal_lines()) +
         "  ログを見る: .venv/bin/python bot.py logs -f\n"
         "  停止するには Ctrl-C\n"
         "================================================================\n",
