@@ -113,7 +113,7 @@ def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
 
     # Nothing personal in the logs of the whole journey.
     blob = "\n".join(bot_app.log_lines())
-    for secret in (EXPERT, ACCOUNT, PHONE_DIGITS, "+819024681357", "2468", EMAIL, "鈴木", "花子", "スズキ", "ｽｽﾞｷ"):
+    for secret in (EXPERT, ACCOUNT, PHONE_DIGITS, "+819024681357", "090-2468-1357", EMAIL, "鈴木", "花子", "スズキ", "ｽｽﾞｷ"):
         assert secret not in blob, secret
 
 
