@@ -247,13 +247,18 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
 
 
 def _schedule_jobs(rt: Runtime, ctx: Context) -> None:
-    """Delayed jobs the step asked for (e.g. report reminders), after commit; the job re-checks anyway."""
+    """Jobs the step asked for (report reminders, rich menu relinks), after commit; the job re-checks anyway.
+
+    A zero delay is queued at once: it should not wait for the scheduler's next tick."""
     if not ctx.jobs and not ctx.cancelled_jobs:
         return
     queue = rt.queue(OUTBOX_QUEUE)
     for delay, func, args, job_id in ctx.jobs:
         try:
-            queue.enqueue_in(delay, func, *args, job_id=job_id)
+            if delay.total_seconds() <= 0:
+                queue.enqueue(func, *args, job_id=job_id)
+            else:
+                queue.enqueue_in(delay, func, *args, job_id=job_id)
         except redis.RedisError:
             log.warning("jobs.schedule_failed", job_id=job_id)
     for job_id in ctx.cancelled_jobs:

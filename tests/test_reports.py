@@ -130,8 +130,9 @@ def test_minutes_default_to_the_checks_and_the_reviewer_accepts(bot_app):
 
 def test_checkout_opens_the_report_and_schedules_its_reminder(bot_app, monkeypatch):
     scheduled: list[tuple] = []
-    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:
-                        scheduled.append((delay, func, args, job_id)), raising=False)
+    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
+                        scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
+                        raising=False)
     secretariat(bot_app)
     inst = institution_with_reviewer(bot_app, "報告商工会", REVIEWER)
     d = dispatch_for(commissioned_expert(inst), REVIEWER, when=utcnow() - timedelta(minutes=140))
@@ -276,8 +277,9 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
     scheduled: list[tuple] = []
     cancelled: list[str] = []
     # The hooks the webhook provides (queued on the outbox queue after commit).
-    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:
-                        scheduled.append((delay, func, args, job_id)), raising=False)
+    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
+                        scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
+                        raising=False)
     monkeypatch.setattr(Context, "unschedule", lambda self, job_id: cancelled.append(job_id), raising=False)
     start = utcnow() - timedelta(minutes=190)  # checked in 3 h 10 min ago, out an hour ago
     setup(bot_app, when=start)
@@ -308,8 +310,9 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
 
 def test_reminder_job_runs_in_the_worker_repeats_once_and_submission_cancels_it(bot_app, monkeypatch):
     queue = bot_app.rt.queue("outbox", for_worker=True)
-    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:
-                        queue.enqueue_in(delay, func, *args, job_id=job_id), raising=False)
+    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
+                        queue.enqueue_in(delay, func, *args, job_id=job_id) if func == reports.REMIND_JOB else None,
+                        raising=False)
     monkeypatch.setattr(Context, "unschedule", lambda self, job_id:
                         Job.fetch(job_id, connection=queue.connection).cancel(), raising=False)
     bot_app.rt.program = dataclasses.replace(bot_app.rt.program, report_reminder_days=0)
