@@ -10,6 +10,7 @@
     python bot.py admin invite | grant <user>   bootstrap the secretariat
     python bot.py qr <institution>              QR code PNG with the institution code pre-filled
     python bot.py conditions announce           send a revised 委嘱条件 to every agreed expert
+    python bot.py richmenu sync [--relink]      one rich menu per role on LINE (idempotent)
     python bot.py export fees|zengin --month M  accepted reports: CSV, or the 全銀 総合振込 file
     python bot.py diagram                       draw every flow into docs/flows.md
 """
@@ -186,6 +187,52 @@ def cmd_admin(config: Config, action: str, user_id: str | None) -> int:
         return 2
     roles.grant(user_id, "secretariat", "cli")
     print(f"{user_id} に事務局の役割を付与しました。")
+    _relink_menu(config, user_id)
+    return 0
+
+
+def _relink_menu(config: Config, user_id: str) -> None:
+    """After a role change from the CLI: the user's rich menu now (best effort; sync fixes the rest)."""
+    import redis
+
+    from handlers import richmenu
+    from handlers.line_api import LineApi, LineApiError
+    from storage.redis_conn import EmbeddedRedis, worker_client
+
+    url = config.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(config.data_dir)
+        if not embedded.running():
+            return  # no Redis here, so no menus were synced from here: nothing to link
+        url = embedded.url
+    line = LineApi(config.channel_access_token, config.line_api_base_url, config.line_data_api_base_url,
+                   timeout=config.line_timeout)
+    try:
+        outcome = richmenu.link(line, worker_client(url), user_id)
+    except (LineApiError, redis.RedisError) as exc:
+        print(f"リッチメニューを切り替えられませんでした（{exc}）。「richmenu sync --relink」で付け直せます。", file=sys.stderr)
+        return
+    if outcome != "not_synced":
+        print(f"リッチメニュー：{outcome}")
+
+
+def cmd_richmenu(config: Config, relink: bool) -> int:
+    """Create / replace the per-role rich menus on LINE (or the simulator) and set the default."""
+    from handlers import richmenu, runtime
+    from handlers.line_api import LineApiError
+
+    rt = runtime.build(config, start_embedded=False)
+    try:
+        result = richmenu.sync(rt.line, rt.worker_redis, relink_all=relink)
+    except LineApiError as exc:
+        print(f"LINE がリッチメニューの操作を拒否しました：{exc} {exc.body[:300]}", file=sys.stderr)
+        return 1
+    finally:
+        if rt.embedded_redis is not None:
+            rt.embedded_redis.stop()  # only if this command started it
+    for role, menu_id in result.ids.items():
+        print(f"  {role:12} {menu_id}" + ("（既定）" if role == richmenu.DEFAULT_ROLE else ""))
+    print(f"リッチメニュー：作成 {len(result.created)}、削除 {len(result.deleted)}、付け替え {result.relinked} 名。")
     return 0
 
 
@@ -433,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("institution", help="institution name or number")
     p.add_argument("--out", type=Path)
     p.add_argument("--basic-id", help="the account's basic id (@xxxx); asked from LINE if omitted")
+    p = sub.add_parser("richmenu", help="rich menus: one per role, created through the Messaging API")
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("sync", help="create what is missing or changed, set the default, delete old menus")
+    r.add_argument("--relink", action="store_true", help="link every staff member's and expert's menu again")
     p = sub.add_parser("diagram", help="draw every flow (mermaid) into docs/flows.md")
     p.add_argument("--out", default="docs/flows.md")
     args = parser.parse_args(argv)
@@ -472,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_export(config, args.kind, args.month, args.out)
     if args.command == "conditions":
         return cmd_conditions_announce(config)
+    if args.command == "richmenu":
+        return cmd_richmenu(config, args.relink)
     if args.command == "qr":
         return cmd_qr(config, args.institution, args.out, args.basic_id)
     parser.error(f"unknown command {args.command}")

@@ -18,7 +18,7 @@ from linebot.v3.messaging import Message
 from conversations import documents, flex, lifecycle
 from conversations import messages as msg
 from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step
-from conversations.roles import reviewer_ids, secretariat_ids
+from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
 from storage.sessions import Session
@@ -232,6 +232,7 @@ class AcceptConfirm(Step):
         expert.accepted_at, expert.accepted_event_id = utcnow(), ctx.event_id
         expert.save()
         ctx.audit("commission.accepted", target=f"expert:{expert.id}", after=ctx.program.conditions.version)
+        relink_menu(ctx, ctx.user_id)  # the expert menu (チェックイン, 報告書 …) from now on
         notice = [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が就任を承諾し、委嘱が完了しました。")]
         for to in secretariat_ids() + reviewer_ids(expert.institution_id):
             ctx.notify(to, notice, "commissioned")

@@ -21,7 +21,7 @@ from conversations import flex, lifecycle
 from conversations import messages as msg
 from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step
 from conversations.lifecycle import IllegalTransition
-from conversations.roles import ROLE_LABELS, reviewer_ids, revoke, secretariat_ids
+from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
 from storage.sessions import Session
 
@@ -194,6 +194,7 @@ def _apply_revoke(ctx: Context, user_id: object) -> list[Message]:
     if user is None or user.role is None:
         return [msg.text("この利用者には取り消す役割がありません。")]
     before = revoke(user, ctx.user_id, ctx.event_id)
+    relink_menu(ctx, user.line_user_id)
     ctx.notify(user.line_user_id, [msg.text(f"{ROLE_LABELS.get(before or '', '')}の役割が取り消されました。")], "role_revoked")
     return [msg.text(f"利用者No.{user.id} の役割（{ROLE_LABELS.get(before or '', '')}）を取り消しました。")]
 

@@ -9,6 +9,7 @@ Every grant and revocation is audited.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 
 from linebot.v3.messaging import Message
@@ -21,6 +22,9 @@ from storage.models import Institution, LineUser, OneTimeCode, utcnow
 CODE_LENGTH = 10
 CODE_TTL = timedelta(hours=24)
 ROLE_LABELS = {"secretariat": "事務局", "reviewer": "支援機関担当者", "expert": "専門家"}
+# The worker job that shows a user the rich menu of their (new) role. A dotted
+# path, not an import: conversations never reach the LINE transport.
+MENU_JOB = "handlers.richmenu.link_user"
 _CODE_MESSAGE = re.compile(rf"^(?:担当者登録|事務局登録)?([A-Z2-9]{{{CODE_LENGTH}}})$")
 
 
@@ -61,6 +65,7 @@ def redeem(ctx: Context, code: str) -> list[Message] | None:
     row.save()
     ctx.audit("role.grant", target=f"user:{user.id}", before=before, after=row.purpose,
               reason=f"code:{row.id}")
+    relink_menu(ctx, user.line_user_id)
     if row.purpose == "reviewer":
         return [msg.text(
             f"「{row.institution.name}」の担当者として登録しました。\n"
@@ -70,8 +75,14 @@ def redeem(ctx: Context, code: str) -> list[Message] | None:
     return [msg.text("事務局メンバーとして登録しました。「/help」と送ると使えるコマンドを確認できます。", ["/help", "/pending"])]
 
 
+def relink_menu(ctx: Context, line_user_id: str) -> None:
+    """After a role change: ask the worker to link the user's rich menu (once the step commits)."""
+    ctx.schedule(timedelta(0), MENU_JOB, line_user_id,
+                 job_id=f"richmenu-{line_user_id}-{ctx.event_id or uuid.uuid4().hex}")
+
+
 def grant(line_user_id: str, role: str, actor: str, institution: Institution | None = None) -> LineUser:
-    """Direct grant (``python bot.py admin grant``), for automation."""
+    """Direct grant (``python bot.py admin grant``), for automation; the CLI relinks the menu."""
     user = repo.ensure_user(line_user_id)
     before = user.role
     user.role, user.institution = role, institution
