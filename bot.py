@@ -404,6 +404,12 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     platform.config["SIM_BANNER"] = demo.banner()
     sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
     app = create_app(config, close_db_after_request=True)
+    from handlers import richmenu, runtime as _runtime
+
+    try:  # each persona's chat shows its role's rich menu
+        richmenu.sync(_runtime.current().line, _runtime.current().worker_redis, relink_all=True)
+    except Exception as exc:  # the demo still works without menus
+        print(f"リッチメニューを用意できませんでした：{exc}", flush=True)
     server = make_server(host, port, app, threaded=True)
 
     def stop(*_: object) -> None:
