@@ -17,7 +17,7 @@ from linebot.v3.messaging import Message
 
 from conversations import documents, flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step
+from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
@@ -219,8 +219,7 @@ class AcceptConfirm(Step):
         return [flex.confirm_card("就任承諾書を提出します。よろしいですか？", ("承諾する", "c=yes"), ("やめる", "c=no"))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = inp.data if inp.kind == "postback" else {"承諾する": "c=yes", "はい": "c=yes", "やめる": "c=no",
-                                                            "いいえ": "c=no"}.get(inp.text)
+        answer = confirmation(inp, yes=("承諾する",), no=("やめる",))
         if answer == "c=no":
             return Finish([msg.text("就任承諾を取りやめました。承諾される場合は「就任承諾」と送ってください。", ["就任承諾"])])
         if answer != "c=yes":

@@ -24,7 +24,7 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
+from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose, confirmation
 from conversations.validators import PREFECTURES
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
@@ -329,8 +329,7 @@ class Confirm(Step):
         return [flex.confirm_card(text, ("依頼する", "c=yes"), ("やめる", "c=no"))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = inp.data if inp.kind == "postback" else {"依頼する": "c=yes", "はい": "c=yes", "やめる": "c=no",
-                                                            "いいえ": "c=no"}.get(inp.text)
+        answer = confirmation(inp, yes=("依頼する",), no=("やめる",))
         if answer == "c=no":
             return Finish([msg.text("依頼を取りやめました。")])
         if answer != "c=yes":
@@ -543,7 +542,7 @@ class ManageConfirm(Step):
         return [flex.confirm_card(text, ("はい", "c=yes"), ("いいえ", "c=no"))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = inp.data if inp.kind == "postback" else {"はい": "c=yes", "いいえ": "c=no"}.get(inp.text)
+        answer = confirmation(inp)
         if answer == "c=no":
             return Finish([msg.text("取りやめました。")])
         if answer != "c=yes":

@@ -424,3 +424,21 @@ def choose(inp: Input, options: Sequence[str]) -> str | None:
     if word.isdigit() and 1 <= int(word) <= len(options):
         return options[int(word) - 1]
     return None
+
+
+YES, NO = "c=yes", "c=no"  # the postback data of every confirmation card's buttons
+
+
+def confirmation(inp: Input, yes: Sequence[str] = (), no: Sequence[str] = ()) -> str | None:
+    """A confirmation card's answer: its button (postback ``c=yes`` / ``c=no``) or the
+    typed words (はい/いいえ, 1/2, and the card's own button labels ``yes`` / ``no``)."""
+    if inp.kind == "postback":
+        return inp.data if inp.data in (YES, NO) else None
+    if inp.kind != "text":
+        return None
+    word = inp.text.rstrip("。.!！")
+    if word in ("はい", "1", *yes):
+        return YES
+    if word in ("いいえ", "2", *no):
+        return NO
+    return None

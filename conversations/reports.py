@@ -49,7 +49,7 @@ from linebot.v3.messaging import (
 
 from conversations import flex
 from conversations import messages as msg
-from conversations.engine import EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose
+from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, confirmation)
 from conversations.review import action_data
 from conversations.roles import reviewer_ids, secretariat_ids
 from program import FeeBreakdown
@@ -978,7 +978,7 @@ class DecisionConfirm(Step):
         return [flex.confirm_card(text + "\nよろしいですか？", ("はい", "c=yes"), ("いいえ", "c=no"))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = inp.data if inp.kind == "postback" else {"はい": "c=yes", "いいえ": "c=no", "1": "c=yes", "2": "c=no"}.get(inp.text)
+        answer = confirmation(inp)
         if answer == "c=no":
             return Finish([msg.text("取りやめました。")])
         if answer != "c=yes":

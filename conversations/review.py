@@ -19,7 +19,7 @@ from linebot.v3.messaging import Message
 
 from conversations import flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step
+from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation
 from conversations.lifecycle import IllegalTransition
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
@@ -159,7 +159,7 @@ class Confirm(Step):
         return [flex.confirm_card(text + "\nよろしいですか？", ("はい", "c=yes"), ("いいえ", "c=no"))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = inp.data if inp.kind == "postback" else {"はい": "c=yes", "いいえ": "c=no", "1": "c=yes", "2": "c=no"}.get(inp.text)
+        answer = confirmation(inp)
         if answer == "c=no":
             return Finish([msg.text("取りやめました。")])
         if answer != "c=yes":
