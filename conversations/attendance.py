@@ -30,7 +30,7 @@ from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations import commission
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose
+from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, reason_from)
 from conversations.roles import secretariat_ids
 from storage import repo
 from storage.models import Attendance, Business, Dispatch, Expert, ExceptionReport, utcnow
@@ -41,7 +41,6 @@ from storage.sessions import Session
 CHECKIN_TOLERANCE_DAYS = 0
 MAX_MISSES = 3  # tries beyond the radius before the reason is asked
 MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
-MAX_REASON = 500
 SAME_POINT_M = 1.0  # closer than this is "the same point"
 LATE_EVENT = timedelta(minutes=10)  # received this long after LINE's timestamp
 
@@ -391,11 +390,9 @@ class OutOfRangeReason(Step):
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         if inp.kind == "location" and inp.latitude is not None and inp.longitude is not None:
             return take_location(s, inp, ctx, self.kind)  # another try, maybe within range now
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("理由を文字で入力してください。")
-        if len(reason) > MAX_REASON:
-            return Invalid(f"理由は{MAX_REASON}文字以内で入力してください（現在{len(reason)}文字）。")
+        reason = reason_from(inp)
+        if isinstance(reason, Invalid):
+            return reason
         if "last" not in s.data:
             return Finish([msg.text(f"位置情報が見つかりませんでした。もう一度「{VERB[self.kind]}」からお願いします。")])
         reading = Reading.from_data(s.data["last"])

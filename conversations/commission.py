@@ -17,7 +17,7 @@ from linebot.v3.messaging import Message
 
 from conversations import documents, flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation
+from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
@@ -125,9 +125,9 @@ class RefusalReason(Step):
         return [msg.text("差し支えなければ、同意いただけない理由を入力してください。事務局に伝えます。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("理由を文字で入力してください。")
+        reason = reason_from(inp)
+        if isinstance(reason, Invalid):
+            return reason
         expert = expert_of(ctx)
         if expert is None:
             return Finish([msg.text("登録情報が見つかりませんでした。")])

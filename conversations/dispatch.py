@@ -24,7 +24,7 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose, confirmation
+from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose, confirmation, reason_from)
 from conversations.validators import PREFECTURES
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
@@ -441,9 +441,9 @@ class DeclineReason(Step):
         return [msg.text("辞退の理由を入力してください（依頼した担当者に伝わります）。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("辞退の理由を文字で入力してください。")
+        reason = reason_from(inp, "辞退の理由")
+        if isinstance(reason, Invalid):
+            return reason
         dispatch = _own_request(ctx, {"id": str(s.data.get("dispatch_id"))})
         if isinstance(dispatch, list):
             return Finish(dispatch)
@@ -503,9 +503,9 @@ class CancelReason(Step):
         return [msg.text(f"派遣No.{s.data['dispatch_id']} を取り消す理由を入力してください（専門家に伝わります）。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("取消の理由を文字で入力してください。")
+        reason = reason_from(inp, "取消の理由")
+        if isinstance(reason, Invalid):
+            return reason
         s.data["reason"] = reason[:500]
         return Advance(trigger="confirm")
 

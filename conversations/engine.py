@@ -442,3 +442,17 @@ def confirmation(inp: Input, yes: Sequence[str] = (), no: Sequence[str] = ()) ->
     if word in ("いいえ", "2", *no):
         return NO
     return None
+
+
+MAX_REASON = 500
+
+
+def reason_from(inp: Input, what: str = "理由", limit: int = MAX_REASON) -> str | Invalid:
+    """A typed reason (return, rejection, decline, cancel…): non-empty, at most ``limit``
+    characters; otherwise the Invalid that explains it."""
+    reason = inp.raw_text.strip() if inp.kind == "text" else ""
+    if not reason:
+        return Invalid(f"{what}を文字で入力してください。")
+    if len(reason) > limit:
+        return Invalid(f"{what}は{limit}文字以内で入力してください（現在{len(reason)}文字）。")
+    return reason

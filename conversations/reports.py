@@ -49,7 +49,7 @@ from linebot.v3.messaging import (
 
 from conversations import flex
 from conversations import messages as msg
-from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, confirmation)
+from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, confirmation, reason_from)
 from conversations.review import action_data
 from conversations.roles import reviewer_ids, secretariat_ids
 from program import FeeBreakdown
@@ -68,7 +68,6 @@ MAX_ROUTE = 200
 MAX_TRAVEL_YEN = 100_000  # a typo guard; larger claims go to the secretariat directly
 MAX_MINUTES_WITHOUT_CHECKS = 12 * 60
 MAX_PHOTOS = 5
-MAX_REASON = 500
 MAX_REMINDERS = 2  # the first reminder, and once more
 REMIND_JOB = "conversations.reports.remind"
 
@@ -952,11 +951,9 @@ class Reason(Step):
         return [msg.text(f"報告書No.{s.data['report_id']} を差し戻す理由を入力してください。\n専門家にそのまま伝わります。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("理由を文字で入力してください。")
-        if len(reason) > MAX_REASON:
-            return Invalid(f"理由は{MAX_REASON}文字以内で入力してください（現在{len(reason)}文字）。")
+        reason = reason_from(inp)
+        if isinstance(reason, Invalid):
+            return reason
         s.data["reason"] = reason
         return Advance()
 

@@ -19,13 +19,12 @@ from linebot.v3.messaging import Message
 
 from conversations import flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation
+from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
 from conversations.lifecycle import IllegalTransition
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
 from storage.sessions import Session
 
-MAX_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,9 @@ class Reason(Step):
         return [msg.text(f"申請No.{s.data['expert_id']} を{op.verb}する理由を入力してください。\n専門家にそのまま伝わります。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = inp.raw_text.strip() if inp.kind == "text" else ""
-        if not reason:
-            return Invalid("理由を文字で入力してください。")
-        if len(reason) > MAX_REASON:
-            return Invalid(f"理由は{MAX_REASON}文字以内で入力してください（現在{len(reason)}文字）。")
+        reason = reason_from(inp)
+        if isinstance(reason, Invalid):
+            return reason
         s.data["reason"] = reason
         return Advance()
 
