@@ -24,7 +24,7 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose, confirmation, reason_from)
+from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, choose, confirmation, reason_from)
 from conversations.validators import PREFECTURES
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
@@ -494,20 +494,15 @@ def begin_move(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message
     return MANAGE.steps["new_when"].ask(s, ctx)
 
 
-class CancelReason(Step):
+class CancelReason(ReasonStep):
     name = "cancel_reason"
     title = "取消の理由"
     help = "専門家に伝わります。"
+    what = "取消の理由"
+    trigger = "confirm"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text(f"派遣No.{s.data['dispatch_id']} を取り消す理由を入力してください（専門家に伝わります）。")]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = reason_from(inp, "取消の理由")
-        if isinstance(reason, Invalid):
-            return reason
-        s.data["reason"] = reason[:500]
-        return Advance(trigger="confirm")
+    def prompt(self, s: Session, ctx: Context) -> str:
+        return f"派遣No.{s.data['dispatch_id']} を取り消す理由を入力してください（専門家に伝わります）。"
 
 
 class NewWhen(Step):

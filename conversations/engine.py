@@ -456,3 +456,30 @@ def reason_from(inp: Input, what: str = "理由", limit: int = MAX_REASON) -> st
     if len(reason) > limit:
         return Invalid(f"{what}は{limit}文字以内で入力してください（現在{len(reason)}文字）。")
     return reason
+
+
+class ReasonStep(Step):
+    """Ask for a reason that reaches someone verbatim, keep it in ``s.data["reason"]``, move on.
+
+    Subclasses give the question (``prompt``) and, where it differs, the
+    name, title, the word used in messages (``what``) and the trigger.
+    """
+
+    name = "reason"
+    title = "理由の入力"
+    help = "相手にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
+    what = "理由"
+    trigger = "next"
+
+    def prompt(self, s: Session, ctx: Context) -> str:
+        raise NotImplementedError
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text(self.prompt(s, ctx))]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        reason = reason_from(inp, self.what)
+        if isinstance(reason, Invalid):
+            return reason
+        s.data["reason"] = reason
+        return Advance(trigger=self.trigger)

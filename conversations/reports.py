@@ -49,7 +49,7 @@ from linebot.v3.messaging import (
 
 from conversations import flex
 from conversations import messages as msg
-from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, confirmation, reason_from)
+from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Stay, Step, choose, confirmation)
 from conversations.review import action_data
 from conversations.roles import reviewer_ids, secretariat_ids
 from program import FeeBreakdown
@@ -942,20 +942,12 @@ OPS: dict[str, Op] = {op.key: op for op in [
 ]}
 
 
-class Reason(Step):
-    name = "reason"
+class Reason(ReasonStep):
     title = "差し戻しの理由"
     help = "専門家にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text(f"報告書No.{s.data['report_id']} を差し戻す理由を入力してください。\n専門家にそのまま伝わります。")]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = reason_from(inp)
-        if isinstance(reason, Invalid):
-            return reason
-        s.data["reason"] = reason
-        return Advance()
+    def prompt(self, s: Session, ctx: Context) -> str:
+        return f"報告書No.{s.data['report_id']} を差し戻す理由を入力してください。\n専門家にそのまま伝わります。"
 
 
 class DecisionConfirm(Step):

@@ -19,7 +19,7 @@ from linebot.v3.messaging import Message
 
 from conversations import flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
+from conversations.engine import Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, confirmation
 from conversations.lifecycle import IllegalTransition
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
@@ -119,21 +119,12 @@ def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: l
 # --- the decision conversation: reason → confirm → apply ------------------------------------
 
 
-class Reason(Step):
-    name = "reason"
-    title = "理由の入力"
+class Reason(ReasonStep):
     help = "専門家にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+    def prompt(self, s: Session, ctx: Context) -> str:
         op = OPS[s.data["op"]]
-        return [msg.text(f"申請No.{s.data['expert_id']} を{op.verb}する理由を入力してください。\n専門家にそのまま伝わります。")]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        reason = reason_from(inp)
-        if isinstance(reason, Invalid):
-            return reason
-        s.data["reason"] = reason
-        return Advance()
+        return f"申請No.{s.data['expert_id']} を{op.verb}する理由を入力してください。\n専門家にそのまま伝わります。"
 
 
 class Confirm(Step):
