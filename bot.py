@@ -402,6 +402,10 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
         webhook_url=f"http://{host}:{port}/callback",
     )
     platform.config["SIM_BANNER"] = demo.banner()
+    from handlers.logs import LogTail
+
+    tail = LogTail(data_dir / "log")  # the page's ops panel: this user's lines from every process
+    platform.extensions["line_platform"].log_source = lambda user_id, after: tail.since(after, user=user_id)
     sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
     app = create_app(config, close_db_after_request=True)
     from handlers import richmenu, runtime as _runtime

@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,20 +150,79 @@ def read_entries(log_dir: str | Path) -> list[dict[str, Any]]:
     return entries
 
 
-def follow(log_dir: str | Path, poll: float = 0.5) -> Iterator[dict[str, Any]]:
-    """Yield new entries from every file as they are written (tail -f for all processes)."""
-    offsets: dict[Path, int] = {p: p.stat().st_size for p in Path(log_dir).glob("*.jsonl")}
-    while True:
-        for path in sorted(Path(log_dir).glob("*.jsonl")):
-            start = offsets.get(path, 0)
-            with path.open("rb") as fh:
-                fh.seek(start)
-                chunk = fh.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
-            offsets[path] = start + len(complete)
+class _NewLines:
+    """Reads what was appended to every process file since the last call.
+
+    A line still being written (no newline yet) waits for the next call, so a
+    reader never sees half an entry. ``from_end`` skips what is already there.
+    """
+
+    def __init__(self, log_dir: str | Path, *, from_end: bool):
+        self.log_dir = Path(log_dir)
+        self.offsets: dict[Path, int] = (
+            {p: p.stat().st_size for p in self.log_dir.glob("*.jsonl")} if from_end else {})
+
+    def read(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
+        for path in sorted(self.log_dir.glob("*.jsonl")):
+            start = self.offsets.get(path, 0)
+            try:
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    chunk = fh.read()
+            except OSError:
+                continue
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self.offsets[path] = start + len(complete)
             for line in complete.decode("utf-8", "replace").splitlines():
                 try:
-                    yield json.loads(line)
+                    entries.append(json.loads(line))
                 except ValueError:
                     continue
+        entries.sort(key=lambda e: str(e.get("ts", "")))
+        return entries
+
+
+def follow(log_dir: str | Path, poll: float = 0.5) -> Iterator[dict[str, Any]]:
+    """Yield new entries from every file as they are written (tail -f for all processes)."""
+    reader = _NewLines(log_dir, from_end=True)
+    while True:
+        yield from reader.read()
         time.sleep(poll)
+
+
+class LogTail:
+    """The recent entries of every process file, numbered, for a poller.
+
+    The local chat page's ops panel asks "what was logged for this user since
+    entry N?" every second; re-reading whole files each time would grow with
+    the demo's age, so this keeps file offsets and only the last ``keep``
+    entries. Thread-safe: the simulator serves its pages from threads.
+    """
+
+    def __init__(self, log_dir: str | Path, keep: int = 2000):
+        self._reader = _NewLines(log_dir, from_end=False)
+        self._recent: deque[tuple[int, dict[str, Any]]] = deque(maxlen=keep)
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def since(self, after: int, user: str | None = None, limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+        """Entries numbered above ``after``, at most the last ``limit``; and
+        the number to pass as ``after`` next time. With ``user`` (a LINE user
+        id or pseudonym): the entries about them — as the user, as the
+        recipient of a push, or sharing a request id with one of those."""
+        with self._lock:
+            for entry in self._reader.read():
+                self._count += 1
+                self._recent.append((self._count, entry))
+            if user is None:
+                found = [e for n, e in self._recent if n > after]
+            else:
+                # A request's other lines (the reply call, say) carry its
+                # request_id but not the user: they belong to this user too.
+                who = (user, pseudonym(user))
+                mine = {n for n, e in self._recent if e.get("user") in who or e.get("to") in who}
+                requests = {e["request_id"] for n, e in self._recent if n in mine and e.get("request_id")}
+                found = [e for n, e in self._recent
+                         if n > after and (n in mine or (e.get("request_id") in requests))]
+            return found[-limit:], self._count

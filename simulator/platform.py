@@ -31,6 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -42,6 +43,9 @@ from simulator import events
 from simulator.contract import ContractChecker, Violation
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# The Japanese font the bot ships for its documents; the chat page falls back
+# to it so Japanese renders on machines without CJK fonts (CI's chromium).
+FONT_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 EXTENSION_KEY = "line_platform"
 
 USER_ID_RE = re.compile(r"^U[0-9a-f]{32}$")
@@ -54,6 +58,9 @@ QUOTABLE_TYPES = {"text", "textV2", "sticker", "image", "video"}
 # Used to make up a stable Japanese display name for users nobody registered.
 _FAMILY_NAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田"]
 _GIVEN_NAMES = ["太郎", "花子", "健一", "美咲", "大輔", "陽子", "翔太", "恵子", "誠", "由美", "拓也", "真理"]
+
+
+LogSource = Callable[[str, int], tuple[list[dict[str, Any]], int]]
 
 
 @dataclass
@@ -97,6 +104,10 @@ class PlatformState:
         self.lock = threading.RLock()
         self._changed = threading.Condition(self.lock)
         self._seq = 0  # never reset, so pollers using ?after= stay correct
+        # The bot's log lines for the chat page's ops panel: set by whoever runs
+        # the bot next to this platform (``make run``, the tests), since only
+        # they know where its logs are. ``(user_id, after) -> (entries, next)``.
+        self.log_source: LogSource | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -204,6 +215,17 @@ class PlatformState:
         with self.lock:
             return [d for d in self.deliveries
                     if d["seq"] > after and (user_id is None or d["to"] == user_id)]
+
+    def activity(self) -> dict[str, dict[str, int]]:
+        """Per user: how many deliveries, and the last one's sequence number
+        (the chat page badges the personas that got something new)."""
+        with self.lock:
+            seen: dict[str, dict[str, int]] = {}
+            for d in self.deliveries:
+                entry = seen.setdefault(d["to"], {"count": 0, "last": 0})
+                entry["count"] += 1
+                entry["last"] = d["seq"]
+            return seen
 
     def messages_for(self, user_id: str) -> list[dict[str, Any]]:
         """Every message delivered to ``user_id``, oldest first."""
@@ -727,6 +749,12 @@ def static_file(name: str) -> Response:
     return send_from_directory(STATIC_DIR, name)
 
 
+@sim.get("/static/fonts/ipaexg.ttf")
+def page_font() -> Response:
+    response = send_from_directory(FONT_DIR, "ipaexg.ttf", mimetype="font/ttf", max_age=86400)
+    return response
+
+
 @sim.get("/_sim/info")
 def sim_info() -> Response:
     state = _state()
@@ -783,6 +811,28 @@ def sim_messages() -> Response:
     except ValueError:
         return _sim_error(400, "after must be an integer")
     return jsonify(_state().deliveries_for(request.args.get("user") or None, after))
+
+
+@sim.get("/_sim/activity")
+def sim_activity() -> Response:
+    return jsonify(_state().activity())
+
+
+@sim.get("/_sim/logs")
+def sim_logs() -> Response:
+    """The bot's log entries about one user, for the chat page's ops panel."""
+    state = _state()
+    user = request.args.get("user", "")
+    try:
+        after = int(request.args.get("after", 0))
+    except ValueError:
+        return _sim_error(400, "after must be an integer")
+    if not USER_ID_RE.match(user):
+        return _sim_error(400, "user must match ^U[0-9a-f]{32}$")
+    if state.log_source is None:
+        return jsonify({"available": False, "entries": [], "next": after})
+    entries, next_after = state.log_source(user, after)
+    return jsonify({"available": True, "entries": entries, "next": next_after})
 
 
 @sim.get("/_sim/violations")

@@ -175,6 +175,10 @@ def bot_app(db_kind: str, redis_url: str, platform_server: tuple[PlatformState, 
     thread.start()
     url = f"http://127.0.0.1:{server.server_port}"
     line.webhook_url = url + "/callback"
+    from handlers.logs import LogTail
+
+    tail = LogTail(tmp_path / "log")
+    line.log_source = lambda user_id, after: tail.since(after, user=user_id)
     harness = Bot(url=url, line=line, rt=rt, config=config, log_dir=tmp_path / "log")
     try:
         yield harness
@@ -182,5 +186,6 @@ def bot_app(db_kind: str, redis_url: str, platform_server: tuple[PlatformState, 
         server.shutdown()
         storage_db.database.close()
         violations = list(line.violations)
+        line.log_source = None
         line.reset()
     assert not violations, f"the bot sent requests LINE would refuse: {violations}"

@@ -110,3 +110,51 @@ def test_a_version_one_database_is_migrated_in_place(tmp_path):
         assert storage_db.database.obj.execute_sql("select status from expert where id = 7").fetchone() == ("draft",)
     finally:
         storage_db.database.close()
+
+
+def test_log_tail_gives_one_users_new_lines_across_process_files(tmp_path):
+    from handlers import logs
+
+    logs.configure("tail-key", None, stdout=False)
+    me, other = logs.pseudonym(DAVE), logs.pseudonym("U" + "e" * 32)
+    web, worker = tmp_path / "bot-web-1.jsonl", tmp_path / "bot-worker-2.jsonl"
+    web.write_text(json.dumps({"ts": "2026-11-26T01:00:00Z", "event": "webhook.event", "user": me}) + "\n"
+                   + json.dumps({"ts": "2026-11-26T01:00:01Z", "event": "webhook.event", "user": other}) + "\n")
+    worker.write_text(json.dumps({"ts": "2026-11-26T01:00:02Z", "event": "outbox.delivered", "to": me}) + "\n"
+                      + '{"ts": "2026-11-26T01:00:03Z", "event": "half a li')  # still being written
+    tail = logs.LogTail(tmp_path)
+    found, after = tail.since(0, user=DAVE)
+    assert [e["event"] for e in found] == ["webhook.event", "outbox.delivered"] and after == 3
+    assert tail.since(after, user=DAVE) == ([], 3)
+    with worker.open("a") as fh:
+        fh.write('ne", "user": "%s"}\n' % me)
+    found, after = tail.since(3, user=DAVE)
+    assert [e["event"] for e in found] == ["half a line"] and after == 4
+    assert [e.get("user") or e.get("to") for e in tail.since(0)[0]] == [me, other, me, me]
+
+
+def test_log_tail_keeps_only_recent_entries(tmp_path):
+    from handlers import logs
+
+    (tmp_path / "bot-web-1.jsonl").write_text("".join(
+        json.dumps({"ts": f"2026-11-26T01:00:{i:02d}Z", "event": f"e{i}"}) + "\n" for i in range(30)))
+    found, after = logs.LogTail(tmp_path, keep=10).since(0)
+    assert after == 30 and [e["event"] for e in found] == [f"e{i}" for i in range(20, 30)]
+
+
+def test_chat_pages_ops_panel_shows_this_users_log_lines(bot_app):
+    import requests
+
+    base = bot_app.config.line_api_base_url
+    bot_app.say(DAVE, "follow")
+    bot_app.say("U" + "e" * 32, "follow")
+    body = requests.get(base + "/_sim/logs", params={"user": DAVE}, timeout=5).json()
+    assert body["available"] is True and body["entries"]
+    users = {e["user"] for e in body["entries"] if "user" in e}
+    assert len(users) == 1, "only this user's lines"
+    assert any(e["event"] == "webhook.event" and e["outcome"] for e in body["entries"])
+    assert any(e["event"] == "line_api.call" for e in body["entries"]), "the reply, by its request id"
+    again = requests.get(base + "/_sim/logs", params={"user": DAVE, "after": body["next"]}, timeout=5).json()
+    assert again["entries"] == [] and again["next"] == body["next"]
+    assert requests.get(base + "/_sim/logs", params={"user": "nobody"}, timeout=5).status_code == 400
+    assert requests.get(base + "/_sim/logs", params={"user": DAVE, "after": "x"}, timeout=5).status_code == 400

@@ -418,3 +418,17 @@ def test_runs_standalone_as_a_module() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_activity_counts_deliveries_per_user(platform: Platform) -> None:
+    for text in ("一", "二"):
+        platform.post("/v2/bot/message/push", push_body(text))
+    platform.post("/v2/bot/message/push", push_body("他人", to=BOB))
+    activity = platform.get("/_sim/activity").json()
+    assert activity[ALICE]["count"] == 2 and activity[BOB]["count"] == 1
+    assert activity[BOB]["last"] > activity[ALICE]["last"]
+
+
+def test_logs_endpoint_says_when_no_bot_logs_are_attached(platform: Platform) -> None:
+    body = platform.get("/_sim/logs", params={"user": ALICE}).json()
+    assert body == {"available": False, "entries": [], "next": 0}
