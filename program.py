@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jpholiday
+
 DEFAULT_PATH = Path(__file__).with_name("program.toml")
 
 
@@ -202,11 +204,10 @@ class Program:
     def transfer_date(self, fee_month: str) -> date:
         """振込指定日 for a fee month: ``payer.transfer_day`` of the following month.
 
-        A day past the month's end means its last day. A Saturday or Sunday
-        moves to the previous Friday, because banks only execute on business
-        days and paying late breaks the promise to the experts. Japanese
-        public holidays are NOT handled (that needs a holiday calendar
-        dependency): check the date against the bank calendar before upload.
+        A day past the month's end means its last day. A day banks are closed
+        (see :func:`is_bank_holiday`) moves to the business day before it,
+        because a 総合振込 file dated on a closed day is refused or executed
+        late, and paying late breaks the promise to the experts.
         """
         payer = self.require_payer()
         m = re.fullmatch(r"(\d{4})-(\d{2})", fee_month or "")
@@ -216,7 +217,7 @@ class Program:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         day = min(payer.transfer_day, calendar.monthrange(year, month)[1])
         result = date(year, month, day)
-        while result.weekday() >= 5:  # Saturday 5, Sunday 6
+        while is_bank_holiday(result):
             result -= timedelta(days=1)
         return result
 
@@ -225,6 +226,18 @@ class Program:
         if self.payer is None:
             raise ProgramConfigError("program.toml: payer: the [payer] table is required for 全銀 transfer files")
         return self.payer
+
+
+def is_bank_holiday(day: date) -> bool:
+    """Whether Japanese banks are closed: Saturdays, Sundays, national
+    holidays (including 振替休日 and 国民の休日, from ``jpholiday``, which
+    computes them by the holiday law, so future years work) and the year-end
+    closure 12/31–1/3 (銀行法施行令 第5条)."""
+    if day.weekday() >= 5:
+        return True
+    if (day.month, day.day) in ((12, 31), (1, 1), (1, 2), (1, 3)):
+        return True
+    return jpholiday.is_holiday(day)
 
 
 # --- loading and validation ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from program import DEFAULT_PATH, FeeBreakdown, Payer, Program, ProgramConfigError, load_program
+from program import DEFAULT_PATH, FeeBreakdown, Payer, Program, ProgramConfigError, is_bank_holiday, load_program
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,11 @@ def test_payer_loaded(program: Program) -> None:
         ("2026-12", 10, date(2027, 1, 8)),  # year change; 10 Jan 2027 is a Sunday
         ("2027-01", 31, date(2027, 2, 26)),  # day past month end → 28 Feb (Sunday) → Friday 26th
         ("2026-07", 25, date(2026, 8, 25)),
+        ("2026-12", 3, date(2026, 12, 30)),  # 1/3 (Sun) back through the 12/31–1/3 bank closure
+        ("2027-01", 11, date(2027, 2, 10)),  # 2/11 建国記念の日 (Thursday) → Wednesday 10th
+        ("2026-04", 6, date(2026, 5, 1)),  # Golden Week: 5/6 振替休日, 5/5, 5/4, 5/3 Sun, 5/2 Sat → 5/1
+        ("2026-08", 22, date(2026, 9, 18)),  # 9/22 国民の休日, 9/21 敬老の日, then the weekend → 9/18
+        ("2027-06", 20, date(2027, 7, 20)),  # 7/19 is 海の日 but the 20th is a business day
     ],
 )
 def test_transfer_date(program: Program, fee_month: str, day: int, expected: date) -> None:
@@ -184,7 +189,7 @@ def test_transfer_date(program: Program, fee_month: str, day: int, expected: dat
     prog = variant(program, payer=dataclasses.replace(program.payer, transfer_day=day))
     result = prog.transfer_date(fee_month)
     assert result == expected
-    assert result.weekday() < 5
+    assert not is_bank_holiday(result)
 
 
 @pytest.mark.parametrize("bad", ["2026-13", "2026-5", "202605", "", "May 2026"])
