@@ -1,0 +1,655 @@
+"""支援実施報告書, the expert's side: writing the report after a dispatch and sending it.
+
+Reads top to bottom like the conversation: the states, the transitions,
+how a report is opened, one step per question (相談内容 → 支援内容 →
+事業者の課題 → 今後の提案 → 対面時間 → 交通費 → 経路 → 写真 → 確認), then
+submission with the fee.
+
+Every answer is saved to ``Report.draft`` the moment it is given; the
+session only remembers the position (and which report). Check-out
+(``conversations.attendance``) calls :func:`begin`; 「報告書」 at rest does too.
+
+The face-to-face minutes default to check-out − check-in (the LINE
+timestamps of the two ``Attendance`` rows) and may be lowered, never raised.
+On 送信 the fee is computed by ``Program.fee`` (``report_fee``) and stored
+with the fee month; the reviewers then decide (``report_review``).
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
+
+from conversations import flex
+from conversations import messages as msg
+from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step,
+                                  choose)
+from conversations.report_common import (EDITABLE_STATUSES, PAID_STATUSES, STATUS_LABELS, describe, duration,
+                                         elapsed_minutes, parse_minutes, parse_yen, save, yen)
+from conversations.report_fee import compute_fee, fee_line, fee_month, month_label, withholding_text
+from conversations.report_reminders import cancel_reminder, schedule_first_reminder
+from conversations.report_review import decision_buttons, report_card
+from conversations.roles import reviewer_ids, secretariat_ids
+from program import FeeBreakdown
+from storage import repo
+from storage.files import InvalidImage, check_image
+from storage.models import Dispatch, Expert, Report, utcnow
+from storage.sessions import Session
+
+START_WORDS = ("報告書", "報告", "支援実施報告書", "報告書作成", "報告書を書く")
+
+MIN_TEXT, MAX_TEXT = 5, 1000
+MAX_ROUTE = 200
+MAX_TRAVEL_YEN = 100_000  # a typo guard; larger claims go to the secretariat directly
+MAX_MINUTES_WITHOUT_CHECKS = 12 * 60
+MAX_PHOTOS = 5
+
+# --- states and transitions ----------------------------------------------------------------
+
+TEXT_ITEMS = ["consultation", "support", "issues", "proposals"]
+STATES = ["dispatch", *TEXT_ITEMS, "minutes", "travel", "travel_route", "photos", "confirm"]
+EDITABLE = [*TEXT_ITEMS, "minutes", "travel", "photos"]
+
+# ``next`` moves to the next item. 「報告書」 with several reports to write
+# starts at ``dispatch`` (which one?) and opens the chosen report at its
+# first unanswered question (``open_<state>``). A travel amount asks for the
+# route (``route``); 「なし」 skips it. 修正 on the summary jumps to an item
+# and its last question comes straight back (engine: EDIT_FLAG → ``review``).
+TRANSITIONS: list[dict[str, Any]] = [
+    *({"trigger": f"open_{state}", "source": "dispatch", "dest": state} for state in STATES[1:]),
+    {"trigger": "next", "source": "consultation", "dest": "support"},
+    {"trigger": "next", "source": "support", "dest": "issues"},
+    {"trigger": "next", "source": "issues", "dest": "proposals"},
+    {"trigger": "next", "source": "proposals", "dest": "minutes"},
+    {"trigger": "next", "source": "minutes", "dest": "travel"},
+    {"trigger": "route", "source": "travel", "dest": "travel_route"},
+    {"trigger": "next", "source": ["travel", "travel_route"], "dest": "photos"},
+    {"trigger": "next", "source": "photos", "dest": "confirm"},
+    *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in EDITABLE),
+    {"trigger": "review", "source": "*", "dest": "confirm"},
+]
+
+
+# --- the report being written ---------------------------------------------------------------
+
+
+def own_expert(ctx: Context) -> Expert | None:
+    """The expert behind this LINE user (None for staff and strangers)."""
+    return repo.expert_of(ctx.user)
+
+
+def current_report(ctx: Context) -> Report | None:
+    """The report the expert is writing: the last one opened and not yet sent."""
+    expert = own_expert(ctx)
+    if expert is None:
+        return None
+    rows = (Report.select().join(Dispatch)
+            .where((Dispatch.expert == expert.id) & Report.status.in_(EDITABLE_STATUSES))
+            .order_by(Report.updated_at.desc(), Report.id.desc()))
+    return next((r for r in rows if (r.draft or {}).get("open")), None)
+
+
+def session_report(s: Session, ctx: Context) -> Report | None:
+    """The session's report, checked to be this expert's; recomputed from SQL if the session lost it."""
+    expert = own_expert(ctx)
+    if expert is None:
+        return None
+    report_id = s.data.get("report_id")
+    if report_id is not None:
+        report = (Report.select().join(Dispatch)
+                  .where((Report.id == report_id) & (Dispatch.expert == expert.id)).first())
+        if report is not None:
+            return report
+    report = current_report(ctx)
+    if report is not None:
+        s.data["report_id"] = report.id
+    return report
+
+
+def first_unanswered(report: Report) -> str:
+    """Where to (re)open a report: a returned one at its summary, else the first open question."""
+    if report.status == "returned":
+        return "confirm"
+    draft = report.draft or {}
+    for key in TEXT_ITEMS:
+        if not draft.get(key):
+            return key
+    if "minutes" not in draft:
+        return "minutes"
+    if "travel_yen" not in draft:
+        return "travel"
+    if draft["travel_yen"] and not draft.get("travel_route"):
+        return "travel_route"
+    if not draft.get("photos_done"):
+        return "photos"
+    return "confirm"
+
+
+def answered_path(report: Report, state: str) -> list[str]:
+    """The questions before ``state`` that apply to this report: where 戻る goes."""
+    draft = report.draft or {}
+    path = STATES[1:STATES.index(state)]
+    if not draft.get("travel_yen"):
+        path = [st for st in path if st != "travel_route"]
+    return path
+
+
+def reportable(expert: Expert) -> list[Dispatch]:
+    """Checked-out dispatches whose report is not yet sent (or came back)."""
+    done = list(Dispatch.select().where((Dispatch.expert == expert.id) & (Dispatch.status == "completed"))
+                .order_by(Dispatch.scheduled_at, Dispatch.id))
+    sent = {r.dispatch_id for r in Report.select(Report.dispatch).where(
+        Report.dispatch.in_([d.id for d in done]) & Report.status.in_(PAID_STATUSES))} if done else set()
+    return [d for d in done if d.id not in sent]
+
+
+def ensure_report(d: Dispatch) -> Report:
+    report = Report.get_or_none(Report.dispatch == d.id)
+    if report is None:
+        report = Report.create(dispatch=d, status="draft", draft={})
+    return report
+
+
+# --- starting: after check-out, or 「報告書」 ---------------------------------------------------------
+
+
+def begin(s: Session, ctx: Context, dispatch: Dispatch) -> list[Message]:
+    """Open the report of a checked-out dispatch at its first unanswered question.
+
+    Called by check-out right after the check is recorded (same transaction)
+    and by 「報告書」. Creates the draft report, schedules its reminder once,
+    and puts the session in the report flow.
+    """
+    report = ensure_report(dispatch)
+    if report.status in PAID_STATUSES:
+        return [msg.text(f"{describe(ctx, dispatch)} の報告書は提出済みです"
+                         f"（{STATUS_LABELS[report.status]}）。")]
+    new = not (report.draft or {}).get("open") and report.status == "draft"
+    save(report, open=True)
+    if report.status == "draft":
+        schedule_first_reminder(ctx, report, dispatch)
+    if new:
+        ctx.audit("report.open", target=f"report:{report.id}", after=f"dispatch:{dispatch.id}")
+    s.reset()
+    s.flow = FLOW.name
+    s.data["report_id"] = report.id
+    s.state = first_unanswered(report)
+    s.stack = answered_path(report, s.state)
+    intro = ("差し戻された支援実施報告書を修正します。" if report.status == "returned"
+             else "支援実施報告書の入力を始めます。" if new else "支援実施報告書の続きです。")
+    lines = [intro, describe(ctx, dispatch)]
+    if new:
+        lines.append("入力した内容はその都度保存されます。途中でやめても「報告書」と送ると続きから再開できます。")
+    return [msg.text("\n".join(lines))] + FLOW.steps[s.state].ask(s, ctx)
+
+
+def start(s: Session, ctx: Context) -> list[Message] | None:
+    """An expert's 「報告書」 at rest: open the one report to write, or ask which (None: not an expert)."""
+    expert = own_expert(ctx)
+    if expert is None:
+        return None
+    options = reportable(expert)
+    if not options:
+        return [msg.text("作成できる報告書はありません。報告書は派遣先でチェックアウトしたあとに作成できます。")]
+    if len(options) == 1:
+        return begin(s, ctx, options[0])
+    s.reset()
+    s.flow, s.state = FLOW.name, "dispatch"
+    return FLOW.steps["dispatch"].ask(s, ctx)
+
+
+def _asks_nothing(s: Session) -> bool:
+    """The session left this flow (a menu item took over) or is paused: say nothing more."""
+    return s.flow != FLOW.name or bool(s.data.get("_paused"))
+
+
+def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
+    """チェックイン/チェックアウト tapped in the middle of a report: pause the report and go there.
+
+    The rich menu is always there, and a second dispatch on the same day is
+    normal; the answers so far are in SQL, so 「報告書」 resumes later.
+    「報告書」 itself only asks the current question again.
+    """
+    if inp.kind != "text":
+        return None
+    if inp.text in FLOW.start_words:
+        return Stay([msg.text("支援実施報告書を入力中です。続きをお願いします。")])
+    from conversations import attendance  # imported late: attendance hands check-out over to begin()
+
+    for kind, words in attendance.START_WORDS.items():
+        if inp.text in words:
+            s.data["_paused"] = True
+            note = msg.text("報告書の入力を一時停止しました（入力内容は保存されています）。「報告書」と送ると続きから再開できます。")
+            return Stay([note] + attendance.begin(s, ctx, kind))
+    return None
+
+
+# --- 0. which dispatch (several reports to write) ----------------------------------------------------
+
+
+class PickDispatch(Step):
+    name = "dispatch"
+    title = "報告する派遣の選択"
+    help = "報告書を作成する派遣を、番号（1、2…）で選んでください。チェックアウトした派遣が表示されます。"
+
+    def _options(self, ctx: Context) -> list[Dispatch]:
+        expert = own_expert(ctx)
+        return reportable(expert)[:12] if expert else []
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        options = self._options(ctx)
+        if not options:
+            return [msg.text("報告書を作成できる派遣はありません。「キャンセル」と送ってください。", ["キャンセル"])]
+        lines = "\n".join(f"{n}. {describe(ctx, d)}" for n, d in enumerate(options, start=1))
+        choices = [(f"{n}. {d.business.name}", str(n)) for n, d in enumerate(options, start=1)]
+        return [msg.text(f"報告書を作成する派遣を選んでください（番号で選べます）。\n{lines}", choices)]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        options = self._options(ctx)
+        picked = choose(inp, [str(n) for n in range(1, len(options) + 1)])
+        if picked is None:
+            return _menu_word(s, inp, ctx) or Invalid("一覧の番号（1、2…）で選んでください。")
+        d = options[int(picked) - 1]
+        report = ensure_report(d)
+        save(report, open=True)
+        if report.status == "draft":
+            schedule_first_reminder(ctx, report, d)
+        s.data["report_id"] = report.id
+        return Advance([msg.text(f"{describe(ctx, d)} の報告書です。")], trigger=f"open_{first_unanswered(report)}")
+
+
+# --- 1–4. 相談内容, 支援内容, 事業者の課題, 今後の提案 ---------------------------------------------------
+
+
+class TextItem(Step):
+    """One free-text part of the report, 5–1000 characters, saved as typed (line breaks kept)."""
+
+    question = ""
+    example = ""
+
+    def __init__(self) -> None:
+        self.help = (f"{self.title}を{MIN_TEXT}〜{MAX_TEXT}文字で入力してください。\n{self.example}\n"
+                     "改行しても構いません。入力した内容は事業者名とともに支援機関・事務局が確認します。")
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        if again:
+            return [msg.text(f"{self.title}を{MIN_TEXT}〜{MAX_TEXT}文字で入力してください。")]
+        text = f"【{self.title}】\n{self.question}\n{self.example}"
+        report = session_report(s, ctx)
+        current = (report.draft or {}).get(self.name) if report else None
+        if s.data.get(EDIT_FLAG) and current:
+            text += f"\n\n現在の内容：{msg.clip(current, 300)}"
+        return [msg.text(text)]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        report = session_report(s, ctx)
+        if report is None or report.status not in EDITABLE_STATUSES:
+            return Finish([msg.text("この報告書はすでに送信されています。")])
+        if inp.kind != "text":
+            return Invalid(f"{self.title}を文字で入力してください。")
+        menu = _menu_word(s, inp, ctx)
+        if menu is not None:
+            return menu
+        text = inp.raw_text.strip()
+        if len(text) < MIN_TEXT:
+            return Invalid(f"{self.title}は{MIN_TEXT}文字以上で、具体的に入力してください。")
+        if len(text) > MAX_TEXT:
+            return Invalid(f"{self.title}は{MAX_TEXT}文字以内で入力してください（現在{len(text)}文字）。")
+        save(report, **{self.name: text})
+        return Advance()
+
+
+class Consultation(TextItem):
+    name, title = "consultation", "相談内容"
+    question = "事業者からどのような相談を受けましたか。"
+    example = "（例：主力商品の売上が落ちており、新しい販路を開拓したいとの相談）"
+
+
+class Support(TextItem):
+    name, title = "support", "支援内容"
+    question = "どのような支援を行いましたか。"
+    example = "（例：既存顧客の分析を行い、EC販売と展示会出展の計画づくりを支援）"
+
+
+class Issues(TextItem):
+    name, title = "issues", "事業者の課題"
+    question = "事業者の課題は何ですか。"
+    example = "（例：営業が社長一人に集中しており、顧客情報が共有されていない）"
+
+
+class Proposals(TextItem):
+    name, title = "proposals", "今後の提案"
+    question = "今後に向けて、どのような提案をしましたか。"
+    example = "（例：3か月以内にECサイトを開設し、顧客管理表を社内で共有する）"
+
+
+# --- 5. 対面時間 ------------------------------------------------------------------------------------
+
+_KEEP_DEFAULT = ("はい", "ok", "このまま", "そのまま", "この時間", "この時間でよい")
+
+
+class Minutes(Step):
+    name = "minutes"
+    title = "対面時間"
+    help = ("謝金の対象は事業者と対面で支援した時間だけです。チェックインからチェックアウトまでの時間が上限で、"
+            "移動や休憩の時間は除いてください。分（例：90）または「1:30」「1時間30分」の形で入力できます。")
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        report = session_report(s, ctx)
+        elapsed = elapsed_minutes(report.dispatch) if report else None
+        if elapsed is None:
+            return [msg.text("事業者と対面で支援した時間を分で入力してください（例：90、1:30）。")]
+        default = (f"{elapsed}分", f"{elapsed}分")
+        label = duration(elapsed)
+        if again:
+            return [msg.text(f"対面で支援した時間を入力してください（最大{label}）。", [(label, default[1])])]
+        return [msg.text(
+            f"【対面時間】\nチェックインからチェックアウトまで：{label}\n"
+            f"この時間でよければ「{label}」を押してください。移動や休憩を除いて短くする場合は、"
+            "分（例：90）か「1:30」の形で入力してください。\n※ 謝金は30分単位で計算し、30分未満は切り捨てです。",
+            [(label, default[1])],
+        )]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        report = session_report(s, ctx)
+        if report is None or report.status not in EDITABLE_STATUSES:
+            return Finish([msg.text("この報告書はすでに送信されています。")])
+        if inp.kind != "text":
+            return Invalid("対面で支援した時間を分で入力してください（例：90）。")
+        elapsed = elapsed_minutes(report.dispatch)
+        if inp.text.lower().rstrip("。.!！") in _KEEP_DEFAULT and elapsed is not None:
+            minutes: int | None = elapsed
+        else:
+            minutes = parse_minutes(inp.text)
+        if minutes is None:
+            return _menu_word(s, inp, ctx) or Invalid("時間は分（例：90）か「1:30」「1時間30分」の形で入力してください。")
+        if minutes <= 0:
+            return Invalid("対面時間は1分以上で入力してください。")
+        limit = elapsed if elapsed is not None else MAX_MINUTES_WITHOUT_CHECKS
+        if minutes > limit:
+            where = "チェックインからチェックアウトまでの時間" if elapsed is not None else "上限"
+            return Invalid(f"{where}（{duration(limit)}）を超える時間は入力できません。最大{limit}分です。")
+        save(report, minutes=minutes)
+        return Advance([msg.text(f"対面時間を{duration(minutes)}で保存しました。")])
+
+
+# --- 6–7. 交通費 and its route -----------------------------------------------------------------------
+
+_NONE_WORDS = ("なし", "無し", "ない", "0", "0円", "請求しない", "不要")
+
+
+class Travel(Step):
+    name = "travel"
+    title = "交通費"
+    help = ("交通費は請求額のとおり、謝金とは別に（上限の対象外で）支払われます。"
+            "請求する場合は金額（円）を、請求しない場合は「なし」と送ってください。")
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        if again:
+            return [msg.text("交通費の金額（円）を入力するか、「なし」と送ってください。", ["なし"])]
+        return [msg.text("【交通費】\n交通費を請求しますか？\n金額（円）を入力するか、請求しない場合は「なし」と送ってください（例：1200）。",
+                         ["なし"])]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        report = session_report(s, ctx)
+        if report is None or report.status not in EDITABLE_STATUSES:
+            return Finish([msg.text("この報告書はすでに送信されています。")])
+        if inp.kind != "text":
+            return Invalid("交通費の金額（円）を入力するか、「なし」と送ってください。")
+        if inp.text.rstrip("。.") in _NONE_WORDS:
+            save(report, travel_yen=0, travel_route=None)
+            return Advance([msg.text("交通費は「なし」で保存しました。")])
+        amount = parse_yen(inp.text)
+        if amount is None:
+            return _menu_word(s, inp, ctx) or Invalid("金額は数字で入力してください（例：1200）。請求しない場合は「なし」です。")
+        if amount > MAX_TRAVEL_YEN:
+            return Invalid(f"{yen(MAX_TRAVEL_YEN)}を超える交通費は、事務局に直接ご相談ください。")
+        save(report, travel_yen=amount)
+        return Advance([msg.text(f"交通費を{yen(amount)}で保存しました。")], trigger="route")
+
+
+class TravelRoute(Step):
+    name = "travel_route"
+    title = "交通費の経路"
+    help = "交通費の確認に使います。利用した交通機関と区間を入力してください（例：JR新宿駅〜東京駅 往復）。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        return [msg.text("経路を入力してください（例：JR新宿駅〜東京駅 往復）。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        report = session_report(s, ctx)
+        if report is None or report.status not in EDITABLE_STATUSES:
+            return Finish([msg.text("この報告書はすでに送信されています。")])
+        menu = _menu_word(s, inp, ctx)
+        if menu is not None:
+            return menu
+        route = inp.raw_text.strip() if inp.kind == "text" else ""
+        if len(route) < 2:
+            return Invalid("経路を文字で入力してください（例：JR新宿駅〜東京駅 往復）。")
+        if len(route) > MAX_ROUTE:
+            return Invalid(f"経路は{MAX_ROUTE}文字以内で入力してください。")
+        save(report, travel_route=route)
+        return Advance()
+
+
+# --- 8. 写真 (optional) ---------------------------------------------------------------------------------
+
+PHOTO_ITEMS = [QuickReplyItem(action=CameraAction(label="カメラで撮る")),
+               QuickReplyItem(action=CameraRollAction(label="写真を選ぶ"))]
+_DONE_WORDS = ("完了", "終了", "以上", "おわり", "終わり")
+_CLEAR_WORDS = ("写真を消す", "写真を削除", "削除")
+
+
+class Photos(Step):
+    name = "photos"
+    title = "写真（任意）"
+    optional = True
+    help = (f"支援の様子やホワイトボードなどの写真があれば送ってください（{MAX_PHOTOS}枚まで、任意）。"
+            "JPEGまたはPNG、短い辺が320ピクセル以上、10MBまでです。送り終えたら「完了」、写真がなければ「なし」と送ってください。")
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        report = session_report(s, ctx)
+        count = len((report.draft or {}).get("photos") or []) if report else 0
+        if count:
+            return [msg.text(f"写真を{count}枚受け取っています（{MAX_PHOTOS}枚まで）。続けて送るか、送り終えたら「完了」と送ってください。",
+                             ["完了", "写真を消す"], extra=PHOTO_ITEMS)]
+        return [msg.text(f"【写真（任意）】\n支援の様子などの写真があれば送ってください（{MAX_PHOTOS}枚まで）。\n"
+                         "写真がなければ「なし」と送ってください。", ["なし"], extra=PHOTO_ITEMS)]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        report = session_report(s, ctx)
+        if report is None or report.status not in EDITABLE_STATUSES:
+            return Finish([msg.text("この報告書はすでに送信されています。")])
+        photos = list((report.draft or {}).get("photos") or [])
+        if inp.kind == "image":
+            if inp.content is None:
+                return Invalid("画像を受け取れませんでした。お手数ですが、もう一度送ってください。")
+            if len(photos) >= MAX_PHOTOS:
+                return Invalid(f"写真は{MAX_PHOTOS}枚までです。送り終えたら「完了」と送ってください。")
+            try:
+                info = check_image(inp.content)
+            except InvalidImage as exc:
+                return Invalid(str(exc))
+            file_id = ctx.files.put(inp.content, info.content_type)
+            if file_id not in photos:
+                photos.append(file_id)
+            save(report, photos=photos)
+            return Stay()
+        if inp.kind == "text":
+            word = inp.text.rstrip("。.!！")
+            if word in _CLEAR_WORDS:
+                save(report, photos=[])
+                return Stay([msg.text("写真をすべて取り消しました。")])
+            if word in _DONE_WORDS or word in ("なし", "無し", "ない"):
+                save(report, photos=photos, photos_done=True)
+                return Advance()
+        return _menu_word(s, inp, ctx) or Invalid("写真を送るか、送り終えたら「完了」（写真がなければ「なし」）と送ってください。")
+
+
+# --- 9. 確認 and 送信 ---------------------------------------------------------------------------------
+
+
+def summary_rows(ctx: Context, report: Report, fee: FeeBreakdown) -> list[flex.Row]:
+    draft = report.draft or {}
+    travel = draft.get("travel_yen")
+    travel_text = "—" if travel is None else ("なし" if not travel else f"{yen(travel)}（{draft.get('travel_route', '—')}）")
+    photos = draft.get("photos") or []
+    minutes = draft.get("minutes")
+    rows: list[flex.Row] = [
+        ("派遣", describe(ctx, report.dispatch), None),
+        ("相談内容", draft.get("consultation") or "—", "p=edit&s=consultation"),
+        ("支援内容", draft.get("support") or "—", "p=edit&s=support"),
+        ("事業者の課題", draft.get("issues") or "—", "p=edit&s=issues"),
+        ("今後の提案", draft.get("proposals") or "—", "p=edit&s=proposals"),
+        ("対面時間", duration(minutes) if minutes else "—", "p=edit&s=minutes"),
+        ("交通費", travel_text, "p=edit&s=travel"),
+        ("写真", f"{len(photos)}枚" if photos else "なし", "p=edit&s=photos"),
+        ("謝金", yen(fee.gross_yen) + ("（上限適用）" if fee.capped else ""), None),
+        ("源泉徴収", withholding_text(ctx, fee.withholding_yen), None),
+        ("交通費（実費）", yen(fee.travel_yen), None),
+        ("支払額", f"{yen(fee.net_yen)}（{month_label(fee_month(ctx, report))}）", None),
+    ]
+    return rows
+
+
+LABEL_TO_STEP = {"相談内容": "consultation", "支援内容": "support", "事業者の課題": "issues", "課題": "issues",
+                 "今後の提案": "proposals", "提案": "proposals", "対面時間": "minutes", "時間": "minutes",
+                 "交通費": "travel", "経路": "travel", "写真": "photos"}
+
+
+def missing_items(report: Report) -> list[str]:
+    draft = report.draft or {}
+    titles = {"consultation": "相談内容", "support": "支援内容", "issues": "事業者の課題", "proposals": "今後の提案"}
+    missing = [titles[k] for k in TEXT_ITEMS if not draft.get(k)]
+    if not draft.get("minutes"):
+        missing.append("対面時間")
+    if "travel_yen" not in draft or (draft["travel_yen"] and not draft.get("travel_route")):
+        missing.append("交通費")
+    return missing
+
+
+class Confirm(Step):
+    name = "confirm"
+    title = "報告内容の確認"
+    help = "内容と謝金を確認し、直す項目は「修正」、よろしければ「送信」を押してください。送信すると支援機関と事務局が確認します。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        if _asks_nothing(s):
+            return []
+        report = session_report(s, ctx)
+        if report is None:
+            return [msg.text("報告書が見つかりませんでした。「報告書」と送ってください。")]
+        if not (report.draft or {}).get("photos_done"):
+            save(report, photos_done=True)  # 写真 was skipped (optional): it is answered
+        fee = compute_fee(ctx, report)
+        intro: list[Message] = [] if again else [msg.text("入力ありがとうございました。内容と謝金をご確認ください。")]
+        if report.status == "returned" and report.reason:
+            intro.append(msg.text(f"差し戻しの理由：{report.reason}"))
+        return intro + [
+            flex.summary_bubble("支援実施報告書の確認", summary_rows(ctx, report, fee), ("送信", "p=submit")),
+            msg.text(fee_line(ctx, fee, fee_month(ctx, report))
+                     + "\nよろしければ「送信」、直す場合は各項目の「修正」を押してください。", ["送信"]),
+        ]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        if inp.kind == "postback":
+            fields = {k: v[0] for k, v in parse_qs(inp.data).items()}
+            if fields.get("p") == "edit" and fields.get("s") in EDITABLE:
+                s.data[EDIT_FLAG] = True
+                return Advance(trigger=f"edit_{fields['s']}")
+            if fields.get("p") == "submit":
+                return submit(s, ctx)
+        if inp.kind == "text":
+            if inp.text in ("送信", "提出"):
+                return submit(s, ctx)
+            target = LABEL_TO_STEP.get(inp.text.removeprefix("修正").strip(" 　:："))
+            if inp.text.startswith("修正") and target:
+                s.data[EDIT_FLAG] = True
+                return Advance(trigger=f"edit_{target}")
+        return _menu_word(s, inp, ctx) or Invalid(
+            "「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 対面時間」と入力しても直せます）。")
+
+
+def submit(s: Session, ctx: Context) -> Outcome:
+    """送信: compute and store the fee, cancel the reminder, tell the institution and the secretariat."""
+    report = session_report(s, ctx)
+    if report is None:
+        return Finish([msg.text("報告書が見つかりませんでした。")])
+    if report.status not in EDITABLE_STATUSES:
+        return Finish([msg.text(f"この報告書はすでに送信されています（{STATUS_LABELS.get(report.status, report.status)}）。")])
+    missing = missing_items(report)
+    if missing:
+        return Invalid("まだ入力されていない項目があります：" + "、".join(missing))
+    d = report.dispatch
+    elapsed = elapsed_minutes(d)
+    draft = dict(report.draft or {})
+    if elapsed is not None and draft["minutes"] > elapsed:  # the checks were corrected since
+        return Invalid(f"対面時間がチェックインからチェックアウトまでの時間（{duration(elapsed)}）を超えています。「修正 対面時間」で直してください。")
+    fee = compute_fee(ctx, report)
+    month = fee_month(ctx, report)
+    before = report.status
+    job_id = draft.pop("reminder_job_id", None)
+    draft.pop("open", None)
+    draft["elapsed_minutes"] = elapsed
+    report.draft = draft
+    report.minutes, report.gross_yen, report.withholding_yen = fee.minutes, fee.gross_yen, fee.withholding_yen
+    report.travel_yen, report.net_yen, report.fee_month = fee.travel_yen, fee.net_yen, month
+    report.status, report.submitted_at, report.updated_at = "submitted", utcnow(), utcnow()
+    report.save()
+    ctx.audit("report.submit", target=f"report:{report.id}", before=before, after="submitted",
+              reason=f"gross={fee.gross_yen} net={fee.net_yen} month={month}")
+    if job_id:
+        cancel_reminder(ctx, job_id)
+    resent = before == "returned"
+    head = "差し戻した支援実施報告書が再提出されました。" if resent else "支援実施報告書が提出されました。"
+    if resent and report.reason:
+        head += f"\n（前回の差し戻し理由：{report.reason}）"
+    card_actions = decision_buttons(report)
+    for to in reviewer_ids(d.institution_id) + secretariat_ids():
+        ctx.notify(to, [msg.text(head), report_card(ctx, report, card_actions)], "report_submitted")
+    return Finish([msg.text(
+        f"支援実施報告書を送信しました（報告書No.{report.id}）。\n{fee_line(ctx, fee, month)}\n"
+        "支援機関・事務局の確認後、受理されると支払いの対象になります。結果はこのトークでお知らせします。")])
+
+
+# --- the flow -------------------------------------------------------------------------------------------
+
+
+class ReportFlow(Flow):
+    def resume_state(self, ctx: Context) -> str | None:
+        """The report being written (opened, not sent) at its first unanswered question."""
+        report = current_report(ctx)
+        return first_unanswered(report) if report is not None else None
+
+    def on_restart(self, ctx: Context) -> None:
+        """最初から: forget this report's answers (the reminder and the record stay)."""
+        report = current_report(ctx)
+        if report is not None:
+            keep = {k: v for k, v in (report.draft or {}).items() if k in ("open", "reminder_job_id", "reminders_sent")}
+            report.draft = keep
+            report.updated_at = utcnow()
+            report.save(only=[Report.draft, Report.updated_at])
+
+
+FLOW = ReportFlow(
+    "report",
+    "支援実施報告書",
+    [PickDispatch(), Consultation(), Support(), Issues(), Proposals(), Minutes(), Travel(), TravelRoute(),
+     Photos(), Confirm()],
+    TRANSITIONS,
+    start_words=START_WORDS,
+)
+assert FLOW.order == STATES, "the steps must be listed in STATES order"
