@@ -112,6 +112,7 @@ class PlatformState:
 
     def _clear(self) -> None:
         self.deliveries: list[dict[str, Any]] = []
+        self.user_events: list[dict[str, Any]] = []  # what users sent, for the chat page's transcript
         self.violations: list[dict[str, Any]] = []
         self._failures: list[Failure] = []
         self._reply_tokens: dict[str, tuple[str, float]] = {}
@@ -215,6 +216,23 @@ class PlatformState:
         with self.lock:
             return [d for d in self.deliveries
                     if d["seq"] > after and (user_id is None or d["to"] == user_id)]
+
+    def record_user_event(self, user_id: str, echo: list[dict[str, Any]], client_id: str | None) -> dict[str, Any]:
+        """Remember what a user sent, as the chat page shows it (``echo``), in
+        the same sequence as deliveries, so a reloaded page or a persona
+        switched back to shows both sides of the conversation in order."""
+        with self.lock:
+            self._seq += 1
+            entry = {"seq": self._seq, "from": "user", "to": user_id, "echo": echo,
+                     "clientId": client_id, "at": time.time()}
+            self.user_events.append(entry)
+            return entry
+
+    def timeline_for(self, user_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """Deliveries to ``user_id`` and what they sent, by sequence number."""
+        with self.lock:
+            sent = [e for e in self.user_events if e["seq"] > after and e["to"] == user_id]
+            return sorted(self.deliveries_for(user_id, after) + sent, key=lambda e: e["seq"])
 
     def activity(self) -> dict[str, dict[str, int]]:
         """Per user: how many deliveries, and the last one's sequence number
@@ -326,11 +344,15 @@ class PlatformState:
             return events.image(user_id, str(fields["messageId"]), token, fields.get("imageSet"))
         raise ValueError(f"unknown event type {kind!r}")
 
-    def send(self, user_id: str, kind: str, *, timeout: float = 10, **fields: Any) -> requests.Response:
-        """Build, sign and post one event to the bot, as LINE would."""
+    def send(self, user_id: str, kind: str, *, timeout: float = 10, echo: list[dict[str, Any]] | None = None,
+             client_id: str | None = None, **fields: Any) -> requests.Response:
+        """Build, sign and post one event to the bot, as LINE would; ``echo``
+        (how the chat page shows it) is recorded first, so it precedes the answer."""
         if not self.webhook_url:
             raise RuntimeError("the platform has no webhook_url to send events to")
         event = self.build_event(user_id, kind, **fields)
+        if echo:
+            self.record_user_event(user_id, echo, client_id)
         if kind == "follow":
             self.set_blocked(user_id, False)
         elif kind == "unfollow":
@@ -794,6 +816,15 @@ def sim_content() -> Response:
     return jsonify({"messageId": message_id})
 
 
+@sim.get("/_sim/content/<message_id>")
+def sim_content_get(message_id: str) -> Response:
+    """A user's uploaded image, for the chat page's transcript."""
+    found = _state().content(message_id)
+    if found is None:
+        return _sim_error(404, "no such content")
+    return Response(found[0], mimetype=found[1])
+
+
 @sim.post("/_sim/users")
 def sim_users() -> Response:
     body = _sim_json()
@@ -810,7 +841,10 @@ def sim_messages() -> Response:
         after = int(request.args.get("after", 0))
     except ValueError:
         return _sim_error(400, "after must be an integer")
-    return jsonify(_state().deliveries_for(request.args.get("user") or None, after))
+    user_id = request.args.get("user") or None
+    if user_id and request.args.get("withSent") == "1":
+        return jsonify(_state().timeline_for(user_id, after))
+    return jsonify(_state().deliveries_for(user_id, after))
 
 
 @sim.get("/_sim/activity")
@@ -875,8 +909,12 @@ def sim_send() -> Response:
         return _sim_error(400, "userId must match ^U[0-9a-f]{32}$")
     if not state.webhook_url:
         return _sim_error(409, "the platform has no webhook_url")
+    echo, client_id = body.pop("echo", None) or [], body.pop("clientId", None)
+    if not isinstance(echo, list) or not all(isinstance(item, dict) for item in echo):
+        return _sim_error(400, "echo must be a list of objects")
     try:
-        response = state.send(user_id, str(kind), **body)
+        response = state.send(user_id, str(kind), echo=echo,
+                              client_id=client_id if isinstance(client_id, str) else None, **body)
     except (KeyError, TypeError, ValueError) as exc:
         return _sim_error(400, f"bad event: {exc}")
     except requests.RequestException as exc:

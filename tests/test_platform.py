@@ -432,3 +432,31 @@ def test_activity_counts_deliveries_per_user(platform: Platform) -> None:
 def test_logs_endpoint_says_when_no_bot_logs_are_attached(platform: Platform) -> None:
     body = platform.get("/_sim/logs", params={"user": ALICE}).json()
     assert body == {"available": False, "entries": [], "next": 0}
+
+
+def test_transcript_has_both_sides_in_order(platform: Platform) -> None:
+    """A reloaded chat page redraws what the user sent, before the bot's answer to it."""
+    echo = [{"type": "text", "text": "登録"}]
+    assert platform.post("/_sim/send", {"userId": ALICE, "type": "text", "text": "登録",
+                                        "echo": echo, "clientId": "c1"}).json() == {"status": 200}
+    platform.post("/_sim/send", {"userId": BOB, "type": "text", "text": "他人", "echo": [{"type": "text", "text": "他人"}]})
+    timeline = platform.get("/_sim/messages", params={"user": ALICE, "withSent": "1"}).json()
+    assert [(e.get("from"), e.get("echo") or e["messages"][0]["text"]) for e in timeline] == [
+        ("user", echo), (None, "受信: message")]
+    assert timeline[0]["clientId"] == "c1" and timeline[0]["seq"] < timeline[1]["seq"]
+    later = platform.get("/_sim/messages", params={"user": ALICE, "withSent": "1", "after": timeline[0]["seq"]}).json()
+    assert [e["seq"] for e in later] == [timeline[1]["seq"]]
+    plain = platform.get("/_sim/messages", params={"user": ALICE}).json()
+    assert all("from" not in d for d in plain), "API clients of /_sim/messages see deliveries only"
+    assert platform.post("/_sim/send", {"userId": ALICE, "type": "text", "text": "x", "echo": "x"}).status_code == 400
+    assert platform.post("/_sim/send", {"userId": ALICE, "type": "nonsense", "echo": echo}).status_code == 400
+    assert len(platform.get("/_sim/messages", params={"user": ALICE, "withSent": "1"}).json()) == 2, \
+        "a refused event is not recorded"
+
+
+def test_uploaded_images_are_served_back_to_the_page(platform: Platform) -> None:
+    message_id = platform.http.post(platform.url + "/_sim/content", data=b"\xff\xd8jpeg",
+                                    headers={"Content-Type": "image/jpeg"}, timeout=5).json()["messageId"]
+    got = platform.get(f"/_sim/content/{message_id}")
+    assert got.status_code == 200 and got.content == b"\xff\xd8jpeg" and got.headers["Content-Type"] == "image/jpeg"
+    assert platform.get("/_sim/content/nope").status_code == 404
