@@ -77,6 +77,49 @@ def _is_done(inp: Input) -> bool:
     return inp.kind == "text" and inp.text.rstrip("。.!！") in DONE_WORDS
 
 
+class TextStep(Step):
+    """A question answered by one typed line: parse it, save it to the draft, say what was kept.
+
+    Most of the form is this shape, and what differs is only words and the
+    parser, so a subclass states them: ``question`` (followed by what is
+    registered now, so 戻る shows what is kept), ``not_text`` for a sticker
+    or photo, ``parse`` (raising ``InvalidInput`` with the reason, sent
+    verbatim) and ``saved`` (formatted with the fields stored). ``fields``
+    is the one hook for answers stored as more than one key.
+    """
+
+    question = ""
+    not_text = ""
+    saved = ""
+    current_key = ""  # the draft key shown as what is registered now (default: the step's name)
+    current_label = "登録"
+
+    def current(self, draft: dict) -> object:
+        """What the draft holds for this question now (shown when it is asked again)."""
+        return draft.get(self.current_key or self.name)
+
+    def parse(self, raw: str) -> Any:
+        raise NotImplementedError
+
+    def fields(self, ctx: Context, value: Any) -> dict[str, Any]:
+        return {self.name: value}
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        _, draft = _draft(ctx)
+        return [msg.text(self.question + _current(self.current_label, self.current(draft)))]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        if inp.kind != "text":
+            return Invalid(self.not_text)
+        try:
+            value = self.parse(inp.raw_text)
+        except InvalidInput as exc:
+            return Invalid(str(exc))
+        fields = self.fields(ctx, value)
+        _save(ctx, **fields)
+        return Advance([msg.text(self.saved.format(**fields))])
+
+
 # --- 5. 生年月日 ------------------------------------------------------------------------
 
 
@@ -142,104 +185,74 @@ def _show_birthdate(iso: str) -> str:
 # --- 6. 電話番号 ------------------------------------------------------------------------
 
 
-class Phone(Step):
+class Phone(TextStep):
     name = "phone"
     title = "電話番号"
     help = "日中に連絡がつく携帯電話か固定電話の番号を、市外局番から入力してください。ハイフンはあってもなくても構いません（例：090-1234-5678）。"
+    question = "日中に連絡がつく電話番号を入力してください（例：090-1234-5678）。"
+    not_text = "電話番号を数字で入力してください（例：090-1234-5678）。"
+    saved = "電話番号を「{phone_display}」で保存しました。"
+    current_key = "phone_display"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text(
-            "日中に連絡がつく電話番号を入力してください（例：090-1234-5678）。"
-            + _current("登録", draft.get("phone_display"))
-        )]
+    def parse(self, raw: str) -> str:
+        return parse_phone(raw)
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("電話番号を数字で入力してください（例：090-1234-5678）。")
-        try:
-            e164 = parse_phone(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        shown = format_phone_display(e164)
-        _save(ctx, phone=e164, phone_display=shown)
-        return Advance([msg.text(f"電話番号を「{shown}」で保存しました。")])
+    def fields(self, ctx: Context, e164: str) -> dict[str, Any]:
+        """The E.164 number to dial, and the national form to show."""
+        return {"phone": e164, "phone_display": format_phone_display(e164)}
 
 
 # --- 7. メール ------------------------------------------------------------------------------
 
 
-class Email(Step):
+class Email(TextStep):
     name = "email"
     title = "メールアドレス"
     help = "事務局からの連絡や書類の送付に使います。パソコンでも携帯でも、ふだん確認しているアドレスを入力してください（例：taro@example.com）。"
+    question = "メールアドレスを入力してください（例：taro@example.com）。"
+    not_text = "メールアドレスを文字で入力してください（例：taro@example.com）。"
+    saved = "メールアドレスを「{email}」で保存しました。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text("メールアドレスを入力してください（例：taro@example.com）。" + _current("登録", draft.get("email")))]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("メールアドレスを文字で入力してください（例：taro@example.com）。")
-        try:
-            email = parse_email(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        _save(ctx, email=email)
-        return Advance([msg.text(f"メールアドレスを「{email}」で保存しました。")])
+    def parse(self, raw: str) -> str:
+        return parse_email(raw)
 
 
 # --- 8. 郵便番号・住所 -----------------------------------------------------------------------
 
 
-class Postal(Step):
+class Postal(TextStep):
     name = "postal"
     title = "郵便番号"
     help = "ご自宅または事務所の郵便番号を7桁で入力してください。〒やハイフンはあってもなくても構いません（例：100-0001）。"
     group_end = False  # the address follows
+    question = "ご連絡先住所の郵便番号を入力してください（例：100-0001）。"
+    not_text = "郵便番号を数字7桁で入力してください（例：100-0001）。"
+    saved = "郵便番号「〒{postal}」を保存しました。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text("ご連絡先住所の郵便番号を入力してください（例：100-0001）。" + _current("登録", draft.get("postal")))]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("郵便番号を数字7桁で入力してください（例：100-0001）。")
-        try:
-            postal = parse_postal_code(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        _save(ctx, postal=postal)
-        return Advance([msg.text(f"郵便番号「〒{postal}」を保存しました。")])
+    def parse(self, raw: str) -> str:
+        return parse_postal_code(raw)
 
 
 ADDRESS_MIN, ADDRESS_MAX = 5, 200
 
 
-class Address(Step):
+class Address(TextStep):
     name = "address"
     title = "住所"
     help = f"郵便番号に続く住所を、都道府県から番地・建物名まで入力してください（{ADDRESS_MIN}〜{ADDRESS_MAX}文字）。"
+    question = "住所を都道府県から番地・建物名まで入力してください（例：東京都千代田区丸の内1-1-1 ○○ビル3階）。"
+    not_text = "住所を文字で入力してください。"
+    saved = "住所を保存しました。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text(
-            "住所を都道府県から番地・建物名まで入力してください（例：東京都千代田区丸の内1-1-1 ○○ビル3階）。"
-            + _current("登録", draft.get("address"))
-        )]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("住所を文字で入力してください。")
-        address = clean(inp.raw_text)
+    def parse(self, raw: str) -> str:
+        address = clean(raw)
         if not address:
-            return Invalid("住所を入力してください（例：東京都千代田区丸の内1-1-1）。")
+            raise InvalidInput("住所を入力してください（例：東京都千代田区丸の内1-1-1）。")
         if re.fullmatch(r"[0-9\-〒\s]+", address):
-            return Invalid("住所を都道府県から入力してください（番号だけでは登録できません）。")
+            raise InvalidInput("住所を都道府県から入力してください（番号だけでは登録できません）。")
         if not ADDRESS_MIN <= len(address) <= ADDRESS_MAX:
-            return Invalid(f"住所は{ADDRESS_MIN}〜{ADDRESS_MAX}文字で入力してください（入力は{len(address)}文字でした）。")
-        _save(ctx, address=address)
-        return Advance([msg.text("住所を保存しました。")])
+            raise InvalidInput(f"住所は{ADDRESS_MIN}〜{ADDRESS_MAX}文字で入力してください（入力は{len(address)}文字でした）。")
+        return address
 
 
 # --- multi-select: shared by 資格, 登録要件, 専門分野, 対応地域 ----------------------------------
@@ -380,27 +393,22 @@ class Qualifications(Step):
         return Advance([done], trigger="other" if other in chosen else "next")
 
 
-class QualificationOther(Step):
+class QualificationOther(TextStep):
     name = "qualification_other"
     title = "その他公的資格の名称"
     help = "「その他公的資格」を選んだ場合に、その資格の正式な名称を入力してください。複数ある場合は「、」で区切ってください（例：社会保険労務士、行政書士）。"
     group_end = False
+    question = "「その他公的資格」の名称を入力してください（例：社会保険労務士、行政書士）。"
+    not_text = "資格の名称を入力してください（例：社会保険労務士）。"
+    saved = "「{qualification_other}」を保存しました。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text(
-            "「その他公的資格」の名称を入力してください（例：社会保険労務士、行政書士）。"
-            + _current("登録", draft.get("qualification_other"))
-        )]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        name = clean(inp.raw_text) if inp.kind == "text" else ""
+    def parse(self, raw: str) -> str:
+        name = clean(raw)
         if len(name) < 2:
-            return Invalid("資格の名称を入力してください（例：社会保険労務士）。")
+            raise InvalidInput(self.not_text)
         if len(name) > 60:
-            return Invalid(f"資格の名称は60文字以内で入力してください（入力は{len(name)}文字でした）。")
-        _save(ctx, qualification_other=name)
-        return Advance([msg.text(f"「{name}」を保存しました。")])
+            raise InvalidInput(f"資格の名称は60文字以内で入力してください（入力は{len(name)}文字でした）。")
+        return name
 
 
 # --- 10. 登録要件 -----------------------------------------------------------------------
@@ -979,34 +987,29 @@ class BankConfirm(Step):
         return Advance()
 
 
-class Yucho(Step):
+class Yucho(TextStep):
     name = "yucho"
     title = "振込口座（ゆうちょ銀行の記号・番号）"
     help = "通帳の表紙の裏などに書かれた「記号」（5桁）と「番号」（最大8桁）を、間に「-」を入れて入力してください（例：14030-12345671）。他の金融機関からの振込用の店名・口座番号に自動で変換します。"
     group_end = False
+    question = "ゆうちょ銀行の通帳に書かれた「記号」と「番号」を、間に「-」を入れて入力してください（例：14030-12345671）。"
+    not_text = "記号と番号を数字で入力してください（例：14030-12345671）。"
+    saved = "振込用の口座「{branch_name}（店番 {branch_code}） {account_type} 口座番号{account_last4}」に変換して保存しました。"
+    current_label = "登録（口座番号）"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        saved = draft.get("account_last4") if draft.get("branch_code") else None
-        return [msg.text(
-            "ゆうちょ銀行の通帳に書かれた「記号」と「番号」を、間に「-」を入れて入力してください（例：14030-12345671）。"
-            + _current("登録（口座番号）", saved)
-        )]
+    def current(self, draft: dict) -> object:
+        return draft.get("account_last4") if draft.get("branch_code") else None
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("記号と番号を数字で入力してください（例：14030-12345671）。")
-        try:
-            branch_code, account_type, number = banks.parse_yucho(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
+    def parse(self, raw: str) -> tuple[str, str, str]:
+        return banks.parse_yucho(raw)
+
+    def fields(self, ctx: Context, value: tuple[str, str, str]) -> dict[str, Any]:
+        """記号・番号 → the 店名・店番 and account number other banks transfer to."""
+        branch_code, account_type, number = value
         branch = banks.get_branch(banks.YUCHO_BANK_CODE, branch_code)
         branch_name = branch_display(banks.YUCHO_BANK_CODE, branch) if branch else f"{branch_code}店"
-        fields = _account_fields(ctx, banks.YUCHO_BANK_CODE, branch_code, number)
-        _save(ctx, branch_code=branch_code, branch_name=branch_name, account_type=account_type, **fields)
-        return Advance([msg.text(
-            f"振込用の口座「{branch_name}（店番 {branch_code}） {account_type} 口座番号{fields['account_last4']}」に変換して保存しました。"
-        )])
+        return {"branch_code": branch_code, "branch_name": branch_name, "account_type": account_type,
+                **_account_fields(ctx, banks.YUCHO_BANK_CODE, branch_code, number)}
 
 
 class Branch(Step):
@@ -1124,30 +1127,23 @@ class AccountType(Step):
         return Advance()
 
 
-class AccountNumber(Step):
+class AccountNumber(TextStep):
     name = "account_number"
     title = "振込口座（口座番号）"
     help = "通帳やキャッシュカードに書かれた口座番号（7桁まで）を入力してください。7桁に満たない場合は、前に0を補って保存します。"
     group_end = False
+    question = "口座番号を入力してください（7桁までの数字、例：1234567）。\n番号は暗号化して保存し、画面には下4桁だけを表示します。"
+    not_text = "口座番号を数字で入力してください（例：1234567）。"
+    saved = "口座番号（{account_last4}）を保存しました。"
+    current_key = "account_last4"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _, draft = _draft(ctx)
-        return [msg.text(
-            "口座番号を入力してください（7桁までの数字、例：1234567）。\n番号は暗号化して保存し、画面には下4桁だけを表示します。"
-            + _current("登録", draft.get("account_last4"))
-        )]
+    def parse(self, raw: str) -> str:
+        return banks.parse_account_number(raw)
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("口座番号を数字で入力してください（例：1234567）。")
-        try:
-            number = banks.parse_account_number(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
+    def fields(self, ctx: Context, number: str) -> dict[str, Any]:
+        """Encrypted, with its blind index and last 4 digits: never the number itself."""
         _, draft = _draft(ctx)
-        fields = _account_fields(ctx, draft.get("bank_code") or "", draft.get("branch_code") or "", number)
-        _save(ctx, **fields)
-        return Advance([msg.text(f"口座番号（{fields['account_last4']}）を保存しました。")])
+        return _account_fields(ctx, draft.get("bank_code") or "", draft.get("branch_code") or "", number)
 
 
 class Holder(Step):
