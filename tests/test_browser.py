@@ -3,57 +3,14 @@
 Drives the 新規ユーザー persona through the first registration steps by
 clicking and typing like a person would, and saves screenshots to
 ``var/screenshots/`` for the README. Skipped when chromium or Playwright is
-not installed.
+not installed; SQLite only. The whole demo, every flow, is walked in
+``tests/test_browser_walkthrough.py``; the shared fixture and helpers are in
+``tests/browser_support.py``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from storage import repo
-
-CHROMIUM = "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)")
-
-SHOTS = Path(__file__).resolve().parent.parent / "var" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 8000
-
-
-@pytest.fixture
-def page(bot_app):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 520, "height": 900}, locale="ja-JP")
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def bot_says(page, text: str) -> None:
-    """Wait until a bot bubble containing ``text`` is on the page."""
-    page.locator(".row.bot", has_text=text).last.wait_for()
-
-
-def type_and_send(page, text: str) -> None:
-    page.fill("#text", text)
-    page.press("#text", "Enter")
-    page.locator(".row.user .bubble", has_text=text).last.wait_for()
+from tests.browser_support import _sqlite_only, bot_says, page, shot, type_and_send  # noqa: F401  (fixtures, helpers)
 
 
 def test_new_user_registers_through_the_page(bot_app, page, tmp_path):
