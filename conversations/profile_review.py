@@ -28,20 +28,25 @@ class Photo(Step):
 
     key = ""
     what = ""
+
+    @property
+    def asked(self) -> str:
+        """「顔写真を送って」, not 「顔写真の写真を送って」."""
+        return self.what if self.what.endswith("写真") else f"{self.what}の写真"
     tips = ""
 
     def __init__(self) -> None:
         self.name = f"photo_{self.key}"
         self.title = self.what
-        self.help = (f"{self.what}の写真を送ってください。{self.tips}\n"
+        self.help = (f"{self.asked}を送ってください。{self.tips}\n"
                      "JPEGまたはPNG、短い辺が320ピクセル以上、10MBまでの画像を受け付けます。")
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text(f"{self.what}の写真を送ってください。\n{self.tips}", extra=PHOTO_ITEMS)]
+        return [msg.text(f"{self.asked}を送ってください。\n{self.tips}", extra=PHOTO_ITEMS)]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         if inp.kind != "image":
-            return Invalid(f"{self.what}の写真を送ってください。下の「カメラで撮る」「写真を選ぶ」から送れます。")
+            return Invalid(f"{self.asked}を送ってください。下の「カメラで撮る」「写真を選ぶ」から送れます。")
         if inp.content is None:
             return Invalid("画像を受け取れませんでした。お手数ですが、もう一度送ってください。")
         try:

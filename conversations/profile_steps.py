@@ -41,11 +41,11 @@ from conversations.validators import (
     REGIONS,
     format_phone_display,
     parse_birthdate,
+    show_birthdate,
     parse_email,
     parse_phone,
     parse_postal_code,
     parse_prefectures,
-    to_wareki,
 )
 from program import Requirement
 from storage import repo
@@ -149,7 +149,7 @@ class Birthdate(Step):
             "カレンダーから選ぶ", self.picker_data, initial.isoformat(), earliest.isoformat(), latest.isoformat()
         )
         _, draft = _draft(ctx)
-        saved = _show_birthdate(draft["birthdate"]) if draft.get("birthdate") else None
+        saved = show_birthdate(draft["birthdate"]) if draft.get("birthdate") else None
         return [msg.text(
             "生年月日を教えてください。\n下の「カレンダーから選ぶ」で選ぶか、西暦・和暦で入力してください"
             "（例：1980年4月1日、昭和55年4月1日）。" + _current("登録", saved),
@@ -170,16 +170,7 @@ class Birthdate(Step):
         except InvalidInput as exc:
             return Invalid(str(exc))
         _save(ctx, birthdate=birth.isoformat())
-        return Advance([msg.text(f"生年月日を{_show_birthdate(birth.isoformat())}で保存しました。")])
-
-
-def _show_birthdate(iso: str) -> str:
-    """「昭和55年4月1日（1980年4月1日）」: both calendars, so a slip in either shows."""
-    try:
-        d = date.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    return f"{to_wareki(d)}（{d.year}年{d.month}月{d.day}日）"
+        return Advance([msg.text(f"生年月日を{show_birthdate(birth.isoformat())}で保存しました。")])
 
 
 # --- 6. 電話番号 ------------------------------------------------------------------------

@@ -370,8 +370,10 @@ class Minutes(Step):
             minutes = parse_minutes(inp.text)
         if minutes is None:
             return _menu_word(s, inp, ctx) or Invalid("時間は分（例：90）か「1:30」「1時間30分」の形で入力してください。")
-        if minutes <= 0:
+        if minutes <= 0 and elapsed != 0:
             return Invalid("対面時間は1分以上で入力してください。")
+        # A check-out in the check-in's minute leaves 0 minutes: the report is
+        # still owed (what was discussed, travel), just with no fee for time.
         limit = elapsed if elapsed is not None else MAX_MINUTES_WITHOUT_CHECKS
         if minutes > limit:
             where = "チェックインからチェックアウトまでの時間" if elapsed is not None else "上限"
@@ -514,7 +516,7 @@ def summary_rows(ctx: Context, report: Report, fee: FeeBreakdown) -> list[flex.R
         ("支援内容", draft.get("support") or "—", "p=edit&s=support"),
         ("事業者の課題", draft.get("issues") or "—", "p=edit&s=issues"),
         ("今後の提案", draft.get("proposals") or "—", "p=edit&s=proposals"),
-        ("対面時間", duration(minutes) if minutes else "—", "p=edit&s=minutes"),
+        ("対面時間", duration(minutes) if minutes is not None else "—", "p=edit&s=minutes"),
         ("交通費", travel_text, "p=edit&s=travel"),
         ("写真", f"{len(photos)}枚" if photos else "なし", "p=edit&s=photos"),
         ("謝金", yen(fee.gross_yen) + ("（上限適用）" if fee.capped else ""), None),
@@ -534,7 +536,7 @@ def missing_items(report: Report) -> list[str]:
     draft = report.draft or {}
     titles = {"consultation": "相談内容", "support": "支援内容", "issues": "事業者の課題", "proposals": "今後の提案"}
     missing = [titles[k] for k in TEXT_ITEMS if not draft.get(k)]
-    if not draft.get("minutes"):
+    if "minutes" not in draft:
         missing.append("対面時間")
     if "travel_yen" not in draft or (draft["travel_yen"] and not draft.get("travel_route")):
         missing.append("交通費")

@@ -60,9 +60,9 @@ def _stored_fee_rows(ctx: Context, report: Report) -> list[tuple[str, str]]:
         gross, withholding, travel, net = report.gross_yen, report.withholding_yen, report.travel_yen, report.net_yen
         month = report.fee_month or fee_month(ctx, report)
     route = f"（{draft['travel_route']}）" if travel and draft.get("travel_route") else ""
-    minutes = report.minutes or draft.get("minutes")
+    minutes = report.minutes if report.minutes is not None else draft.get("minutes")
     return [
-        ("対面時間", duration(minutes) if minutes else "—"),
+        ("対面時間", duration(minutes) if minutes is not None else "—"),
         ("謝金", yen(gross)),
         ("源泉徴収", withholding_text(ctx, withholding)),
         ("交通費", yen(travel) + route),

@@ -14,6 +14,7 @@ from conversations import lifecycle, review
 from conversations import messages as msg
 from conversations.engine import Context
 from conversations.roles import reviewer_ids, secretariat_ids
+from conversations.validators import show_birthdate
 from storage.models import Expert
 
 PHOTO_LABELS = {"face": "顔写真", "id_doc": "本人確認書類", "qualification": "資格証明書", "passbook": "通帳"}
@@ -42,7 +43,7 @@ def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         ("支援機関", _join(draft.get("institution_name")), None),
         ("氏名", name("family_name", "given_name"), "name"),
         ("フリガナ", name("kana_family", "kana_given"), "kana"),
-        ("生年月日", _join(draft.get("birthdate")), "birthdate"),
+        ("生年月日", show_birthdate(draft.get("birthdate")), "birthdate"),
         ("電話番号", _join(draft.get("phone_display") or draft.get("phone")), "phone"),
         ("メール", _join(draft.get("email")), "email"),
         ("住所", f"〒{draft.get('postal', '')} {draft.get('address', '')}".strip() if draft.get("postal") else "—", "postal"),

@@ -25,6 +25,7 @@ __all__ = [
     "age_on",
     "to_wareki",
     "parse_birthdate",
+    "show_birthdate",
     "parse_phone",
     "format_phone_display",
     "parse_email",
@@ -99,6 +100,15 @@ def to_wareki(d: date) -> str:
             y = "元" if n == 1 else str(n)
             return f"{name}{y}年{d.month}月{d.day}日"
     return f"{d.year}年{d.month}月{d.day}日"
+
+
+def show_birthdate(iso: str | None) -> str:
+    """「昭和55年4月1日（1980年4月1日）」: both calendars, so a slip in either shows."""
+    try:
+        d = date.fromisoformat(str(iso))
+    except (TypeError, ValueError):
+        return str(iso) if iso else "—"
+    return f"{to_wareki(d)}（{d.year}年{d.month}月{d.day}日）"
 
 
 def _make_date(y: int, m: int, d: int, shown: str) -> date:

@@ -113,6 +113,10 @@ class PlatformState:
     def _clear(self) -> None:
         self.deliveries: list[dict[str, Any]] = []
         self.user_events: list[dict[str, Any]] = []  # what users sent, for the chat page's transcript
+        # Seconds added to the timestamps of events sent from here: the page's
+        # clock control lets a by-hand demo stay two hours at a dispatch in a
+        # minute (the bot times check-in/out by LINE's event timestamp).
+        self.clock_offset = 0.0
         self.violations: list[dict[str, Any]] = []
         self._failures: list[Failure] = []
         self._reply_tokens: dict[str, tuple[str, float]] = {}
@@ -323,26 +327,35 @@ class PlatformState:
 
     # -- acting as LINE towards the bot -------------------------------------
 
+    def set_clock_offset(self, seconds: float) -> None:
+        with self.lock:
+            self.clock_offset = float(seconds)
+
+    def now_ms(self) -> int:
+        """LINE's clock for event timestamps: real time plus the offset."""
+        return int((time.time() + self.clock_offset) * 1000)
+
     def build_event(self, user_id: str, kind: str, **fields: Any) -> events.Event:
         """A webhook event for ``kind`` (text, postback, follow, unfollow,
         location, image), with a reply token from this platform."""
+        if kind not in ("text", "postback", "follow", "unfollow", "location", "image"):
+            raise ValueError(f"unknown event type {kind!r}")
         token = None if kind == "unfollow" else self.issue_reply_token(user_id)
+        at = self.now_ms()
         if kind == "text":
-            return events.text(user_id, str(fields["text"]), token)
+            return events.text(user_id, str(fields["text"]), token, timestamp=at)
         if kind == "postback":
-            return events.postback(user_id, str(fields["data"]), token, fields.get("params") or None)
+            return events.postback(user_id, str(fields["data"]), token, fields.get("params") or None, timestamp=at)
         if kind == "follow":
-            return events.follow(user_id, token, is_unblocked=bool(fields.get("isUnblocked", False)))
+            return events.follow(user_id, token, is_unblocked=bool(fields.get("isUnblocked", False)), timestamp=at)
         if kind == "unfollow":
-            return events.unfollow(user_id)
+            return events.unfollow(user_id, timestamp=at)
         if kind == "location":
             return events.location(
                 user_id, float(fields["latitude"]), float(fields["longitude"]), token,
-                title=fields.get("title"), address=fields.get("address"),
+                title=fields.get("title"), address=fields.get("address"), timestamp=at,
             )
-        if kind == "image":
-            return events.image(user_id, str(fields["messageId"]), token, fields.get("imageSet"))
-        raise ValueError(f"unknown event type {kind!r}")
+        return events.image(user_id, str(fields["messageId"]), token, fields.get("imageSet"), timestamp=at)
 
     def send(self, user_id: str, kind: str, *, timeout: float = 10, echo: list[dict[str, Any]] | None = None,
              client_id: str | None = None, **fields: Any) -> requests.Response:
@@ -785,7 +798,18 @@ def sim_info() -> Response:
         "webhook": bool(state.webhook_url),
         "botUserId": state.bot_user_id,
         "contractChecks": state.checker is not None,
+        "clockOffsetMinutes": round(state.clock_offset / 60),
     })
+
+
+@sim.post("/_sim/clock")
+def sim_clock() -> Response:
+    """Set how far ahead of real time LINE's event timestamps are (0 = now)."""
+    minutes = _sim_json().get("offsetMinutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 7 * 24 * 60:
+        return _sim_error(400, "offsetMinutes must be an integer from 0 to 10080 (7 days)")
+    _state().set_clock_offset(minutes * 60)
+    return jsonify({"clockOffsetMinutes": minutes})
 
 
 @sim.post("/_sim/reply-token")

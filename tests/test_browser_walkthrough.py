@@ -15,10 +15,10 @@ files and points on the location dialog, like a person at the page:
 3. 専門家 checks in from 1.2 km away (refused with the distance), then at
    the business (recorded), checks out, writes the report from the rich
    menu and sends it; the reviewer 受理 it; 事務局 sees the flagged check-in
-   and runs /fees. The page has no clock: the fake platform stamps the
-   check-out event 2 h 10 min later, as LINE would after that stay.
-4. (strict xfail) a check-out in the same minute as the check-in: the
-   report cannot be sent — a known bug, met by anyone trying the demo.
+   and runs /fees. The 2 h 10 min stay takes seconds: the page's clock
+   control runs LINE's event timestamps ahead before the check-out.
+4. A check-out in the same minute as the check-in (anyone trying the demo
+   by hand without the clock): the report still goes through, at 0 minutes.
 
 Screenshots go to ``var/screenshots/walk-NN-*.png`` (the README's
 walkthrough, docs/WALKTHROUGH.md, uses copies of them). Pushes to another
@@ -233,7 +233,7 @@ def test_a_reviewer_requests_a_dispatch_and_the_expert_accepts(bot_app, page):
 # --- 3. check-in / check-out, the report, its acceptance, the fees ------------------------------------
 
 
-def test_the_expert_checks_in_and_out_reports_and_the_fee_is_paid(bot_app, page, monkeypatch):
+def test_the_expert_checks_in_and_out_reports_and_the_fee_is_paid(bot_app, page):
     info = start_demo(bot_app)
     open_chat(bot_app, page)
 
@@ -249,22 +249,14 @@ def test_the_expert_checks_in_and_out_reports_and_the_fee_is_paid(bot_app, page,
     assert Dispatch.get_by_id(info.dispatch_id).status == "checked_in"
     shot(page, "walk-19-checkin")
 
-    # Two hours and ten minutes at the business: the page has no clock, so the fake LINE
-    # platform stamps the check-out event 130 minutes later (LINE's timestamp is what counts).
-    import simulator.events as events
-    import time as real_time
-
-    class Later:
-        @staticmethod
-        def time() -> float:
-            return real_time.time() + 130 * 60
-
+    # Two hours and ten minutes at the business, in a few seconds: the page's clock runs
+    # LINE's event timestamps ahead (the bot times the stay by them).
     show_menu(page, True)
     menu(page, "チェックアウト", "チェックアウトします")
     show_menu(page, False)
-    with monkeypatch.context() as m:
-        m.setattr(events, "time", Later)
-        send_location(page, "派遣先の40m北", "チェックアウトしました", "相談内容", opener="位置情報を送る")
+    page.locator("#clock").select_option(label="時計：+2時間10分")
+    page.locator(".system", has_text="130 分進めました").wait_for()
+    send_location(page, "派遣先の40m北", "チェックアウトしました", "相談内容", opener="位置情報を送る")
     assert Dispatch.get_by_id(info.dispatch_id).status == "completed"
     assert "経過時間：2時間10分" in page.locator(".row.bot", has_text="チェックアウトしました").last.inner_text()
     shot(page, "walk-20-checkout")
@@ -318,10 +310,6 @@ def test_the_expert_checks_in_and_out_reports_and_the_fee_is_paid(bot_app, page,
 # --- a known bug, as a person meets it in the demo --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: checking out in the same minute as checking in leaves 0 minutes; the report offers 「0分」 and then "
-    "refuses it (対面時間は1分以上), and the maximum is 0, so the report can never be sent. Remove this marker "
-    "when the report flow lets such a report through."))
 def test_a_check_out_in_the_same_minute_still_lets_the_report_be_sent(bot_app, page):
     start_demo(bot_app)
     open_chat(bot_app, page)

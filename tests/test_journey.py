@@ -49,6 +49,7 @@ def register(bot_app, code: str) -> list[str]:
         texts = bot_app.text(EXPERT, answer)
         assert not any("エラーが発生しました" in t for t in texts), (answer, texts)
     assert state(bot_app) == "photo_face", state(bot_app)
+    assert texts[-1].startswith("顔写真を送ってください。"), texts[-1]
     send_photo(bot_app, EXPERT, "red")
     send_photo(bot_app, EXPERT, "green")
     send_photo(bot_app, EXPERT, "blue")
@@ -62,6 +63,8 @@ def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
     institution = institution_with_reviewer(bot_app, "ジャーニー商工会", REVIEWER)
     texts = register(bot_app, institution.code)
     assert "登録内容の確認" in texts[-2] and "送信" in texts[-1]
+    summary = json.dumps(bot_app.line.messages_for(EXPERT)[-2], ensure_ascii=False)
+    assert "昭和55年4月1日（1980年4月1日）" in summary, "the summary shows the birthdate as the chat did"
 
     # 修正 from the summary jumps to the item and comes straight back.
     texts = bot_app.say(EXPERT, "postback", data="p=edit&s=email")

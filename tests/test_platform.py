@@ -460,3 +460,16 @@ def test_uploaded_images_are_served_back_to_the_page(platform: Platform) -> None
     got = platform.get(f"/_sim/content/{message_id}")
     assert got.status_code == 200 and got.content == b"\xff\xd8jpeg" and got.headers["Content-Type"] == "image/jpeg"
     assert platform.get("/_sim/content/nope").status_code == 404
+
+
+def test_clock_offset_moves_event_timestamps(platform: Platform, bot_webhook: dict[str, Any]) -> None:
+    bot_webhook["events"].clear()
+    assert platform.post("/_sim/clock", {"offsetMinutes": 130}).json() == {"clockOffsetMinutes": 130}
+    assert platform.get("/_sim/info").json()["clockOffsetMinutes"] == 130
+    platform.post("/_sim/send", {"userId": ALICE, "type": "text", "text": "後で"})
+    ahead = bot_webhook["events"][-1].timestamp / 1000 - time.time()
+    assert 130 * 60 - 5 < ahead < 130 * 60 + 5
+    for bad in (-1, "30", 1.5, True, 7 * 24 * 60 + 1):
+        assert platform.post("/_sim/clock", {"offsetMinutes": bad}).status_code == 400
+    platform.post("/_sim/reset")
+    assert platform.get("/_sim/info").json()["clockOffsetMinutes"] == 0

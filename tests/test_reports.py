@@ -360,3 +360,33 @@ def test_the_second_reminder_is_the_last(bot_app, monkeypatch):
     assert queue.scheduled_job_registry.get_job_ids() == [], "two reminders at most"
     assert Report.get().draft["reminders_sent"] == 2 and "reminder_job_id" not in Report.get().draft
     assert len([t for t in bot_app.texts_since(EXPERT, 0) if "まだ提出されていません" in t]) == 2
+
+
+def test_a_check_out_in_the_check_ins_minute_still_lets_the_report_be_sent(bot_app):
+    """0 minutes between the checks (a check-out by mistake, a demo): the report
+    is still owed — what was discussed, travel — with no fee for time."""
+    setup(bot_app, minutes=0)
+    bot_app.text(EXPERT, "報告書")
+    for answer in ANSWERS:
+        texts = bot_app.text(EXPERT, answer)
+    assert "チェックインからチェックアウトまで：0分" in texts[-1] and "0分" in bot_app.last_quick_reply(EXPERT)
+    assert "最大0分" in bot_app.text(EXPERT, "30")[0]
+    texts = bot_app.text(EXPERT, "0分")
+    assert "0分で保存しました" in texts[0] and "【交通費】" in texts[-1]
+    bot_app.text(EXPERT, "800")
+    bot_app.text(EXPERT, "○○駅〜△△駅 往復")
+    texts = bot_app.text(EXPERT, "なし")
+    assert state(bot_app) == ("report", "confirm") and any("謝金 0円" in t for t in texts), texts
+    texts = tap(bot_app, EXPERT, "p=submit")
+    assert "支援実施報告書を送信しました" in texts[0]
+    report = Report.get()
+    assert (report.status, report.minutes, report.gross_yen, report.travel_yen, report.net_yen) == (
+        "submitted", 0, 0, 800, 800)
+
+
+def test_zero_minutes_is_refused_when_the_checks_are_apart(bot_app):
+    setup(bot_app, minutes=45)
+    bot_app.text(EXPERT, "報告書")
+    for answer in ANSWERS:
+        bot_app.text(EXPERT, answer)
+    assert "1分以上" in bot_app.text(EXPERT, "0")[0] and state(bot_app) == ("report", "minutes")
