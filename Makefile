@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench screenshots clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 が必要です ($(PYTHON) が見つかりません)"; exit 1; }
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.webhook
+
+# The README's and docs/WALKTHROUGH.md's pictures, taken by the browser tests.
+screenshots: $(STAMP)
+	$(PY) -m pytest -q tests/test_browser.py tests/test_browser_page.py tests/test_browser_walkthrough.py
+	$(PY) -m simulator.screenshots page-ops-panel page-unread-badge
 
 clean:
 	rm -rf $(VENV) var
