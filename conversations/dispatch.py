@@ -24,7 +24,8 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, choose, confirmation, reason_from)
+from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, choose,
+                                  confirmation, reason_from)
 from conversations.validators import PREFECTURES
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
@@ -523,28 +524,19 @@ class NewWhen(Step):
         return Advance(trigger="confirm")
 
 
-class ManageConfirm(Step):
+class ManageConfirm(ConfirmStep):
     name = "manage_confirm"
-    title = "確認"
     help = "「はい」で確定し、専門家に伝えます。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+    def describe(self, s: Session, ctx: Context) -> str:
         if s.data["op"] == "cancel":
-            text = f"派遣No.{s.data['dispatch_id']} を取り消します。\n理由：{s.data['reason']}\nよろしいですか？"
-        else:
-            text = (f"派遣No.{s.data['dispatch_id']} の日時を"
-                    f"{when_text(ctx, datetime.fromisoformat(s.data['when']))} に変更します。よろしいですか？")
-        return [flex.confirm_card(text, ("はい", "c=yes"), ("いいえ", "c=no"))]
+            return f"派遣No.{s.data['dispatch_id']} を取り消します。"
+        return f"派遣No.{s.data['dispatch_id']} の日時を{when_text(ctx, datetime.fromisoformat(s.data['when']))} に変更します。"
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = confirmation(inp)
-        if answer == "c=no":
-            return Finish([msg.text("取りやめました。")])
-        if answer != "c=yes":
-            return Invalid("「はい」または「いいえ」でお答えください。")
+    def confirmed(self, s: Session, ctx: Context) -> list[Message]:
         dispatch = _manageable(ctx, {"id": str(s.data["dispatch_id"])})
         if isinstance(dispatch, list):
-            return Finish(dispatch)
+            return dispatch
         before = dispatch.status
         if s.data["op"] == "cancel":
             dispatch.status, dispatch.reason = "cancelled", s.data["reason"]
@@ -559,7 +551,7 @@ class ManageConfirm(Step):
         ctx.audit(f"dispatch.{s.data['op']}", target=f"dispatch:{dispatch.id}", before=before, after=dispatch.status,
                   reason=s.data.get("reason"))
         ctx.notify(dispatch.expert.user.line_user_id, [msg.text(note)], f"dispatch_{s.data['op']}")
-        return Finish([msg.text("専門家に伝えました。\n" + note)])
+        return [msg.text("専門家に伝えました。\n" + note)]
 
 
 MANAGE = Flow(

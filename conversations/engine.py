@@ -444,6 +444,42 @@ def confirmation(inp: Input, yes: Sequence[str] = (), no: Sequence[str] = ()) ->
     return None
 
 
+class ConfirmStep(Step):
+    """A decision's last question: what is about to happen, its reason if one
+    was given, 「よろしいですか？」 and はい / いいえ (tapped or typed).
+
+    Subclasses say what (``describe``) and do it (``confirmed``); いいえ drops
+    the decision, anything else asks again. One class, so every decision of
+    every flow confirms, cancels and refuses in the same words.
+    """
+
+    name = "confirm"
+    title = "確認"
+    help = "「はい」で確定、「いいえ」で取りやめます。"
+
+    def describe(self, s: Session, ctx: Context) -> str:
+        raise NotImplementedError
+
+    def confirmed(self, s: Session, ctx: Context) -> list[Message]:
+        raise NotImplementedError
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        from conversations import flex  # flex builds on messages only; imported here to keep engine's imports minimal
+
+        text = self.describe(s, ctx)
+        if s.data.get("reason"):
+            text += f"\n理由：{s.data['reason']}"
+        return [flex.confirm_card(text + "\nよろしいですか？", ("はい", YES), ("いいえ", NO))]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        answer = confirmation(inp)
+        if answer == NO:
+            return Finish([msg.text("取りやめました。")])
+        if answer != YES:
+            return Invalid("「はい」または「いいえ」でお答えください。")
+        return Finish(self.confirmed(s, ctx))
+
+
 MAX_REASON = 500
 
 

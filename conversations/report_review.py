@@ -17,7 +17,7 @@ from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent,
 
 from conversations import flex
 from conversations import messages as msg
-from conversations.engine import Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, confirmation
+from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
 from conversations.report_common import STATUS_LABELS, describe, duration, expert_name, find_report, yen
 from conversations.report_fee import compute_fee, fee_month, month_label, withholding_text
 from conversations.review import action_data
@@ -181,29 +181,18 @@ class Reason(ReasonStep):
         return f"報告書No.{s.data['report_id']} を差し戻す理由を入力してください。\n専門家にそのまま伝わります。"
 
 
-class DecisionConfirm(Step):
-    name = "confirm"
-    title = "確認"
-    help = "「はい」で確定、「いいえ」で取りやめます。"
-
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+class DecisionConfirm(ConfirmStep):
+    def describe(self, s: Session, ctx: Context) -> str:
         op = OPS[s.data["op"]]
         report = find_report(s.data["report_id"])
         who = f"（{expert_name(report.dispatch.expert)}さん・{report.dispatch.business.name}）" if report else ""
         text = f"報告書No.{s.data['report_id']}{who}を{op.will}。"
         if op.key == "rep_accept" and report is not None and report.net_yen is not None:
             text += f"\n支払額 {yen(report.net_yen)}（{month_label(report.fee_month)}）が支払いの対象になります。"
-        if s.data.get("reason"):
-            text += f"\n理由：{s.data['reason']}"
-        return [flex.confirm_card(text + "\nよろしいですか？", ("はい", "c=yes"), ("いいえ", "c=no"))]
+        return text
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = confirmation(inp)
-        if answer == "c=no":
-            return Finish([msg.text("取りやめました。")])
-        if answer != "c=yes":
-            return Invalid("「はい」または「いいえ」でお答えください。")
-        return Finish(apply(ctx, OPS[s.data["op"]], s.data["report_id"], s.data.get("reason")))
+    def confirmed(self, s: Session, ctx: Context) -> list[Message]:
+        return apply(ctx, OPS[s.data["op"]], s.data["report_id"], s.data.get("reason"))
 
 
 DECISION = Flow("report_decision", "報告書の確認", [Reason(), DecisionConfirm()],

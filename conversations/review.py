@@ -19,7 +19,7 @@ from linebot.v3.messaging import Message
 
 from conversations import flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, confirmation
+from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
 from conversations.lifecycle import IllegalTransition
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
@@ -127,32 +127,19 @@ class Reason(ReasonStep):
         return f"申請No.{s.data['expert_id']} を{op.verb}する理由を入力してください。\n専門家にそのまま伝わります。"
 
 
-class Confirm(Step):
-    name = "confirm"
-    title = "確認"
-    help = "「はい」で確定、「いいえ」で取りやめます。"
-
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+class Confirm(ConfirmStep):
+    def describe(self, s: Session, ctx: Context) -> str:
         op = OPS[s.data["op"]]
         if op.key == "revoke":
-            text = f"利用者No.{s.data['expert_id']}（{s.data.get('label', '')}）の役割を取り消します。"
-        elif op.key in CHANGE_OPS:
-            text = f"変更申請No.{s.data['expert_id']} を{op.verb}します。"
-        else:
-            expert = find_expert(s.data["expert_id"])
-            name = display_name(expert) if expert else "—"
-            text = f"申請No.{s.data['expert_id']}（{name}さん）を{op.verb}します。"
-        if s.data.get("reason"):
-            text += f"\n理由：{s.data['reason']}"
-        return [flex.confirm_card(text + "\nよろしいですか？", ("はい", "c=yes"), ("いいえ", "c=no"))]
+            return f"利用者No.{s.data['expert_id']}（{s.data.get('label', '')}）の役割を取り消します。"
+        if op.key in CHANGE_OPS:
+            return f"変更申請No.{s.data['expert_id']} を{op.verb}します。"
+        expert = find_expert(s.data["expert_id"])
+        name = display_name(expert) if expert else "—"
+        return f"申請No.{s.data['expert_id']}（{name}さん）を{op.verb}します。"
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        answer = confirmation(inp)
-        if answer == "c=no":
-            return Finish([msg.text("取りやめました。")])
-        if answer != "c=yes":
-            return Invalid("「はい」または「いいえ」でお答えください。")
-        return Finish(apply(ctx, OPS[s.data["op"]], s.data["expert_id"], s.data.get("reason")))
+    def confirmed(self, s: Session, ctx: Context) -> list[Message]:
+        return apply(ctx, OPS[s.data["op"]], s.data["expert_id"], s.data.get("reason"))
 
 
 DECISION = Flow("decision", "審査の判断", [Reason(), Confirm()], [{"trigger": "next", "source": "reason", "dest": "confirm"}])

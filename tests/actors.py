@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from conversations import roles
 from storage import repo
-from storage.models import Expert, Institution, LineUser
+from storage.models import Business, Dispatch, Expert, Institution, LineUser
 
 SEC = "U" + "5ec" + "0" * 29
 REVIEWER = "U" + "1ee" + "0" * 29
@@ -67,14 +68,10 @@ def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: A
     return expert
 
 
-def dispatch_for(expert: Expert, reviewer: str, *, when: "datetime | None" = None, status: str = "accepted",
+def dispatch_for(expert: Expert, reviewer: str, *, when: datetime | None = None, status: str = "accepted",
                  lat: float = BUSINESS_LAT, lng: float = BUSINESS_LNG, name: str = "株式会社テスト製作所",
-                 business: "Business | None" = None) -> "Dispatch":
+                 business: Business | None = None) -> Dispatch:
     """A dispatch as the request flow leaves it (the request flow itself is tested elsewhere)."""
-    from datetime import datetime, timedelta, timezone
-
-    from storage.models import Business, Dispatch
-
     when = when or datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
     business = business or Business.create(institution=expert.institution, name=name, latitude=lat, longitude=lng,
                                            address="東京都千代田区丸の内1-1-1")

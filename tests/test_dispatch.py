@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conversations.dispatch import corporate_number_ok
-from storage.models import AuditLog, Business, Dispatch
+from storage.models import AuditLog, Dispatch
 from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
                           dispatch_for, institution_with_reviewer, secretariat)
 
