@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from linebot.v3.messaging import Message, TextMessage
 from transitions import Machine, MachineError
@@ -441,6 +442,32 @@ def confirmation(inp: Input, yes: Sequence[str] = (), no: Sequence[str] = ()) ->
         return YES
     if word in ("いいえ", "2", *no):
         return NO
+    return None
+
+
+def summary_answer(s: Session, inp: Input, *, editable: Sequence[str], label_to_step: dict[str, str],
+                   on_submit: Callable[[], Outcome], submit_words: Sequence[str] = ("送信",)) -> Outcome | None:
+    """The answer to a summary (a Flex card of every item with 修正, and 送信).
+
+    修正 of an item — its button (``p=edit&s=<step>``) or typed 「修正 電話番号」
+    — jumps to that step, which comes back here when answered; 送信 — the
+    button (``p=submit``) or a typed ``submit_words`` — calls ``on_submit``.
+    Anything else is ``None``: the caller says what it expected.
+    """
+    if inp.kind == "postback":
+        fields = {k: v[0] for k, v in parse_qs(inp.data).items()}
+        if fields.get("p") == "edit" and fields.get("s") in editable:
+            s.data[EDIT_FLAG] = True
+            return Advance(trigger=f"edit_{fields['s']}")
+        if fields.get("p") == "submit":
+            return on_submit()
+    if inp.kind == "text":
+        if inp.text in submit_words:
+            return on_submit()
+        target = label_to_step.get(inp.text.removeprefix("修正").strip(" 　:："))
+        if inp.text.startswith("修正") and target:
+            s.data[EDIT_FLAG] = True
+            return Advance(trigger=f"edit_{target}")
     return None
 
 

@@ -8,13 +8,12 @@ into the draft. The summary is a Flex message (LINE for PC shows it) with a
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qs
 
 from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
 
 from conversations import changes, flex, submission
 from conversations import messages as msg
-from conversations.engine import EDIT_FLAG, Advance, Context, Finish, Input, Invalid, Outcome, Step
+from conversations.engine import Advance, Context, Finish, Input, Invalid, Outcome, Step, summary_answer
 from storage import repo
 from storage.files import InvalidImage, check_image
 from storage.sessions import Session
@@ -95,21 +94,9 @@ class Confirm(Step):
                         msg.text("よろしければ「送信」、直す場合は各項目の「修正」を押してください。", ["送信"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind == "postback":
-            fields = {k: v[0] for k, v in parse_qs(inp.data).items()}
-            if fields.get("p") == "edit" and fields.get("s") in EDITABLE:
-                s.data[EDIT_FLAG] = True
-                return Advance(trigger=f"edit_{fields['s']}")
-            if fields.get("p") == "submit":
-                return self._submit(ctx)
-        if inp.kind == "text":
-            if inp.text == "送信":
-                return self._submit(ctx)
-            target = LABEL_TO_STEP.get(inp.text.removeprefix("修正").strip(" 　:："))
-            if inp.text.startswith("修正") and target:
-                s.data[EDIT_FLAG] = True
-                return Advance(trigger=f"edit_{target}")
-        return Invalid("「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 電話番号」と入力しても直せます）。")
+        return summary_answer(s, inp, editable=EDITABLE, label_to_step=LABEL_TO_STEP,
+                              on_submit=lambda: self._submit(ctx)) or Invalid(
+            "「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 電話番号」と入力しても直せます）。")
 
     def _submit(self, ctx: Context) -> Outcome:
         expert = repo.ensure_expert(ctx.user)

@@ -17,14 +17,13 @@ with the fee month; the reviewers then decide (``report_review``).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
 
 from conversations import flex
 from conversations import messages as msg
 from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step,
-                                  choose)
+                                  choose, summary_answer)
 from conversations.report_common import (EDITABLE_STATUSES, PAID_STATUSES, STATUS_LABELS, describe, duration,
                                          elapsed_minutes, parse_minutes, parse_yen, save, yen)
 from conversations.report_fee import compute_fee, fee_line, fee_month, month_label, withholding_text
@@ -567,22 +566,10 @@ class Confirm(Step):
         ]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind == "postback":
-            fields = {k: v[0] for k, v in parse_qs(inp.data).items()}
-            if fields.get("p") == "edit" and fields.get("s") in EDITABLE:
-                s.data[EDIT_FLAG] = True
-                return Advance(trigger=f"edit_{fields['s']}")
-            if fields.get("p") == "submit":
-                return submit(s, ctx)
-        if inp.kind == "text":
-            if inp.text in ("送信", "提出"):
-                return submit(s, ctx)
-            target = LABEL_TO_STEP.get(inp.text.removeprefix("修正").strip(" 　:："))
-            if inp.text.startswith("修正") and target:
-                s.data[EDIT_FLAG] = True
-                return Advance(trigger=f"edit_{target}")
-        return _menu_word(s, inp, ctx) or Invalid(
-            "「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 対面時間」と入力しても直せます）。")
+        return summary_answer(s, inp, editable=EDITABLE, label_to_step=LABEL_TO_STEP,
+                              on_submit=lambda: submit(s, ctx), submit_words=("送信", "提出")) \
+            or _menu_word(s, inp, ctx) or Invalid(
+                "「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 対面時間」と入力しても直せます）。")
 
 
 def submit(s: Session, ctx: Context) -> Outcome:
