@@ -68,11 +68,24 @@ def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: A
     return expert
 
 
+TOKYO = timezone(timedelta(hours=9))
+
+
+def soon_today() -> datetime:
+    """In 5 minutes (UTC naive, as stored) — or a minute ago in the Tokyo day's last 5
+    minutes: check-in is only on the dispatch's day, and tests run at any hour."""
+    now = datetime.now(timezone.utc)
+    soon = now + timedelta(minutes=5)
+    if soon.astimezone(TOKYO).date() != now.astimezone(TOKYO).date():
+        soon = now - timedelta(minutes=1)
+    return soon.replace(tzinfo=None)
+
+
 def dispatch_for(expert: Expert, reviewer: str, *, when: datetime | None = None, status: str = "accepted",
                  lat: float = BUSINESS_LAT, lng: float = BUSINESS_LNG, name: str = "株式会社テスト製作所",
                  business: Business | None = None) -> Dispatch:
     """A dispatch as the request flow leaves it (the request flow itself is tested elsewhere)."""
-    when = when or datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
+    when = when or soon_today()
     business = business or Business.create(institution=expert.institution, name=name, latitude=lat, longitude=lng,
                                            address="東京都千代田区丸の内1-1-1")
     return Dispatch.create(business=business, institution=expert.institution, expert=expert,
