@@ -1,6 +1,7 @@
 """Check-in / check-out (GPS): every step through signed webhooks, as LINE sends them."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -171,9 +172,13 @@ def test_identical_checkin_and_checkout_points_are_flagged(bot_app):
 
 
 def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
+    # Business time pinned at 12:30 today: "picked 2 h 10 min ago" stays on the dispatch's day
+    # whatever hour the suite runs at (after midnight it would be yesterday).
+    noon = datetime.now(TOKYO).replace(hour=12, minute=30, second=0, microsecond=0)
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, clock=lambda: noon)
     _, _, dispatch = setup(bot_app)
     bot_app.text(EXPERT, "チェックイン")
-    ts_in = now_ms(-130)  # picked 2 h 10 min ago, delivered only now
+    ts_in = int((noon - timedelta(minutes=130)).timestamp() * 1000)  # picked at 10:20, delivered only at 12:30
     send_location(bot_app, EXPERT, near(40), ts_in)
     assert Attendance.get(kind="in").flags == ["late_event"], "a check long after its event time is flagged"
 
