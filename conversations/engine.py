@@ -14,6 +14,7 @@ mapped back to the draft, never a crash.
 """
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -278,8 +279,9 @@ class Engine:
             return self._confirm_restart(flow, s, inp, ctx)
         # After a long pause a typed message may be meant for something else,
         # so greet first; a location, photo or button tap clearly continues.
+        # Wall-clock on both sides: the session stamps ``updated_at`` with time.time().
         if (cmd is None and inp.kind == "text"
-                and ctx.now.timestamp() - s.updated_at > ctx.program.idle_minutes * 60):
+                and time.time() - s.updated_at > ctx.program.idle_minutes * 60):
             step = flow.steps[s.state]
             s.data["_greeted"] = True
             return [msg.text(

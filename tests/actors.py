@@ -71,6 +71,21 @@ def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: A
 TOKYO = timezone(timedelta(hours=9))
 
 
+def pin_business_time(bot_app: Any, hour: int = 12, minute: int = 30) -> datetime:
+    """Pin the bot's business time at ``hour:minute`` today (Tokyo) and return it: a scenario
+    spanning hours ("checked in 2 h ago") stays on one day whatever hour the suite runs at."""
+    import dataclasses
+
+    pinned = datetime.now(TOKYO).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, clock=lambda: pinned)
+    return pinned
+
+
+def utc_naive(aware: datetime) -> datetime:
+    """As the database stores times: UTC without tzinfo."""
+    return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def soon_today() -> datetime:
     """In 5 minutes (UTC naive, as stored) — or a minute ago in the Tokyo day's last 5
     minutes: check-in is only on the dispatch's day, and tests run at any hour."""

@@ -1,7 +1,6 @@
 """Check-in / check-out (GPS): every step through signed webhooks, as LINE sends them."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +9,7 @@ from geopy.distance import geodesic
 from simulator.events import redelivery
 from storage.models import Attendance, Dispatch, ExceptionReport, Outbox
 from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
-                          institution_with_reviewer, secretariat)
+                          institution_with_reviewer, pin_business_time, secretariat)
 
 TOKYO = timezone(timedelta(hours=9))
 OTHER_EXPERT = "U" + "e1" + "0" * 30
@@ -172,10 +171,7 @@ def test_identical_checkin_and_checkout_points_are_flagged(bot_app):
 
 
 def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
-    # Business time pinned at 12:30 today: "picked 2 h 10 min ago" stays on the dispatch's day
-    # whatever hour the suite runs at (after midnight it would be yesterday).
-    noon = datetime.now(TOKYO).replace(hour=12, minute=30, second=0, microsecond=0)
-    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, clock=lambda: noon)
+    noon = pin_business_time(bot_app)  # "picked 2 h 10 min ago" stays on the dispatch's day after midnight too
     _, _, dispatch = setup(bot_app)
     bot_app.text(EXPERT, "チェックイン")
     ts_in = int((noon - timedelta(minutes=130)).timestamp() * 1000)  # picked at 10:20, delivered only at 12:30
