@@ -124,7 +124,7 @@ def candidates(ctx: Context, kind: str) -> list[Dispatch]:
     """The expert's dispatches this check applies to now, earliest first."""
     query = _mine(ctx).where(Dispatch.status == STATUS_BEFORE[kind])
     if kind == IN:
-        start, end = _day_bounds(ctx, ctx.now.date())
+        start, end = _day_bounds(ctx, ctx.sent_day)
         query = query.where((Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end))
     return list(query.order_by(Dispatch.scheduled_at, Dispatch.id).limit(MAX_OPTIONS))
 
@@ -344,9 +344,7 @@ def location_prompt(body: str) -> Message:
 
 def take_location(s: Session, inp: Input, ctx: Context, kind: str) -> Outcome:
     """One location: record it when within the radius, else count a miss."""
-    line_day = (local(ctx, datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).replace(tzinfo=None)).date()
-                if inp.timestamp_ms else ctx.now.date())
-    d = usable(ctx, s.data.get("dispatch"), kind, line_day)
+    d = usable(ctx, s.data.get("dispatch"), kind, ctx.sent_day)
     if isinstance(d, str):
         return Finish([msg.text(d)])
     reading = Reading.of(inp, ctx, d.business)

@@ -18,7 +18,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -95,6 +95,10 @@ class Context:
     program: Program
     now: datetime
     event_id: str | None = None
+    # When the user sent it: LINE's event timestamp in business time (None
+    # when the event has none). A message sent at 23:59 and processed after
+    # midnight (a retry, a deferral) still belongs to the day it was sent.
+    sent_at: datetime | None = None
     outbox_ids: list[int] = field(default_factory=list)
     # storage.crypto.FieldCrypto: encrypts bank numbers and holder names
     # before they reach the draft; set by the webhook from the runtime.
@@ -111,6 +115,11 @@ class Context:
     @property
     def user_id(self) -> str:
         return self.user.line_user_id
+
+    @property
+    def sent_day(self) -> date:
+        """The business day the user acted on (see ``sent_at``)."""
+        return (self.sent_at or self.now).date()
 
     def notify(self, to: str, messages: Sequence[Message], reason: str) -> None:
         """Push to someone else, through the outbox (delivered after commit)."""

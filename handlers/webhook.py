@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import peewee
@@ -207,7 +208,10 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
             _release(rt, user_id, token)
             return Ran("duplicate")
         user = repo.ensure_user(user_id)
-        ctx = Context(user=user, program=rt.program, now=rt.program.now(), event_id=event_id,
+        now = rt.program.now()
+        sent_at = (datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).astimezone(now.tzinfo)
+                   if inp.timestamp_ms else None)
+        ctx = Context(user=user, program=rt.program, now=now, sent_at=sent_at, event_id=event_id,
                       crypto=rt.crypto, files=rt.files, link_for=rt.link_for)
         if inp.kind == "unfollow":
             repo.set_following(user, False)

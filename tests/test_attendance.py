@@ -237,3 +237,25 @@ def test_several_dispatches_today_are_chosen_by_number(bot_app):
     assert f"派遣No.{second.id} 有限会社サンプル商店" in texts[0] and state_of(bot_app) == ("checkin", "location")
     send_location(bot_app, EXPERT, near(40))
     assert Dispatch.get_by_id(second.id).status == "checked_in" and Dispatch.get_by_id(first.id).status == "accepted"
+
+
+def test_a_check_in_sent_before_midnight_counts_for_that_day_when_processed_after_it(bot_app):
+    """LINE redelivers, the worker runs a deferred event: what the expert sent at 23:58 on the
+    dispatch's day is judged on that day, by LINE's timestamp, not by when we got to it."""
+    after_midnight = pin_business_time(bot_app, hour=0, minute=4)
+    evening = after_midnight - timedelta(minutes=6)  # 23:58 the day before
+    _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 21))
+    event = bot_app.event(EXPERT, "text", text="チェックイン")
+    event["timestamp"] = int(evening.timestamp() * 1000)
+    seen = bot_app._seq(EXPERT)
+    assert bot_app.post([event]).status_code == 200
+    assert f"派遣No.{dispatch.id}" in bot_app.texts_since(EXPERT, seen)[0]
+    texts, _ = send_location(bot_app, EXPERT, near(40), int((evening.timestamp() + 30) * 1000))
+    assert "チェックインしました" in texts[0]
+    assert Attendance.get(kind="in").flags == [], "minutes late, not a late event"
+
+
+def test_a_check_in_sent_the_day_after_does_not_offer_the_days_dispatch(bot_app):
+    _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 21))
+    texts = bot_app.text(EXPERT, "チェックイン")  # LINE's timestamp: now, a day after the dispatch
+    assert f"派遣No.{dispatch.id}" not in texts[0] and state_of(bot_app) == (None, None), texts
