@@ -24,8 +24,8 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, choose,
-                                  confirmation, reason_from)
+from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, begin,
+                                  choose, confirmation, reason_from)
 from conversations.validators import PREFECTURES
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
@@ -384,6 +384,7 @@ REQUEST = Flow(
         {"trigger": "next", "source": "when", "dest": "confirm"},
     ],
     start_words=["支援依頼", "依頼"],
+    keeps_answers=True,  # nothing has a record until 依頼する: the answers live in FlowDraft
 )
 
 
@@ -590,9 +591,11 @@ def at_rest(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
     if inp.text in REQUEST.start_words:
         if ctx.user.role != "reviewer":
             return [msg.text("支援依頼は支援機関の担当者が行います。")]
-        s.reset()
-        s.flow, s.state = REQUEST.name, REQUEST.initial
-        return REQUEST.steps[REQUEST.initial].ask(s, ctx)
+        questions = begin(REQUEST, s, ctx)
+        if s.state != REQUEST.initial:
+            return [msg.text(f"入力途中の支援依頼（{s.data.get('business_name', '')}）の続きから再開します。"
+                             "やり直す場合は「最初から」と送ってください。")] + questions
+        return questions
     if inp.text in ("依頼一覧", "派遣一覧") and ctx.user.role == "reviewer":
         return upcoming_cards(ctx)
     return None

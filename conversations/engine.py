@@ -28,7 +28,7 @@ from transitions import Machine, MachineError
 from conversations import messages as msg
 from program import Program
 from storage import repo
-from storage.models import LineUser
+from storage.models import LineUser, utcnow
 from storage.sessions import Session
 
 # --- what comes in -----------------------------------------------------------
@@ -172,6 +172,8 @@ class Finish:
 Outcome = Invalid | Advance | Stay | Finish
 
 EDIT_FLAG = "_edit"  # set when the user jumped from the summary to fix one item
+PAUSED = "_paused"  # キャンセル: the flow waits, at rest, for 続きから
+KEPT_ANSWERS_FOR = timedelta(days=7)  # a flow's kept answers older than this are not resumed
 REVIEW_STATE = "confirm"  # the summary step a flow returns to after such a fix
 
 
@@ -203,8 +205,12 @@ class Flow:
         steps: Sequence[Step],
         transitions: list[dict[str, Any]],
         start_words: Sequence[str] = (),
+        keeps_answers: bool = False,
     ) -> None:
         self.name = name
+        # Answers with no record of their own yet (a 支援依頼 being typed) are
+        # kept in SQL after every step (FlowDraft): a lost session loses nothing.
+        self.keeps_answers = keeps_answers
         self.title = title
         self.steps: dict[str, Step] = {s.name: s for s in steps}
         self.order = [s.name for s in steps]
@@ -222,7 +228,29 @@ class Flow:
     # Hooks a flow overrides.
     def resume_state(self, ctx: Context) -> str | None:
         """Where the user is, recomputed from SQL when the session is lost."""
-        return None
+        draft = self._kept(ctx)
+        return draft.state if draft is not None and draft.state in self.steps else None
+
+    def resume_data(self, ctx: Context) -> dict[str, Any]:
+        """The answers to restore with ``resume_state`` (flows whose answers live elsewhere: none)."""
+        draft = self._kept(ctx)
+        return dict(draft.data or {}) if draft is not None else {}
+
+    def _kept(self, ctx: Context) -> Any:
+        if not self.keeps_answers:
+            return None
+        return repo.flow_draft(ctx.user, self.name, newer_than=utcnow() - KEPT_ANSWERS_FOR)
+
+    def keep_answers(self, s: Session, ctx: Context) -> None:
+        if self.keeps_answers:
+            # Answers, and whether the flow is paused: a paused flow recovered
+            # from SQL must not take the user's next, unrelated words as an answer.
+            repo.save_flow_draft(ctx.user, self.name, s.state or self.initial,
+                                 {k: v for k, v in s.data.items() if not k.startswith("_") or k == PAUSED})
+
+    def forget_answers(self, ctx: Context) -> None:
+        if self.keeps_answers:
+            repo.delete_flow_draft(ctx.user, self.name)
 
     def on_begin(self, ctx: Context) -> None:
         """Prepare records when the flow starts (e.g. the expert's draft row)."""
@@ -264,14 +292,7 @@ class Engine:
         return self.flows.get(s.flow or "")
 
     def begin(self, flow: Flow, s: Session, ctx: Context, state: str | None = None) -> list[Message]:
-        """Enter ``flow`` (at ``state`` or its first step) and ask the question."""
-        s.reset()
-        s.flow = flow.name
-        flow.on_begin(ctx)
-        s.state = state or flow.resume_state(ctx) or flow.initial
-        # Earlier questions stay reachable with 戻る even after a lost session.
-        s.stack = flow.order[: flow.order.index(s.state)]
-        return flow.steps[s.state].ask(s, ctx)
+        return begin(flow, s, ctx, state)
 
     def run(self, s: Session, inp: Input, ctx: Context) -> list[Message] | None:
         """Handle ``inp`` for a session in a flow; ``None`` means "not for a flow"."""
@@ -282,10 +303,15 @@ class Engine:
         if s.state not in flow.steps:
             return self._unknown_state(flow, s, ctx)
         cmd = inp.command()
-        if s.data.get("_paused"):
+        if s.data.get(PAUSED):
             return self._paused(flow, s, inp, cmd, ctx)
         if s.data.get("_confirm") == "restart":
             return self._confirm_restart(flow, s, inp, ctx)
+        if cmd is None and inp.kind == "text" and inp.text in flow.start_words:
+            # The flow's own name typed in the middle of it (after a lost
+            # session, the user does not know they are still in it).
+            return [msg.text(f"「{flow.title}」の途中です。続きから入力してください"
+                             "（やり直す場合は「最初から」）。")] + flow.steps[s.state].ask(s, ctx, again=True)
         # After a long pause a typed message may be meant for something else,
         # so greet first; a location, photo or button tap clearly continues.
         # Wall-clock on both sides: the session stamps ``updated_at`` with time.time().
@@ -306,7 +332,8 @@ class Engine:
     def _command(self, flow: Flow, s: Session, cmd: str, ctx: Context) -> list[Message]:
         step = flow.steps[s.state]
         if cmd == "cancel":
-            s.data["_paused"] = True
+            s.data[PAUSED] = True
+            flow.keep_answers(s, ctx)
             return [msg.text(
                 "入力を一時停止しました。ここまでの内容は保存されています。\n「続きから」と送ると再開できます。",
                 ["続きから"],
@@ -343,10 +370,11 @@ class Engine:
 
     def _paused(self, flow: Flow, s: Session, inp: Input, cmd: str | None, ctx: Context) -> list[Message] | None:
         if cmd == "resume" or (inp.kind == "text" and inp.text in flow.start_words):
-            s.data.pop("_paused", None)
+            s.data.pop(PAUSED, None)
+            flow.keep_answers(s, ctx)
             return [msg.text("再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
         if cmd == "restart":
-            s.data.pop("_paused", None)
+            s.data.pop(PAUSED, None)
             return self._command(flow, s, cmd, ctx)
         if cmd == "status":
             return [msg.text(self.status_line(flow, s) + "\n（一時停止中です。「続きから」で再開できます）", ["続きから"])]
@@ -356,6 +384,7 @@ class Engine:
         s.data.pop("_confirm", None)
         if inp.text in ("はい", "1", "yes"):
             flow.on_restart(ctx)
+            flow.forget_answers(ctx)
             ctx.audit("flow.restart", target=flow.name)
             s.reset()
             s.flow = flow.name
@@ -382,10 +411,12 @@ class Engine:
                 )]
             return [msg.text(outcome.message)] + step.ask(s, ctx, again=True)
         if isinstance(outcome, Finish):
+            flow.forget_answers(ctx)
             s.reset()
             return fit_five(outcome.messages)
         if isinstance(outcome, Stay):
             s.retries.pop(s.state, None)
+            flow.keep_answers(s, ctx)
             return fit_five(list(outcome.messages) + step.ask(s, ctx, again=True))
         return self._advance(flow, s, outcome, ctx)
 
@@ -401,6 +432,7 @@ class Engine:
         flow.fire(s, trigger, ctx)
         if s.state != came_from:
             s.stack.append(came_from)
+        flow.keep_answers(s, ctx)
         return fit_five(list(outcome.messages) + flow.steps[s.state].ask(s, ctx))
 
     def _unknown_state(self, flow: Flow, s: Session, ctx: Context) -> list[Message]:
@@ -410,6 +442,20 @@ class Engine:
         s.state, s.stack, s.retries = state, [], {}
         ctx.audit("session.state_mapped", target=flow.name, before=old, after=state)
         return [msg.text("システムの更新があったため、入力途中の項目から再開します。入力済みの内容は保存されています。")] + flow.steps[state].ask(s, ctx)
+
+
+def begin(flow: Flow, s: Session, ctx: Context, state: str | None = None) -> list[Message]:
+    """Enter ``flow`` (at ``state``, else where the user left it, else its first step) and ask the question."""
+    s.reset()
+    s.flow = flow.name
+    flow.on_begin(ctx)
+    resumed = None if state else flow.resume_state(ctx)
+    s.state = state or resumed or flow.initial
+    if resumed:
+        s.data.update(flow.resume_data(ctx))
+    # Earlier questions stay reachable with 戻る even after a lost session.
+    s.stack = flow.order[: flow.order.index(s.state)]
+    return flow.steps[s.state].ask(s, ctx)
 
 
 def fit_five(messages: list[Message]) -> list[Message]:

@@ -208,12 +208,10 @@ def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
 
     The rich menu is always there, and a second dispatch on the same day is
     normal; the answers so far are in SQL, so 「報告書」 resumes later.
-    「報告書」 itself only asks the current question again.
+    (「報告書」 itself is the engine's: any flow's own name asks the current question again.)
     """
     if inp.kind != "text":
         return None
-    if inp.text in FLOW.start_words:
-        return Stay([msg.text("支援実施報告書を入力中です。続きをお願いします。")])
     from conversations import attendance  # imported late: attendance hands check-out over to begin()
 
     for kind, words in attendance.START_WORDS.items():

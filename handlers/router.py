@@ -79,6 +79,7 @@ def recover(s: Session, ctx: Context) -> None:
         if state is not None:
             s.reset()
             s.flow, s.state = flow.name, state
+            s.data.update(flow.resume_data(ctx))
             s.stack = flow.order[: flow.order.index(state)]
             return
     s.reset()

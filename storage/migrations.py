@@ -65,11 +65,17 @@ def _v4_dispatches(db: Database, migrator: SchemaMigrator) -> None:
                      safe=True)
 
 
+def _v5_flow_drafts(db: Database, migrator: SchemaMigrator) -> None:
+    """Answers of flows without a record of their own (支援依頼), kept in SQL."""
+    db.create_tables([models.FlowDraft], safe=True)
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
     _v3_change_requests,
     _v4_dispatches,
+    _v5_flow_drafts,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -299,6 +299,22 @@ class OneTimeCode(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class FlowDraft(BaseModel):
+    """What a user has answered so far in a flow whose answers have no record
+    of their own yet (a 支援依頼 being typed): Redis holds the position, SQL
+    the data, so a lost session loses nothing the user gave."""
+
+    id = AutoField()
+    user = ForeignKeyField(LineUser, backref="flow_drafts", on_delete="CASCADE")
+    flow = CharField(max_length=64)
+    state = CharField(max_length=64)
+    data = JSONField(default=dict)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "flow"), True),)
+
+
 ALL_MODELS: list[type[Model]] = [
     SchemaVersion,
     Institution,
@@ -315,4 +331,5 @@ ALL_MODELS: list[type[Model]] = [
     Attendance,
     ExceptionReport,
     Report,
+    FlowDraft,
 ]

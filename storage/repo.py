@@ -7,10 +7,11 @@ caller (the webhook) wraps a whole conversation step in one transaction.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 from storage.fastsql import Compiled
-from storage.models import AuditLog, Expert, Institution, LineUser, Outbox, ProcessedEvent, utcnow
+from storage.models import AuditLog, Expert, FlowDraft, Institution, LineUser, Outbox, ProcessedEvent, utcnow
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at interviews
 
@@ -113,6 +114,24 @@ def ensure_expert(user: LineUser) -> Expert:
         expert = Expert.create(user=user, status="draft", draft={})
         user.__dict__[_EXPERT] = expert
     return expert
+
+
+def save_flow_draft(user: LineUser, flow: str, state: str, data: dict[str, Any]) -> None:
+    """Keep a flow's answers and position in SQL (one row per user and flow)."""
+    updated = (FlowDraft.update(state=state, data=data, updated_at=utcnow())
+               .where((FlowDraft.user == user) & (FlowDraft.flow == flow)).execute())
+    if not updated:
+        FlowDraft.create(user=user, flow=flow, state=state, data=data)
+
+
+def flow_draft(user: LineUser, flow: str, newer_than: datetime) -> FlowDraft | None:
+    """The user's saved answers in ``flow``, if written after ``newer_than`` (UTC naive)."""
+    return FlowDraft.get_or_none((FlowDraft.user == user) & (FlowDraft.flow == flow)
+                                 & (FlowDraft.updated_at > newer_than))
+
+
+def delete_flow_draft(user: LineUser, flow: str) -> None:
+    FlowDraft.delete().where((FlowDraft.user == user) & (FlowDraft.flow == flow)).execute()
 
 
 def update_draft(expert: Expert, **fields: Any) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conversations.dispatch import corporate_number_ok
-from storage.models import AuditLog, Dispatch
+from storage.models import AuditLog, Dispatch, FlowDraft
 from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
                           dispatch_for, institution_with_reviewer, secretariat)
 
@@ -199,3 +199,68 @@ def test_more_experts_than_a_quick_reply_holds_are_searched_by_name_or_number(bo
     assert "4名が当てはまります" in texts[0]
     texts = bot_app.text(REVIEWER, f"No.{others[12].id}")
     assert "佐藤12" in texts[0] and "訪問日時" in texts[-1]
+
+
+def lose_session(bot_app, user: str) -> None:
+    """Redis loses the user's session (evicted, flushed, a failover): SQL still holds the answers."""
+    bot_app.rt.redis.delete(bot_app.rt.keys.session(user))
+
+
+def test_a_lost_session_keeps_the_request_typed_so_far(bot_app):
+    inst, expert = setup(bot_app)
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "株式会社なくさない")
+    bot_app.text(REVIEWER, "なし")
+    bot_app.say(REVIEWER, "location", latitude=BUSINESS_LAT, longitude=BUSINESS_LNG, address="東京都千代田区丸の内1-1-1")
+    texts = bot_app.text(REVIEWER, "1")  # 経営戦略
+    assert f"No.{expert.id}" in texts[-1]
+    draft = FlowDraft.get()
+    assert (draft.flow, draft.state, draft.data["business_name"], draft.data["theme"]) == (
+        "dispatch_request", "expert", "株式会社なくさない", "経営戦略")
+
+    lose_session(bot_app, REVIEWER)
+    bot_app.text(REVIEWER, f"No.{expert.id}")  # answered where the reviewer was: nothing to retype
+    texts = bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    assert "株式会社なくさない" in texts[-1] and "経営戦略" in texts[-1] and "この内容で依頼しますか" in texts[-1]
+    assert "依頼しました" in bot_app.say(REVIEWER, "postback", data="c=yes")[0]
+    dispatch = Dispatch.get()
+    assert (dispatch.business.name, dispatch.business.latitude, dispatch.expert_id) == (
+        "株式会社なくさない", BUSINESS_LAT, expert.id)
+    assert FlowDraft.select().count() == 0, "sent: nothing left to resume"
+    assert "事業者の名称" in bot_app.text(REVIEWER, "支援依頼")[0], "the next request starts empty"
+
+
+def test_a_paused_request_resumes_with_its_answers_and_can_start_over(bot_app):
+    setup(bot_app)
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "株式会社あとで")
+    bot_app.text(REVIEWER, "キャンセル")
+    lose_session(bot_app, REVIEWER)
+    assert "審査待ち" in bot_app.text(REVIEWER, "審査待ち")[0], "paused: other words are not taken as answers"
+    texts = bot_app.text(REVIEWER, "支援依頼")
+    assert "再開します" in texts[0] and "法人番号" in texts[-1]
+    lose_session(bot_app, REVIEWER)  # mid-question this time: the request's own name finds it
+    texts = bot_app.text(REVIEWER, "支援依頼")
+    assert "「支援依頼」の途中です" in texts[0] and "法人番号" in texts[-1]
+    bot_app.text(REVIEWER, "最初から")
+    texts = bot_app.text(REVIEWER, "はい")
+    assert "最初から始めます" in texts[0] and "事業者の名称" in texts[-1]
+    assert FlowDraft.select().count() == 0
+    bot_app.text(REVIEWER, "株式会社つぎ")
+    assert FlowDraft.get().data == {"business_id": None, "business_name": "株式会社つぎ"}
+    bot_app.text(REVIEWER, "なし")
+    texts = bot_app.text(REVIEWER, "キャンセル")
+    assert "一時停止" in texts[0]
+
+
+def test_a_request_left_for_another_task_is_offered_again_with_its_answers(bot_app):
+    inst, expert = setup(bot_app)
+    other = dispatch_for(expert, REVIEWER, name="株式会社べつ")
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "株式会社あとで")
+    # Another task replaces the request in the session: cancelling an upcoming dispatch.
+    bot_app.say(REVIEWER, "postback", data=f"a=dsp_cancel&id={other.id}")
+    bot_app.text(REVIEWER, "事業者の都合により延期")
+    assert "専門家に伝えました" in bot_app.say(REVIEWER, "postback", data="c=yes")[0]
+    texts = bot_app.text(REVIEWER, "支援依頼")
+    assert "入力途中の支援依頼（株式会社あとで）の続きから再開します" in texts[0] and "法人番号" in texts[-1]

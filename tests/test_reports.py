@@ -300,7 +300,7 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
     assert reports.remind(report.id, 1, days) == "already_sent"
 
     texts = bot_app.text(EXPERT, "報告書")  # while writing it: the question again, nothing scheduled twice
-    assert "入力中です" in texts[0] and "相談内容" in texts[-1] and len(scheduled) == 1
+    assert "「支援実施報告書」の途中です" in texts[0] and "相談内容" in texts[-1] and len(scheduled) == 1
     write(bot_app)
     tap(bot_app, EXPERT, "p=submit")
     assert Report.get().status == "submitted"
