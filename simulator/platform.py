@@ -774,6 +774,13 @@ def _sim_json() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _stored_bytes(found: tuple[bytes, str] | None, missing: str) -> Response:
+    """Stored bytes with their content type, for the page (a 404 with ``missing`` if absent)."""
+    if found is None:
+        return _sim_error(404, missing)
+    return Response(found[0], mimetype=found[1])
+
+
 @sim.get("/")
 def chat_page() -> Response:
     return send_from_directory(STATIC_DIR, "chat.html")
@@ -843,10 +850,7 @@ def sim_content() -> Response:
 @sim.get("/_sim/content/<message_id>")
 def sim_content_get(message_id: str) -> Response:
     """A user's uploaded image, for the chat page's transcript."""
-    found = _state().content(message_id)
-    if found is None:
-        return _sim_error(404, "no such content")
-    return Response(found[0], mimetype=found[1])
+    return _stored_bytes(_state().content(message_id), "no such content")
 
 
 @sim.post("/_sim/users")
@@ -917,10 +921,7 @@ def sim_rich_menu() -> Response:
 
 @sim.get("/_sim/richmenu/<rich_menu_id>/image")
 def sim_rich_menu_image(rich_menu_id: str) -> Response:
-    found = _state().rich_menu_image(rich_menu_id)
-    if found is None:
-        return _sim_error(404, "no image")
-    return Response(found[0], mimetype=found[1])
+    return _stored_bytes(_state().rich_menu_image(rich_menu_id), "no image")
 
 
 @sim.post("/_sim/send")
