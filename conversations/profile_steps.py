@@ -877,22 +877,83 @@ def _choice_list(items: list[tuple[str, str]]) -> str:
     return "\n".join(f"{i}. {code} {name}" for i, (code, name) in enumerate(items, 1))
 
 
-class Bank(Step):
-    name = "bank"
-    title = "振込口座（金融機関）"
-    help = "謝金の振込先です。ご本人名義の口座の金融機関名（例：みずほ銀行、城南信金）か、4桁の金融機関コードを入力してください。ゆうちょ銀行は「ゆうちょ」と入力してください。"
+class LookupStep(Step):
+    """A name-or-code question answered from a list (banks, branches).
+
+    One match (or one exact name among several) becomes the candidate the
+    next step confirms; several are listed, numbered, and stay on screen
+    while the user picks one or types a longer name.
+    """
+
     group_end = False
+    choices_key = ""  # s.data: the codes listed
+    candidate_key = ""  # s.data: the code picked, for the confirmation
+    code_digits = 0
+    not_text = ""
+
+    def search(self, ctx: Context, raw: str) -> list[Any]:
+        raise NotImplementedError
+
+    def get(self, ctx: Context, code: str) -> Any:
+        raise NotImplementedError
+
+    def display(self, ctx: Context, item: Any) -> str:
+        raise NotImplementedError
+
+    def exact(self, raw: str, item: Any) -> bool:
+        raise NotImplementedError
+
+    def not_found(self, ctx: Context, raw: str) -> str:
+        raise NotImplementedError
+
+    def first_question(self, ctx: Context) -> list[Message]:
+        raise NotImplementedError
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         _forget_detour(s)
-        choices = s.data.get("bank_choices") or []
+        choices = s.data.get(self.choices_key) or []
         if choices:
-            items = [(c, bank_display(b)) for c in choices if (b := banks.get_bank(c))]
+            items = [(c, self.display(ctx, b)) for c in choices if (b := self.get(ctx, c))]
             return [msg.text(
-                "候補から選んでください（番号か4桁のコードでも選べます）。見つからない場合は、もう少し詳しい名前を入力してください。\n\n"
-                + _choice_list(items),
+                f"候補から選んでください（番号か{self.code_digits}桁のコードでも選べます）。"
+                "見つからない場合は、もう少し詳しい名前を入力してください。\n\n" + _choice_list(items),
                 [(f"{code} {name}", code) for code, name in items],
             )]
+        return self.first_question(ctx)
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        if inp.kind != "text":
+            return Invalid(self.not_text)
+        choices = s.data.get(self.choices_key) or []
+        if choices and re.fullmatch(r"[0-9]{1,2}", inp.text) and 1 <= int(inp.text) <= len(choices):
+            return self._candidate(s, choices[int(inp.text) - 1])
+        try:
+            found = self.search(ctx, inp.raw_text)
+        except InvalidInput as exc:
+            return Invalid(str(exc))
+        if not found:  # the candidates shown before stay on screen
+            return Invalid(self.not_found(ctx, inp.raw_text))
+        exact = [b for b in found if self.exact(inp.raw_text, b)]
+        if len(found) == 1 or len(exact) == 1:
+            return self._candidate(s, (exact or found)[0].code)
+        s.data[self.choices_key] = [b.code for b in found[:MAX_CHOICES]]
+        more = f"（ほかに{len(found) - MAX_CHOICES}件あります）" if len(found) > MAX_CHOICES else ""
+        return Stay([msg.text(f"「{clean(inp.raw_text)[:30]}」で{len(found)}件見つかりました{more}。")])
+
+    def _candidate(self, s: Session, code: str) -> Outcome:
+        s.data.pop(self.choices_key, None)
+        s.data[self.candidate_key] = code
+        return Advance()
+
+
+class Bank(LookupStep):
+    name = "bank"
+    title = "振込口座（金融機関）"
+    help = "謝金の振込先です。ご本人名義の口座の金融機関名（例：みずほ銀行、城南信金）か、4桁の金融機関コードを入力してください。ゆうちょ銀行は「ゆうちょ」と入力してください。"
+    choices_key, candidate_key, code_digits = "bank_choices", "bank_candidate", 4
+    not_text = "金融機関名か4桁の金融機関コードを文字で入力してください。"
+
+    def first_question(self, ctx: Context) -> list[Message]:
         _, draft = _draft(ctx)
         return [msg.text(
             "謝金の振込先口座をお聞きします。\n金融機関名か、4桁の金融機関コードを入力してください（例：みずほ銀行、0001）。"
@@ -900,30 +961,20 @@ class Bank(Step):
             ["ゆうちょ銀行"],
         )]
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("金融機関名か4桁の金融機関コードを文字で入力してください。")
-        choices = s.data.get("bank_choices") or []
-        if choices and re.fullmatch(r"[0-9]{1,2}", inp.text) and 1 <= int(inp.text) <= len(choices):
-            return self._candidate(s, choices[int(inp.text) - 1])
-        try:
-            found = banks.find_bank(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        if not found:  # the candidates shown before stay on screen
-            return Invalid(f"「{clean(inp.raw_text)[:30]}」に当たる金融機関が見つかりませんでした。名前か4桁のコードをご確認ください（例：みずほ銀行、0001）。")
-        exact = [b for b in found if _same_name(inp.raw_text, b)]
-        if len(found) == 1 or len(exact) == 1:
-            return self._candidate(s, (exact or found)[0].code)
-        s.data["bank_choices"] = [b.code for b in found[:MAX_CHOICES]]
-        more = f"（ほかに{len(found) - MAX_CHOICES}件あります）" if len(found) > MAX_CHOICES else ""
-        return Stay([msg.text(f"「{clean(inp.raw_text)[:30]}」で{len(found)}件見つかりました{more}。")])
+    def search(self, ctx: Context, raw: str) -> list[Any]:
+        return banks.find_bank(raw)
 
-    @staticmethod
-    def _candidate(s: Session, code: str) -> Outcome:
-        s.data.pop("bank_choices", None)
-        s.data["bank_candidate"] = code
-        return Advance()
+    def get(self, ctx: Context, code: str) -> Any:
+        return banks.get_bank(code)
+
+    def display(self, ctx: Context, item: Any) -> str:
+        return bank_display(item)
+
+    def exact(self, raw: str, item: Any) -> bool:
+        return _same_name(raw, item)
+
+    def not_found(self, ctx: Context, raw: str) -> str:
+        return f"「{clean(raw)[:30]}」に当たる金融機関が見つかりませんでした。名前か4桁のコードをご確認ください（例：みずほ銀行、0001）。"
 
 
 def _fold(text: str) -> str:
@@ -1003,56 +1054,41 @@ class Yucho(TextStep):
                 **_account_fields(ctx, banks.YUCHO_BANK_CODE, branch_code, number)}
 
 
-class Branch(Step):
+class Branch(LookupStep):
     name = "branch"
     title = "振込口座（支店）"
     help = "口座のある支店の名前（例：新宿、本店）か、3桁の支店コードを入力してください。通帳やキャッシュカードに書かれています。"
-    group_end = False
+    choices_key, candidate_key, code_digits = "branch_choices", "branch_candidate", 3
+    not_text = "支店名か3桁の支店コードを文字で入力してください。"
 
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        _forget_detour(s)
+    @staticmethod
+    def _bank(ctx: Context) -> tuple[str, str]:
         _, draft = _draft(ctx)
-        bank_code = draft.get("bank_code") or ""
-        choices = s.data.get("branch_choices") or []
-        if choices:
-            items = [(c, branch_display(bank_code, b)) for c in choices if (b := banks.get_branch(bank_code, c))]
-            return [msg.text(
-                "候補から選んでください（番号か3桁のコードでも選べます）。見つからない場合は、もう少し詳しい名前を入力してください。\n\n"
-                + _choice_list(items),
-                [(f"{code} {name}", code) for code, name in items],
-            )]
+        return draft.get("bank_code") or "", draft.get("bank_name", "")
+
+    def first_question(self, ctx: Context) -> list[Message]:
+        _, draft = _draft(ctx)
         return [msg.text(
             f"{draft.get('bank_name', '')}の支店名か、3桁の支店コードを入力してください（例：新宿、001）。"
             + _current("登録", draft.get("branch_name"))
         )]
 
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("支店名か3桁の支店コードを文字で入力してください。")
-        _, draft = _draft(ctx)
-        bank_code = draft.get("bank_code") or ""
-        choices = s.data.get("branch_choices") or []
-        if choices and re.fullmatch(r"[0-9]{1,2}", inp.text) and 1 <= int(inp.text) <= len(choices):
-            return self._candidate(s, choices[int(inp.text) - 1])
-        try:
-            found = banks.find_branch(bank_code, inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        if not found:
-            return Invalid(f"{draft.get('bank_name', '')}に「{clean(inp.raw_text)[:30]}」に当たる支店が見つかりませんでした。支店名か3桁のコードをご確認ください。")
-        typed = _fold(re.sub(r"支店$", "", clean(inp.raw_text)))
-        exact = [b for b in found if typed in (_fold(b.name), _fold(b.kana))]
-        if len(found) == 1 or len(exact) == 1:
-            return self._candidate(s, (exact or found)[0].code)
-        s.data["branch_choices"] = [b.code for b in found[:MAX_CHOICES]]
-        more = f"（ほかに{len(found) - MAX_CHOICES}件あります）" if len(found) > MAX_CHOICES else ""
-        return Stay([msg.text(f"「{clean(inp.raw_text)[:30]}」で{len(found)}件見つかりました{more}。")])
+    def search(self, ctx: Context, raw: str) -> list[Any]:
+        return banks.find_branch(self._bank(ctx)[0], raw)
 
-    @staticmethod
-    def _candidate(s: Session, code: str) -> Outcome:
-        s.data.pop("branch_choices", None)
-        s.data["branch_candidate"] = code
-        return Advance()
+    def get(self, ctx: Context, code: str) -> Any:
+        return banks.get_branch(self._bank(ctx)[0], code)
+
+    def display(self, ctx: Context, item: Any) -> str:
+        return branch_display(self._bank(ctx)[0], item)
+
+    def exact(self, raw: str, item: Any) -> bool:
+        typed = _fold(re.sub(r"支店$", "", clean(raw)))
+        return typed in (_fold(item.name), _fold(item.kana))
+
+    def not_found(self, ctx: Context, raw: str) -> str:
+        return (f"{self._bank(ctx)[1]}に「{clean(raw)[:30]}」に当たる支店が見つかりませんでした。"
+                "支店名か3桁のコードをご確認ください。")
 
 
 class BranchConfirm(Step):
