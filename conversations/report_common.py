@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from conversations.engine import Context
+from storage import repo
 from storage.models import Attendance, Dispatch, Expert, Report, utcnow
 
 EDITABLE_STATUSES = ("draft", "returned")
@@ -111,12 +112,6 @@ def find_report(raw: object) -> Report | None:
 
 def save(report: Report, **fields: Any) -> None:
     """Save answers to the draft at once (``None`` removes a key)."""
-    draft = dict(report.draft or {})
-    for key, value in fields.items():
-        if value is None:
-            draft.pop(key, None)
-        else:
-            draft[key] = value
-    report.draft = draft
+    report.draft = repo.merged(report.draft, fields)
     report.updated_at = utcnow()
     report.save(only=[Report.draft, Report.updated_at])

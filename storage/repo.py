@@ -134,14 +134,20 @@ def delete_flow_draft(user: LineUser, flow: str) -> None:
     FlowDraft.delete().where((FlowDraft.user == user) & (FlowDraft.flow == flow)).execute()
 
 
-def update_draft(expert: Expert, **fields: Any) -> None:
-    """Save answers the moment they are given: nothing typed is ever lost."""
-    draft = dict(expert.draft or {})
+def merged(draft: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """``draft`` with ``fields`` set (a ``None`` value removes its key); ``draft`` is not changed."""
+    result = dict(draft or {})
     for key, value in fields.items():
         if value is None:
-            draft.pop(key, None)
+            result.pop(key, None)
         else:
-            draft[key] = value
+            result[key] = value
+    return result
+
+
+def update_draft(expert: Expert, **fields: Any) -> None:
+    """Save answers the moment they are given: nothing typed is ever lost."""
+    draft = merged(expert.draft, fields)
     expert.draft = draft
     expert.updated_at = utcnow()
     # Precompiled UPDATEs: this runs for nearly every answer.
