@@ -424,7 +424,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
         "\n================================================================\n"
         f"  チャット画面を開いてください:  {sim_url}/\n"
         + "".join(f"  {line}\n" for line in demo.terminal_lines()) +
-        "  ログを見る: .venv/bin/python bot.py logs -f\n"
+        "  ログを見る: チャット画面の「ログ」ボタン、または .venv/bin/python bot.py logs -f\n"
         "  停止するには Ctrl-C\n"
         "================================================================\n",
         flush=True,
