@@ -22,7 +22,7 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 
 from conversations import flex
 from conversations import messages as msg
-from conversations.engine import (EDIT_FLAG, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step,
+from conversations.engine import (EDIT_FLAG, PAUSED, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step,
                                   choose, summary_answer)
 from conversations.report_common import (EDITABLE_STATUSES, PAID_STATUSES, STATUS_LABELS, describe, duration,
                                          elapsed_minutes, parse_minutes, parse_yen, save, yen)
@@ -200,7 +200,7 @@ def start(s: Session, ctx: Context) -> list[Message] | None:
 
 def _asks_nothing(s: Session) -> bool:
     """The session left this flow (a menu item took over) or is paused: say nothing more."""
-    return s.flow != FLOW.name or bool(s.data.get("_paused"))
+    return s.flow != FLOW.name or bool(s.data.get(PAUSED))
 
 
 def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
@@ -216,7 +216,7 @@ def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
 
     for kind, words in attendance.START_WORDS.items():
         if inp.text in words:
-            s.data["_paused"] = True
+            s.data[PAUSED] = True
             note = msg.text("報告書の入力を一時停止しました（入力内容は保存されています）。「報告書」と送ると続きから再開できます。")
             return Stay([note] + attendance.begin(s, ctx, kind))
     return None

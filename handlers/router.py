@@ -22,7 +22,7 @@ from linebot.v3.messaging import Message
 from conversations import (admin, attendance, changes, commission, dispatch, lifecycle, profile, reports, review, roles,
                            submission)
 from conversations import messages as msg
-from conversations.engine import Context, Engine, Input
+from conversations.engine import PAUSED, Context, Engine, Input
 from storage import repo
 from storage.models import Expert
 from storage.sessions import Session
@@ -115,7 +115,7 @@ def _follow(s: Session, ctx: Context) -> list[Message]:
     expert = repo.expert_of(ctx.user)
     if s.flow:
         flow = ENGINE.flows[s.flow]
-        s.data.pop("_paused", None)
+        s.data.pop(PAUSED, None)
         return [msg.text("おかえりなさい。前回の続きから再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
     if ctx.user.role in ("reviewer", "secretariat"):
         return [msg.text("おかえりなさい。\n" + (REVIEWER_HELP if ctx.user.role == "reviewer" else "「/help」でコマンドを確認できます。"))]
@@ -152,7 +152,7 @@ def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Messag
     profile.FLOW.on_begin(ctx)
     profile.set_institution(ctx, institution)
     ack = msg.text(f"機関コードを確認しました。支援機関「{institution.name}」で受け付けます。")
-    if s.flow == "profile" and not s.data.get("_paused"):
+    if s.flow == "profile" and not s.data.get(PAUSED):
         step = profile.FLOW.steps[s.state]
         return [ack] + step.ask(s, ctx, again=True)
     return [ack] + ENGINE.begin(profile.FLOW, s, ctx)
