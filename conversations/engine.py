@@ -453,6 +453,7 @@ def begin(flow: Flow, s: Session, ctx: Context, state: str | None = None) -> lis
     s.state = state or resumed or flow.initial
     if resumed:
         s.data.update(flow.resume_data(ctx))
+        s.data.pop(PAUSED, None)  # entering the flow is what 続きから would have done
     # Earlier questions stay reachable with 戻る even after a lost session.
     s.stack = flow.order[: flow.order.index(s.state)]
     return flow.steps[s.state].ask(s, ctx)

@@ -258,9 +258,11 @@ def test_a_request_left_for_another_task_is_offered_again_with_its_answers(bot_a
     other = dispatch_for(expert, REVIEWER, name="株式会社べつ")
     bot_app.text(REVIEWER, "支援依頼")
     bot_app.text(REVIEWER, "株式会社あとで")
+    bot_app.text(REVIEWER, "キャンセル")
     # Another task replaces the request in the session: cancelling an upcoming dispatch.
     bot_app.say(REVIEWER, "postback", data=f"a=dsp_cancel&id={other.id}")
     bot_app.text(REVIEWER, "事業者の都合により延期")
     assert "専門家に伝えました" in bot_app.say(REVIEWER, "postback", data="c=yes")[0]
     texts = bot_app.text(REVIEWER, "支援依頼")
     assert "入力途中の支援依頼（株式会社あとで）の続きから再開します" in texts[0] and "法人番号" in texts[-1]
+    assert "事業所の位置" in bot_app.text(REVIEWER, "なし")[-1], "resumed, not still paused"
