@@ -10,9 +10,9 @@ declined and cancelled ones do not. A request still waiting for the
 expert's answer is counted too when a new request is made, so two requests
 cannot both slip under the limit; it is checked again on 受諾.
 
-The request in progress lives in the session (it is short, and the
-reviewer sees the whole of it on the confirmation); nothing is written to
-SQL until 依頼する.
+The request in progress is kept in SQL after every answer (``FlowDraft``,
+``keeps_answers``), so a lost session resumes it; no business or dispatch
+is written until 依頼する.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 from conversations import changes, flex, submission
 from conversations import messages as msg
 from conversations.engine import Advance, Context, Finish, Input, Invalid, Outcome, Step, summary_answer
+from conversations.profile_steps import holder_is_not_own
 from storage import repo
 from storage.files import InvalidImage, check_image
 from storage.sessions import Session
@@ -104,6 +105,9 @@ class Confirm(Step):
                    and label not in OPTIONAL_LABELS]
         if missing:
             return Invalid("まだ入力されていない項目があります：" + "、".join(missing))
+        not_own = holder_is_not_own(ctx, expert.draft or {})
+        if not_own:
+            return Invalid(not_own)
         if expert.status in changes.APPROVED_STATUSES:
             if not changes.can_change(expert):
                 return Finish([msg.text("変更申請はすでに送信されています。審査結果をお待ちください。")])

@@ -1192,7 +1192,7 @@ class Holder(Step):
         except InvalidInput as exc:
             return Invalid(str(exc))
         expert, draft = _draft(ctx)
-        own = format_name(draft.get("kana_family", ""), draft.get("kana_given", ""))
+        own = own_kana(draft)
         if not banks.holder_matches_own_name(holder, own):
             return Invalid(
                 f"本人名義の口座のみ登録できます。入力された口座名義が、ご登録のフリガナ（{own}）と一致しません。\n"
@@ -1200,6 +1200,25 @@ class Holder(Step):
             )
         repo.update_draft(expert, holder_enc=_crypto(ctx).encrypt(holder))
         return Advance([msg.text(f"振込口座を登録しました：{account_line(draft)}（ご本人名義）")])
+
+
+def own_kana(draft: dict) -> str:
+    return format_name(draft.get("kana_family", ""), draft.get("kana_given", ""))
+
+
+def holder_is_not_own(ctx: Context, draft: dict) -> str | None:
+    """Why the account is not in the expert's own name, or None.
+
+    Asked again at 送信: the holder was checked when typed, but the フリガナ
+    can be changed from the summary afterwards (SPEC: own name only).
+    """
+    if not draft.get("holder_enc"):
+        return None
+    holder = _crypto(ctx).decrypt(draft["holder_enc"])
+    if banks.holder_matches_own_name(holder, own_kana(draft)):
+        return None
+    return (f"口座名義がフリガナ（{own_kana(draft)}）と一致しません。本人名義の口座のみ登録できます。\n"
+            "フリガナか口座名義を「修正」してください。")
 
 
 def account_line(draft: dict) -> str:

@@ -176,3 +176,21 @@ def test_several_photos_sent_together_fill_the_slots_in_order(bot_app):
     assert state(bot_app) == "confirm"
     photos = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT)).draft["photos"]
     assert set(photos) == {"face", "id_doc", "passbook"} and len(set(photos.values())) == 3
+
+
+def test_changing_the_kana_after_the_account_is_caught_at_submit(bot_app):
+    """Own-name account (SPEC): the holder was checked when typed; a フリガナ changed
+    from the summary afterwards is checked again at 送信."""
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "名義商工会", REVIEWER)
+    register(bot_app, institution.code)
+    bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
+    bot_app.text(EXPERT, "たなか いちろう")
+    assert state(bot_app) == "confirm"
+    texts = bot_app.say(EXPERT, "postback", data="p=submit")
+    assert "口座名義がフリガナ（タナカ　イチロウ）と一致しません" in texts[0], texts
+    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    assert expert.status == "draft" and state(bot_app) == "confirm"
+    bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
+    bot_app.text(EXPERT, "すずき はなこ")
+    assert "登録申請を送信しました" in bot_app.say(EXPERT, "postback", data="p=submit")[0]
