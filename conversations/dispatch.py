@@ -154,6 +154,20 @@ def _businesses(ctx: Context) -> list[Business]:
                 .order_by(Business.name).limit(MAX_CHOICES))
 
 
+def _name_key(name: str) -> str:
+    """Spaces, full/half width and letter case do not make another business: 「株式会社 テスト」 = 「株式会社テスト」."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", name)).casefold()
+
+
+def _business_named(ctx: Context, name: str) -> Business | None:
+    """The institution's business of that name, if it has one (the free-dispatch limit is per business)."""
+    key = _name_key(name)
+    for business in Business.select().where(Business.institution == ctx.user.institution_id).order_by(Business.id):
+        if _name_key(business.name) == key:
+            return business
+    return None
+
+
 class BusinessStep(Step):
     name = "business"
     title = "事業者"
@@ -177,6 +191,10 @@ class BusinessStep(Step):
         name = inp.text.strip()
         if not 2 <= len(name) <= 100:
             return Invalid("事業者の名称は2〜100文字で入力してください。")
+        existing = _business_named(ctx, name)
+        if existing is not None:  # the same business, however it is typed: its dispatches count
+            s.data.update(business_id=existing.id, business_name=existing.name)
+            return Advance([msg.text(f"「{existing.name}」（登録済み）で依頼します。")], trigger="known")
         s.data.update(business_id=None, business_name=name)
         return Advance()
 

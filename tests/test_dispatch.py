@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conversations.dispatch import corporate_number_ok
-from storage.models import AuditLog, Dispatch, FlowDraft
+from storage.models import AuditLog, Business, Dispatch, FlowDraft
 from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
                           dispatch_for, institution_with_reviewer, secretariat)
 
@@ -87,6 +87,23 @@ def test_the_fourth_dispatch_for_a_business_is_refused_with_the_count(bot_app):
     assert Dispatch.select().count() == 3
     assert AuditLog.select().where(AuditLog.action == "dispatch.limit_refused").count() == 1
     assert "上限による依頼の拒否" in bot_app.text(SEC, "/dispatches")[0]
+
+
+def test_an_existing_business_typed_by_name_is_the_same_business_and_its_limit_holds(bot_app):
+    """Typing the name (the pick list shows 12 at most) must not create a second record with a fresh count."""
+    inst, expert = setup(bot_app)
+    first = dispatch_for(expert, REVIEWER, name="株式会社 上限")
+    for _ in range(2):
+        dispatch_for(expert, REVIEWER, business=first.business)
+    bot_app.text(REVIEWER, "支援依頼")
+    texts = bot_app.text(REVIEWER, "株式会社上限")  # without the space
+    assert "「株式会社 上限」（登録済み）で依頼します" in texts[0] and "相談テーマ" in texts[-1]
+    bot_app.text(REVIEWER, "1")
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    texts = bot_app.say(REVIEWER, "postback", data="c=yes")
+    assert "上限（3回）に達している" in texts[0]
+    assert Business.select().count() == 1 and Dispatch.select().count() == 3
 
 
 def test_a_cancelled_dispatch_does_not_count_toward_the_limit(bot_app):
