@@ -47,10 +47,18 @@ def is_command(text: str) -> bool:
     return text.startswith("/")
 
 
-def handle(s: Session, ctx: Context, text: str) -> list[Message]:
-    """Run one admin command typed by ``ctx.user``."""
+# Commands whose last argument is a reason the expert reads: passed as typed
+# (line breaks, full-width characters), not normalised like the rest.
+VERBATIM_REST = {"/return", "/reject"}
+
+
+def handle(s: Session, ctx: Context, text: str, raw_text: str | None = None) -> list[Message]:
+    """Run one admin command typed by ``ctx.user`` (``text`` normalised, ``raw_text`` as typed)."""
     head, _, rest = text.strip().partition(" ")
     name = head.lower()
+    if name in VERBATIM_REST and raw_text:
+        parts = raw_text.strip().split(None, 1)
+        rest = parts[1] if len(parts) > 1 else ""
     if ctx.user.role != "secretariat":
         ctx.audit("admin.refused", target=name[:40], reason="not secretariat")
         return [msg.text("このコマンドは事務局のみ利用できます。")]

@@ -94,7 +94,7 @@ def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
         if replies is not None:
             return replies
         if admin.is_command(inp.text):
-            return admin.handle(s, ctx, inp.text)
+            return admin.handle(s, ctx, inp.text, inp.raw_text)
     if inp.kind == "postback":
         action, fields = review.parse_action(inp.data)
         handler = ACTIONS.get(action)

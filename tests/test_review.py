@@ -95,6 +95,18 @@ def test_return_reason_reaches_the_expert_verbatim(bot_app):
     assert any("資格証明書の写真が不鮮明です。撮り直してください。" in t for t in pushed_texts(bot_app, EXPERT))
 
 
+def test_a_return_reason_typed_with_the_command_reaches_the_expert_as_typed(bot_app):
+    inst, expert = setup(bot_app)
+    expert.status = "pending_secretariat"
+    expert.save()
+    reason = "住所（番地）を\n正しく入力してください！　１２３"
+    texts = bot_app.text(SEC, f"／ｒｅｔｕｒｎ　{expert.id} {reason}")  # full-width command and id, as an IME types them
+    assert "住所（番地）を" in texts[0] and "よろしいですか" in texts[0]  # (a card's alt text is one line)
+    tap(bot_app, SEC, "c=yes")
+    assert (Expert.get_by_id(expert.id).status, Expert.get_by_id(expert.id).status_reason) == ("returned", reason)
+    assert any(reason in t for t in pushed_texts(bot_app, EXPERT)), pushed_texts(bot_app, EXPERT)
+
+
 def test_secretariat_reject_needs_a_reason_and_confirmation(bot_app):
     inst, expert = setup(bot_app)
     expert.status = "pending_secretariat"
