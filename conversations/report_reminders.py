@@ -1,4 +1,5 @@
-"""支援実施報告書 reminders: a push when a report is still a draft days after check-out.
+"""支援実施報告書 reminders: a push when a report is still unsent days after
+check-out, or still not resubmitted days after it was returned.
 
 Scheduling needs Redis, which this layer must not reach, so the writing
 flow asks the context to schedule the RQ job (``ctx.schedule``, queued by
@@ -20,7 +21,7 @@ from typing import Any
 
 from conversations import messages as msg
 from conversations.engine import Context
-from conversations.report_common import checks, find_report, save
+from conversations.report_common import EDITABLE_STATUSES, checks, find_report, save
 from storage import repo
 from storage.models import Dispatch, Report, utcnow
 
@@ -51,6 +52,16 @@ def schedule_first_reminder(ctx: Context, report: Report, d: Dispatch) -> None:
     job_id = reminder_job_id(report.id, 1)
     ctx.schedule(delay, REMIND_JOB, report.id, 1, days, job_id=job_id)
     save(report, reminder_job_id=job_id)
+
+
+def schedule_after_return(ctx: Context, report: Report) -> None:
+    """A returned report is owed again: the reminders start over, N days from now."""
+    days = ctx.program.report_reminder_days
+    if days < 0:
+        return
+    job_id = reminder_job_id(report.id, 1)
+    ctx.schedule(timedelta(days=days), REMIND_JOB, report.id, 1, days, job_id=job_id)
+    save(report, reminders_sent=None, reminder_job_id=job_id)
 
 
 def cancel_reminder(ctx: Context, job_id: str) -> None:
@@ -84,7 +95,7 @@ def remind(report_id: int, n: int = 1, days: float | None = None) -> str:
         report = find_report(report_id)
         if report is None:
             return "gone"
-        if report.status != "draft":
+        if report.status not in EDITABLE_STATUSES:  # a draft, or returned and not yet sent again
             return "not_needed"
         draft = report.draft or {}
         if int(draft.get("reminders_sent") or 0) >= n:
@@ -93,8 +104,10 @@ def remind(report_id: int, n: int = 1, days: float | None = None) -> str:
         user = d.expert.user
         if not user.following:
             return "not_following"
+        what = ("差し戻された支援実施報告書がまだ再提出されていません" if report.status == "returned"
+                else "支援実施報告書がまだ提出されていません")
         row = repo.queue_push(user.line_user_id, [msg.text(
-            f"支援実施報告書がまだ提出されていません（派遣No.{d.id} {d.business.name}）。\n"
+            f"{what}（派遣No.{d.id} {d.business.name}）。\n"
             "「報告書」と送ると、続きから入力できます。", ["報告書"]).to_dict()], "report_reminder")
         repo.audit("system", "report.reminder", target=f"report:{report.id}", after=str(n))
         again = job is not None and n < MAX_REMINDERS and days is not None

@@ -20,6 +20,7 @@ from conversations import messages as msg
 from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
 from conversations.report_common import STATUS_LABELS, describe, duration, expert_name, find_report, yen
 from conversations.report_fee import compute_fee, fee_month, month_label, withholding_text
+from conversations.report_reminders import schedule_after_return
 from conversations.review import action_data
 from conversations.roles import reviewer_ids, secretariat_ids
 from storage.models import Dispatch, Report, utcnow
@@ -242,6 +243,8 @@ def apply(ctx: Context, op: Op, report_id: object, reason: str | None) -> list[M
     report = find_report(report.id)
     ctx.audit(f"report.{'accept' if op.after == 'accepted' else 'return'}", target=f"report:{report.id}",
               before="submitted", after=op.after, reason=reason)
+    if op.after == "returned":
+        schedule_after_return(ctx, report)
     notify_decision(ctx, op, report, reason)
     return [msg.text(f"報告書No.{report.id}（{expert_name(report.dispatch.expert)}さん）を{op.did}。")]
 

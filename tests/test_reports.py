@@ -391,3 +391,35 @@ def test_zero_minutes_is_refused_when_the_checks_are_apart(bot_app):
     for answer in ANSWERS:
         bot_app.text(EXPERT, answer)
     assert "1分以上" in bot_app.text(EXPERT, "0")[0] and state(bot_app) == ("report", "minutes")
+
+
+def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_it(bot_app, monkeypatch):
+    scheduled: list[tuple] = []
+    cancelled: list[str] = []
+    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
+                        scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
+                        raising=False)
+    monkeypatch.setattr(Context, "unschedule", lambda self, job_id: cancelled.append(job_id), raising=False)
+    setup(bot_app)
+    bot_app.text(EXPERT, "報告書")
+    write(bot_app)
+    tap(bot_app, EXPERT, "p=submit")
+    report = Report.get()
+    assert reports.remind(report.id, 1, 3) == "not_needed", "submitted: nothing owed"
+    scheduled.clear()
+    tap(bot_app, REVIEWER, f"a=rep_return&id={report.id}")
+    bot_app.text(REVIEWER, "支援内容をもう少し具体的に書いてください。")
+    tap(bot_app, REVIEWER, "c=yes")
+    days = bot_app.rt.program.report_reminder_days
+    [(delay, func, args, job_id)] = scheduled
+    assert (delay, args) == (timedelta(days=days), (report.id, 1, days)), "N days after the return"
+    assert Report.get_by_id(report.id).draft["reminder_job_id"] == job_id
+
+    assert reports.remind(report.id, 1, days) == "reminded"
+    pushed = Outbox.select().where((Outbox.reason == "report_reminder") & (Outbox.to == EXPERT))
+    assert "差し戻された支援実施報告書がまだ再提出されていません" in json.dumps(pushed[0].messages, ensure_ascii=False)
+
+    bot_app.text(EXPERT, "報告書")  # the returned report opens at its summary
+    tap(bot_app, EXPERT, "p=submit")
+    assert Report.get_by_id(report.id).status == "submitted" and cancelled[-1] == job_id
+    assert reports.remind(report.id, 2, days) == "not_needed"
