@@ -335,18 +335,13 @@ def _when(value: str | None) -> datetime | None:
 
 
 def cmd_stats(config: Config) -> int:
-    from peewee import fn
-
+    """Experts and dispatches per status, late reports, failed pushes (the secretariat's /stats)."""
+    from conversations import stats
+    from program import load_program
     from storage import db as storage_db
-    from storage.models import Expert, Outbox
 
     storage_db.bind(config.database_url)
-    print("experts per status:")
-    for row in Expert.select(Expert.status, fn.COUNT(Expert.id).alias("n")).group_by(Expert.status):
-        print(f"  {row.status:22} {row.n}")
-    print("outbox per status:")
-    for row in Outbox.select(Outbox.status, fn.COUNT(Outbox.id).alias("n")).group_by(Outbox.status):
-        print(f"  {row.status:22} {row.n}")
+    print("\n".join(stats.collect(load_program(config.program_config)).lines()))
     return 0
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linebot.v3.messaging import Message
-from peewee import fn
 
-from conversations import lifecycle, reports, review, roles
+from conversations import lifecycle, reports, review, roles, stats
 from conversations import messages as msg
 from conversations.engine import Context
 from storage import repo
-from storage.models import Expert, Institution, LineUser, Outbox
+from storage.models import Expert, Institution, LineUser
 from storage.sessions import Session
 
 USAGE: dict[str, str] = {
@@ -142,10 +141,7 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
 
 
 def _stats(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    counts = dict(Expert.select(Expert.status, fn.COUNT(Expert.id)).group_by(Expert.status).tuples())
-    lines = [f"{lifecycle.LABELS[st]}：{counts.get(st, 0)}件" for st in lifecycle.STATUSES]
-    failed = Outbox.select().where(Outbox.status == "failed").count()
-    return [msg.text("専門家の状況\n" + "\n".join(lines) + f"\n\n送信失敗の通知：{failed}件")]
+    return [msg.text("\n".join(stats.collect(ctx.program).lines()))]
 
 
 def _letter(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:

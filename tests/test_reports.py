@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from PIL import Image
 from rq.job import Job
@@ -423,3 +424,30 @@ def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_i
     tap(bot_app, EXPERT, "p=submit")
     assert Report.get_by_id(report.id).status == "submitted" and cancelled[-1] == job_id
     assert reports.remind(report.id, 2, days) == "not_needed"
+
+
+def test_stats_count_dispatches_and_reports_late_for_the_secretariat_and_ops(bot_app):
+    """SPEC ops: experts per status, dispatches per status, reports late (same rule as the reminders)."""
+    import subprocess
+    import sys
+
+    days = bot_app.rt.program.report_reminder_days
+    _, expert, late = setup(bot_app, when=utcnow() - timedelta(days=days + 1))  # checked out N+1 days ago, no report
+    on_time = dispatch_for(expert, REVIEWER, when=utcnow() - timedelta(hours=3), status="completed")
+    checked(on_time, utcnow() - timedelta(hours=3), 60)  # within N days: not late yet
+    dispatch_for(expert, REVIEWER, status="requested")
+    sent = dispatch_for(expert, REVIEWER, when=utcnow() - timedelta(days=days + 2), status="completed")
+    checked(sent, utcnow() - timedelta(days=days + 2), 60)
+    Report.create(dispatch=sent, status="submitted")
+
+    text = bot_app.text(SEC, "/stats")[0]
+    assert "委嘱済み：1件" in text and "完了：3件" in text and "受諾待ち：1件" in text
+    assert "提出が遅れている報告書：1件" in text, text
+
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": bot_app.config.data_dir, "LINE_CHANNEL_SECRET": "s",
+           "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g",
+           "DATABASE_URL": bot_app.config.database_url}
+    out = subprocess.run([sys.executable, "bot.py", "stats"], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "提出が遅れている報告書：1件" in out.stdout and "完了：3件" in out.stdout
