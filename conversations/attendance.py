@@ -255,6 +255,19 @@ def _handed_over(s: Session, flow_name: str) -> bool:
     return s.flow != flow_name
 
 
+def points_to_check(ctx: Context, d: Dispatch) -> list[str]:
+    """What the secretariat was told to look at for this dispatch's checks, for
+    whoever later accepts its report: the flags, and the expert's reason for an
+    exception (SPEC: the secretariat's view flags suspicious patterns)."""
+    radius = ctx.program.geofence_radius_m
+    points = [f"{VERB[a.kind]}：" + FLAG_LABELS.get(f, f).format(radius=radius)
+              for a in Attendance.select().where(Attendance.dispatch == d).order_by(Attendance.id)
+              for f in (a.flags or [])]
+    points += [f"{VERB[e.kind]}の例外：{e.reason}"
+               for e in ExceptionReport.select().where(ExceptionReport.dispatch == d).order_by(ExceptionReport.id)]
+    return points
+
+
 def secretariat_notice(ctx: Context, d: Dispatch, kind: str, reading: Reading, flags: list[str],
                        reason: str | None, misses: list[int] | None) -> Message:
     expert: Expert = d.expert

@@ -15,7 +15,7 @@ from typing import Any
 
 from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent, FlexSeparator, FlexText, Message
 
-from conversations import flex
+from conversations import attendance, flex
 from conversations import messages as msg
 from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
 from conversations.report_common import STATUS_LABELS, describe, duration, expert_name, find_report, yen
@@ -107,6 +107,10 @@ def report_card(ctx: Context, report: Report, actions: Sequence[flex.Button],
              for label, key in (("相談内容", "consultation"), ("支援内容", "support"))]
     photos = draft.get("photos") or []
     body.append(_kv("写真", f"{len(photos)}枚" if photos else "なし"))
+    points = attendance.points_to_check(ctx, d)
+    if points:
+        body.append(FlexText(text="【要確認】チェックイン・アウト", size="xs", color=flex.RED, weight="bold", margin="md"))
+        body += [FlexText(text=flex.shown("・" + p, 120), size="xs", color=flex.RED, wrap=True) for p in points[:5]]
     if photo_links:
         body.append(FlexText(text="写真（リンクの有効期限は短時間です）", size="xs", color=flex.LABEL_GREY, margin="md"))
         body += [FlexButton(action=flex.uri_action(label, url), style="link", height="sm") for label, url in photo_links]
@@ -126,6 +130,9 @@ def full_text(ctx: Context, report: Report) -> str:
         parts.append(f"\n【{label}】\n{draft.get(key) or '—'}")
     if report.reason and report.status == "returned":
         parts.append(f"\n差し戻しの理由：{report.reason}")
+    points = attendance.points_to_check(ctx, report.dispatch)
+    if points:
+        parts.append("\n【要確認】チェックイン・アウト\n" + "\n".join("・" + p for p in points))
     return "\n".join(parts)
 
 

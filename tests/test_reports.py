@@ -451,3 +451,33 @@ def test_stats_count_dispatches_and_reports_late_for_the_secretariat_and_ops(bot
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "提出が遅れている報告書：1件" in out.stdout and "完了：3件" in out.stdout
+
+
+def test_the_report_card_and_detail_show_what_was_flagged_at_the_checks(bot_app):
+    """SPEC: the secretariat's view flags suspicious patterns — also where the report is accepted."""
+    from storage.models import ExceptionReport
+
+    _, _, d = setup(bot_app)
+    check_in = Attendance.get((Attendance.dispatch == d) & (Attendance.kind == "in"))
+    check_in.flags, check_in.flagged = ["pin_on_business_point"], True
+    check_in.save()
+    ExceptionReport.create(dispatch=d, kind="out", reason="事業所が移転していたため", distances=[420, 415, 430])
+    bot_app.text(EXPERT, "報告書")
+    write(bot_app)
+    tap(bot_app, EXPERT, "p=submit")
+    bot_app.drain()
+    report = Report.get()
+    card = flex_to(bot_app, REVIEWER, f"a=rep_accept&id={report.id}")[0]
+    assert "【要確認】" in card and "チェックイン：位置が事業所の登録地点と完全に一致" in card
+    assert "チェックアウトの例外：事業所が移転していたため" in card
+    texts = tap(bot_app, REVIEWER, f"a=rep_detail&id={report.id}")
+    assert any("【要確認】チェックイン・アウト" in t and "事業所が移転していたため" in t for t in texts)
+
+
+def test_a_report_without_flags_shows_no_warning(bot_app):
+    setup(bot_app)
+    bot_app.text(EXPERT, "報告書")
+    write(bot_app)
+    tap(bot_app, EXPERT, "p=submit")
+    bot_app.drain()
+    assert not flex_to(bot_app, REVIEWER, "要確認")
