@@ -26,7 +26,7 @@ from conversations import flex, review
 from conversations import messages as msg
 from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, begin,
                                   choose, confirmation, reason_from)
-from conversations.validators import PREFECTURES
+from conversations.validators import PREFECTURES, parse_prefecture
 from storage import repo
 from storage.models import Business, Dispatch, Expert, utcnow
 from storage.sessions import Session
@@ -239,13 +239,33 @@ class Location(Step):
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         if inp.kind == "location" and inp.latitude is not None and inp.longitude is not None:
             s.data.update(lat=float(inp.latitude), lng=float(inp.longitude), address=inp.address or "")
-            return Advance()
+            return Advance(trigger="next" if _prefecture(s.data["address"]) else "no_prefecture")
         match = _LATLNG.match(unicodedata.normalize("NFKC", inp.raw_text or "").strip())
         if match and -90 <= float(match.group(1)) <= 90 and -180 <= float(match.group(2)) <= 180:
             s.data.update(lat=float(match.group(1)), lng=float(match.group(2)), address="")
-            return Advance()
+            return Advance(trigger="no_prefecture")
         return Invalid("位置情報を送ってください（スマートフォンのLINEで「位置情報を送る」）。"
                        "パソコンからは「35.6812, 139.7671」のように入力できます。")
+
+
+class Prefecture(Step):
+    """Asked only when the pin came without an address naming a prefecture
+    (typed coordinates, a pin far from any address): experts are offered by
+    the prefectures they cover, so the request needs one."""
+
+    name = "prefecture"
+    title = "事業者の都道府県"
+    help = "事業所のある都道府県を入力してください（例：東京都、大阪）。対応地域の専門家を探すのに使います。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text("事業所のある都道府県を入力してください（例：東京都）。対応できる専門家を探すのに使います。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        pref = parse_prefecture(inp.raw_text or "") if inp.kind == "text" else None
+        if pref is None:
+            return Invalid("都道府県名を入力してください（例：東京都、大阪府、北海道）。")
+        s.data["address"] = f"{pref}{s.data.get('address') or ''}"
+        return Advance()
 
 
 class Theme(Step):
@@ -268,6 +288,14 @@ class Theme(Step):
 
 def _prefecture(address: str) -> str | None:
     return next((p for p in PREFECTURES if p in address), None)
+
+
+def request_address(s: Session) -> str:
+    """Where the business is: the pin's address, or the known business's record."""
+    if s.data.get("address"):
+        return str(s.data["address"])
+    business = Business.get_or_none(Business.id == s.data["business_id"]) if s.data.get("business_id") else None
+    return (business.address or "") if business is not None else ""
 
 
 def candidates(ctx: Context, theme: str, address: str, search: str | None = None) -> list[Expert]:
@@ -293,7 +321,7 @@ class ExpertStep(Step):
     help = "テーマと地域に対応できる委嘱済みの専門家から選びます。多い場合は氏名の一部や番号で探せます。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        found = candidates(ctx, s.data["theme"], s.data.get("address") or "", s.data.get("search"))
+        found = candidates(ctx, s.data["theme"], request_address(s), s.data.get("search"))
         if not found:
             return [msg.text("条件に合う専門家がいません。「戻る」でテーマを変えるか、氏名で探してください。", ["戻る"])]
         if len(found) > MAX_CHOICES:
@@ -306,7 +334,7 @@ class ExpertStep(Step):
         if inp.kind != "text" or not inp.text:
             return Invalid("専門家を選ぶか、氏名の一部を入力してください。")
         word = inp.text.removeprefix("No.").removeprefix("No").strip().replace(" ", "")
-        found = candidates(ctx, s.data["theme"], s.data.get("address") or "", word)
+        found = candidates(ctx, s.data["theme"], request_address(s), word)
         if len(found) == 1:
             s.data.pop("search", None)
             s.data["expert_id"] = found[0].id
@@ -390,13 +418,15 @@ def create_request(s: Session, ctx: Context) -> list[Message]:
 REQUEST = Flow(
     "dispatch_request",
     "支援依頼",
-    [BusinessStep(), CorporateNumber(), Location(), Theme(), ExpertStep(), When(), Confirm()],
+    [BusinessStep(), CorporateNumber(), Location(), Prefecture(), Theme(), ExpertStep(), When(), Confirm()],
     [
         # A business known from before (picked, or found by its 法人番号) already has its pin.
         {"trigger": "known", "source": ["business", "corporate_number"], "dest": "theme"},
         {"trigger": "next", "source": "business", "dest": "corporate_number"},
         {"trigger": "next", "source": "corporate_number", "dest": "location"},
         {"trigger": "next", "source": "location", "dest": "theme"},
+        {"trigger": "no_prefecture", "source": "location", "dest": "prefecture"},
+        {"trigger": "next", "source": "prefecture", "dest": "theme"},
         {"trigger": "next", "source": "theme", "dest": "expert"},
         {"trigger": "next", "source": "expert", "dest": "when"},
         {"trigger": "next", "source": "when", "dest": "confirm"},

@@ -31,6 +31,7 @@ __all__ = [
     "parse_email",
     "parse_postal_code",
     "PREFECTURES",
+    "parse_prefecture",
     "REGIONS",
     "PREFECTURE_REGION",
     "parse_prefectures",
@@ -392,6 +393,11 @@ _REGION_BY_KEY: dict[str, list[str]] = {
     "全国": list(PREFECTURES),
 }
 _PREF_SPLIT_RE = re.compile(r"[\s、,，・/;；と]+")
+
+
+def parse_prefecture(text: str) -> str | None:
+    """One typed prefecture, 都/府/県 optional: 「東京」 → 東京都; anything else → None."""
+    return _PREF_BY_KEY.get(clean(text))
 
 
 def parse_prefectures(text: str) -> list[str]:

@@ -153,7 +153,10 @@ def test_bad_answers_in_the_form_are_explained(bot_app):
     assert "13桁" in bot_app.text(REVIEWER, "1234567890123")[0]
     bot_app.text(REVIEWER, "なし")
     assert "位置情報を送ってください" in bot_app.text(REVIEWER, "東京都千代田区")[0]
-    bot_app.text(REVIEWER, "35.681236, 139.767125")  # typed coordinates from LINE for PC
+    texts = bot_app.text(REVIEWER, "35.681236, 139.767125")  # typed coordinates from LINE for PC: no address
+    assert "都道府県を入力" in texts[-1]
+    assert "都道府県名を入力してください" in bot_app.text(REVIEWER, "東京駅")[0]
+    assert "相談テーマ" in bot_app.text(REVIEWER, "東京")[-1]
     bot_app.text(REVIEWER, "経営戦略")
     bot_app.text(REVIEWER, f"No.{expert.id}")
     past = datetime.now(TOKYO) - timedelta(days=1)
@@ -283,3 +286,26 @@ def test_a_request_left_for_another_task_is_offered_again_with_its_answers(bot_a
     texts = bot_app.text(REVIEWER, "支援依頼")
     assert "入力途中の支援依頼（株式会社あとで）の続きから再開します" in texts[0] and "法人番号" in texts[-1]
     assert "事業所の位置" in bot_app.text(REVIEWER, "なし")[-1], "resumed, not still paused"
+
+
+def test_experts_are_offered_by_the_businesss_prefecture_and_the_theme(bot_app):
+    """SPEC: the expert list is filtered by area and field — also for a business picked from before."""
+    inst, tokyo_expert = setup(bot_app)  # covers 東京都 (tests.actors)
+    osaka = commissioned_expert(inst, "U" + "0a" * 16)
+    osaka.profile = {**(osaka.profile or {}), "areas": ["大阪府"]}
+    osaka.save()
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "株式会社なにわ")
+    bot_app.text(REVIEWER, "なし")
+    bot_app.text(REVIEWER, "34.702485, 135.495951")
+    bot_app.text(REVIEWER, "大阪府")
+    texts = bot_app.text(REVIEWER, "1")  # 経営戦略
+    assert f"No.{osaka.id}" in texts[-1] and f"No.{tokyo_expert.id}" not in texts[-1]
+    bot_app.text(REVIEWER, "キャンセル")
+
+    known = dispatch_for(tokyo_expert, REVIEWER, name="株式会社まるのうち")  # its record's address: 東京都…
+    bot_app.text(REVIEWER, "最初から")
+    bot_app.text(REVIEWER, "はい")
+    bot_app.text(REVIEWER, "株式会社まるのうち")
+    texts = bot_app.text(REVIEWER, "1")
+    assert f"No.{tokyo_expert.id}" in texts[-1] and f"No.{osaka.id}" not in texts[-1], known
