@@ -250,14 +250,20 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
     return [msg.text(GENERAL_HELP, ["登録", "状況", "ヘルプ"])]
 
 
+REVIEW_CARDS = 4  # a reply holds 5 messages: the count, then the cards
+
+
 def _reviewer_queue(ctx: Context) -> list[Message]:
-    pending = list(Expert.select().where((Expert.status == "pending_institution")
-                                         & (Expert.institution == ctx.user.institution_id))
-                   .order_by(Expert.submitted_at).limit(20))
-    if not pending:
+    """審査待ち: the oldest applications first (first come, first reviewed)."""
+    query = Expert.select().where((Expert.status == "pending_institution")
+                                  & (Expert.institution == ctx.user.institution_id))
+    total = query.count()
+    if not total:
         return [msg.text("審査待ちの申請はありません。")]
-    head = msg.text(f"審査待ちの申請：{len(pending)}件" + ("（新しい4件を表示）" if len(pending) > 4 else ""))
-    return [head] + [card for e in pending[:4] for card in submission.cards_for(ctx, e, "reviewer")]
+    oldest = list(query.order_by(Expert.submitted_at, Expert.id).limit(REVIEW_CARDS))
+    more = f"（古い順に{REVIEW_CARDS}件を表示。審査すると次の申請が表示されます）" if total > REVIEW_CARDS else ""
+    head = msg.text(f"審査待ちの申請：{total}件{more}")
+    return [head] + [card for e in oldest for card in submission.cards_for(ctx, e, "reviewer")]
 
 
 def _status_text(ctx: Context) -> str:

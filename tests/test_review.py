@@ -280,3 +280,22 @@ def test_cli_admin_grant(bot_app, tmp_path):
     bad = subprocess.run([sys.executable, "bot.py", "admin", "grant", "nobody"], cwd=bot.ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
+
+
+def test_the_review_queue_shows_the_oldest_four_and_the_true_total(bot_app):
+    from datetime import timedelta
+
+    from storage.models import utcnow
+
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "順番商工会", REVIEWER)
+    start = utcnow() - timedelta(days=1)
+    experts = []
+    for n in range(25):
+        e = submitted_application(inst, "U" + f"{n:02d}" * 16, given_name=f"{n}号")
+        e.submitted_at = start + timedelta(minutes=n)
+        e.save()
+        experts.append(e)
+    texts = bot_app.text(REVIEWER, "審査待ち")
+    assert texts[0].startswith("審査待ちの申請：25件（古い順に4件を表示")
+    assert len(texts) == 5 and all(f"申請No.{e.id}" in t for e, t in zip(experts[:4], texts[1:])), texts
