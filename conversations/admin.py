@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from linebot.v3.messaging import Message
+from peewee import fn
 
 from conversations import lifecycle, reports, review, roles, stats
 from conversations import messages as msg
 from conversations.engine import Context
+from conversations.normalize import hira_to_kata
 from storage import repo
 from storage.models import Expert, Institution, LineUser
 from storage.sessions import Session
@@ -131,8 +133,11 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     if needle.isdigit():
         query = query.where(Expert.id == int(needle))
     else:
-        like = f"%{needle}%"
-        query = query.where((Expert.family_name.concat(Expert.given_name) ** like) | (Expert.kana ** like))
+        # Names are stored without a space, フリガナ with a full-width one between family
+        # and given name: compare both without spaces, and hiragana typed as katakana.
+        kana = fn.REPLACE(Expert.kana, "　", "")
+        query = query.where((Expert.family_name.concat(Expert.given_name) ** f"%{needle}%")
+                            | (kana ** f"%{hira_to_kata(needle)}%"))
     found = list(query.order_by(Expert.id).limit(20))
     if not found:
         return [msg.text(f"「{rest[:30]}」に一致する申請はありません。")]

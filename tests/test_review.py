@@ -201,6 +201,9 @@ def test_find_and_stats(bot_app):
     inst, expert = setup(bot_app)
     assert f"No.{expert.id}" in bot_app.text(SEC, "/find 山田")[0]
     assert f"No.{expert.id}" in bot_app.text(SEC, "/find ヤマダ")[0]
+    for typed in ("ヤマダ タロウ", "やまだ　たろう", "山田 太郎", "ﾔﾏﾀﾞ"):
+        assert f"No.{expert.id}" in bot_app.text(SEC, f"/find {typed}")[0], typed
+    assert "一致する申請はありません" in bot_app.text(SEC, "/find スズキ")[0]
     assert "支援機関の審査待ち：1件" in bot_app.text(SEC, "/stats")[0]
 
 
