@@ -97,9 +97,7 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
     if op.key == "chg_approve":
         change.status = "approved"
         expert.profile = dict(expert.draft or {})
-        expert.family_name = expert.profile.get("family_name", expert.family_name)
-        expert.given_name = expert.profile.get("given_name", expert.given_name)
-        expert.account_blind = expert.profile.get("account_blind", expert.account_blind)
+        submission.set_searchable_fields(expert, expert.profile)
         expert.updated_at = utcnow()
         expert.save()
         ctx.notify(expert.user.line_user_id, [msg.text(f"登録内容の変更（{labels}）が承認されました。")], "change_approved")

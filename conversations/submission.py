@@ -102,12 +102,17 @@ def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
     return [card] + extra
 
 
+def set_searchable_fields(expert: Expert, answers: dict) -> None:
+    """The columns /find and duplicate checks read, from the answers now in force
+    (the application on 送信, the approved data after a change)."""
+    expert.family_name, expert.given_name = answers.get("family_name"), answers.get("given_name")
+    expert.kana = f"{answers.get('kana_family', '')}　{answers.get('kana_given', '')}".strip()
+    expert.account_blind = answers.get("account_blind")
+
+
 def submit(ctx: Context, expert: Expert) -> list[Message]:
     """送信: freeze the answers into the record, move the status, tell the reviewers."""
-    draft = expert.draft or {}
-    expert.family_name, expert.given_name = draft.get("family_name"), draft.get("given_name")
-    expert.kana = f"{draft.get('kana_family', '')}　{draft.get('kana_given', '')}".strip()
-    expert.account_blind = draft.get("account_blind")
+    set_searchable_fields(expert, expert.draft or {})
     expert.save()
     _, after = lifecycle.change_status(expert, "submit", actor=ctx.user_id, event_id=ctx.event_id)
     if after == "pending_institution":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from storage.models import ChangeRequest, Expert, LineUser
-from tests.actors import REVIEWER, institution_with_reviewer, secretariat
+from tests.actors import REVIEWER, SEC, institution_with_reviewer, secretariat
 from tests.test_journey import EXPERT, register, send_photo, state
 
 
@@ -79,3 +79,25 @@ def test_returned_change_keeps_the_old_data_and_tells_the_reason(bot_app):
     assert any("本人確認のため電話でご連絡ください" in t for t in bot_app.texts_since(EXPERT, 0))
     texts = bot_app.text(EXPERT, "登録内容の変更")  # the returned change can be fixed and sent again
     assert "支援機関の承認までは" in texts[0] and state(bot_app) == "confirm"
+
+
+def test_a_new_surname_needs_the_account_in_that_name_and_is_searchable_once_approved(bot_app):
+    """A marriage: フリガナ and the account holder change together (own-name rule), and once the
+    institution approves, the secretariat finds the expert by the new フリガナ."""
+    expert = commissioned(bot_app)
+    bot_app.text(EXPERT, "登録内容の変更")
+    bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
+    bot_app.text(EXPERT, "たなか はなこ")
+    assert "口座名義がフリガナ（タナカ　ハナコ）と一致しません" in bot_app.text(EXPERT, "送信")[0]
+    bot_app.say(EXPERT, "postback", data="p=edit&s=bank")
+    for answer in ["0001", "はい", "新宿", "はい", "普通", "7654321", "タナカ ハナコ"]:
+        bot_app.text(EXPERT, answer)
+    bot_app.say(EXPERT, "postback", data="p=edit&s=photo_passbook")
+    send_photo(bot_app, EXPERT, "yellow")
+    assert "変更申請を送信しました" in bot_app.text(EXPERT, "送信")[0]
+    assert "一致する申請はありません" in bot_app.text(SEC, "/find タナカ")[0], "not in force before approval"
+    change = ChangeRequest.get()
+    bot_app.say(REVIEWER, "postback", data=f"a=chg_approve&id={change.id}")
+    bot_app.say(REVIEWER, "postback", data="c=yes")
+    assert Expert.get_by_id(expert.id).kana == "タナカ　ハナコ"
+    assert f"No.{expert.id}" in bot_app.text(SEC, "/find タナカ ハナコ")[0]
