@@ -118,8 +118,8 @@ def matches(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> bool:
-    if user and entry.get("user") not in (user, pseudonym(user)):
-        return False
+    if user and entry.get("user") not in (user, pseudonym(user)) and entry.get("to") not in (user, pseudonym(user)):
+        return False  # the user's own lines, and pushes to them
     if flow and entry.get("flow") != flow:
         return False
     if level and LEVELS.get(str(entry.get("level", "info")), 20) < LEVELS.get(level, 20):
@@ -220,8 +220,7 @@ class LogTail:
             else:
                 # A request's other lines (the reply call, say) carry its
                 # request_id but not the user: they belong to this user too.
-                who = (user, pseudonym(user))
-                mine = {n for n, e in self._recent if e.get("user") in who or e.get("to") in who}
+                mine = {n for n, e in self._recent if matches(e, user=user)}
                 requests = {e["request_id"] for n, e in self._recent if n in mine and e.get("request_id")}
                 found = [e for n, e in self._recent
                          if n > after and (n in mine or (e.get("request_id") in requests))]

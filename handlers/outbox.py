@@ -16,7 +16,7 @@ from rq import Retry
 
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
-from handlers.runtime import OUTBOX_QUEUE, current
+from handlers.runtime import OUTBOX_QUEUE, Runtime, current
 from storage.models import Outbox, utcnow
 
 log = structlog.get_logger("outbox")
@@ -43,6 +43,11 @@ def deliver(outbox_id: int) -> str:
     if row is None or row.status != "pending":
         return "skipped"
     row.attempts += 1
+    with structlog.contextvars.bound_contextvars(user=pseudonym(row.to), outbox_id=row.id):
+        return _push(rt, row)
+
+
+def _push(rt: Runtime, row: Outbox) -> str:
     try:
         rt.line.push(row.to, row.messages, retry_key=row.uuid)
     except LineApiError as exc:

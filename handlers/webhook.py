@@ -195,6 +195,14 @@ def run_event(rt: Runtime, event: dict[str, Any], received_at: float, token: str
     reply is sent, so one user's replies never overtake each other."""
     user_id: str = event["source"]["userId"]
     event_id: str = event["webhookEventId"]
+    # Every line this event causes (the reply call, a failure) says whose it is.
+    with structlog.contextvars.bound_contextvars(user=pseudonym(user_id), webhook_event_id=event_id):
+        return _run_event(rt, event, user_id, event_id, received_at, token, raw_session)
+
+
+def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, received_at: float, token: str,
+               raw_session: object) -> Ran:
+    """``run_event`` inside the event's log context."""
     inp = router.to_input(event)
     if inp.kind == "image" and inp.message_id:
         inp.content = _download(rt, inp.message_id, user_id)

@@ -62,6 +62,9 @@ def test_log_lines_have_the_fields_ops_need_and_nothing_personal(bot_app):
         assert e["webhook_event_id"] and e["request_id"] and e["user"].startswith("u_") and "ms" in e and e["outcome"]
     steps = [e for e in entries if e["event"] == "webhook.event"]
     assert {(e["state_before"], e["state_after"]) for e in steps} >= {("terms", "institution"), ("name", "kana")}
+    calls = [e for e in entries if e["event"] == "line_api.call"]
+    assert calls and all(c["user"] == events[0]["user"] and c["webhook_event_id"] for c in calls), \
+        "a reply's line says whose event it answered"
     blob = "\n".join(lines)
     for secret in (DAVE, "鈴木", "花子", "スズキ", "すずき", bot_app.config.channel_access_token, bot_app.config.channel_secret):
         assert secret not in blob
@@ -78,6 +81,7 @@ def test_logs_command_filters_by_user_flow_and_level(bot_app):
     assert out.returncode == 0, out.stderr
     entries = [json.loads(line) for line in out.stdout.splitlines()]
     assert entries and all(e["user"] == entries[0]["user"] for e in entries)
+    assert {"webhook.event", "line_api.call"} <= {e["event"] for e in entries}, "the replies are the user's lines too"
     out = subprocess.run([sys.executable, "bot.py", "logs", "--flow", "profile", "--level", "info", "--since", "1h"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     flows = {json.loads(line)["flow"] for line in out.stdout.splitlines()}

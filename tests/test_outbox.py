@@ -31,6 +31,10 @@ def test_push_is_delivered_with_the_rows_uuid_as_retry_key(bot_app):
     [delivery] = pushes(bot_app)
     assert delivery["retryKey"] == row.uuid
     assert Outbox.get_by_id(row.id).status == "sent"
+    from handlers.logs import pseudonym
+
+    call = next(json.loads(line) for line in bot_app.log_lines() if '"line_api.call"' in line and '"push"' in line)
+    assert (call["user"], call["outbox_id"]) == (pseudonym(CAROL), row.id), "a push's line says whom it went to"
 
 
 def test_server_errors_are_retried_until_delivered_once(bot_app):
