@@ -120,7 +120,7 @@ def _follow(s: Session, ctx: Context) -> list[Message]:
     if ctx.user.role in ("reviewer", "secretariat"):
         return [msg.text("おかえりなさい。\n" + (REVIEWER_HELP if ctx.user.role == "reviewer" else "「/help」でコマンドを確認できます。"))]
     if expert is not None and expert.status not in profile.EDITABLE_STATUSES:
-        return [msg.text("おかえりなさい。\n" + _status_text(ctx))]
+        return [_status("おかえりなさい。\n", ctx)]
     return [msg.text("友だち追加ありがとうございます。\n中小企業119 専門家派遣の専門家登録を始めます。")] + ENGINE.begin(profile.FLOW, s, ctx)
 
 
@@ -148,7 +148,7 @@ def _codes(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
 
 def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Message]:
     if not profile.can_edit(ctx):
-        return [msg.text("登録申請はすでに送信済みのため、支援機関は変更できません。\n" + _status_text(ctx))]
+        return [_status("登録申請はすでに送信済みのため、支援機関は変更できません。\n", ctx)]
     profile.FLOW.on_begin(ctx)
     profile.set_institution(ctx, institution)
     ack = msg.text(f"機関コードを確認しました。支援機関「{institution.name}」で受け付けます。")
@@ -225,7 +225,7 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
                          "支援機関の承認までは、現在の登録内容が有効です。")] + ENGINE.begin(profile.FLOW, s, ctx, state="confirm")
     if text in profile.FLOW.start_words:
         if not profile.can_edit(ctx):
-            return [msg.text("登録申請はすでに送信済みです。\n" + _status_text(ctx))]
+            return [_status("登録申請はすでに送信済みです。\n", ctx)]
         return ENGINE.begin(profile.FLOW, s, ctx)
     if expert is not None and commission.needs_consent(ctx, expert):
         if text in commission.CONSENT_WORDS:
@@ -238,7 +238,7 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
         return commission.letter_messages(ctx, expert)
     command = inp.command()
     if command == "status":
-        return [msg.text(_status_text(ctx))]
+        return [_status("", ctx)]
     if command == "resume":
         return [msg.text("再開できる入力はありません。", ["登録", "状況", "ヘルプ"])]
     if ctx.user.role == "reviewer":
@@ -264,6 +264,20 @@ def _reviewer_queue(ctx: Context) -> list[Message]:
     more = f"（古い順に{REVIEW_CARDS}件を表示。審査すると次の申請が表示されます）" if total > REVIEW_CARDS else ""
     head = msg.text(f"審査待ちの申請：{total}件{more}")
     return [head] + [card for e in oldest for card in submission.cards_for(ctx, e, "reviewer")]
+
+
+def _status(prefix: str, ctx: Context) -> Message:
+    """Where the user stands, with the next thing to do as a button (the applicant's
+    rich menu has no 委嘱条件 or 就任承諾 tile: those are one-time steps)."""
+    expert = repo.expert_of(ctx.user)
+    next_steps: list[str] = []
+    if expert is not None and commission.needs_consent(ctx, expert):
+        next_steps.append("委嘱条件")
+    elif expert is not None and expert.status == "conditions_agreed":
+        next_steps += ["委嘱状", "就任承諾"]
+    elif expert is not None and expert.status == "returned":
+        next_steps.append("登録")
+    return msg.text(prefix + _status_text(ctx), next_steps)
 
 
 def _status_text(ctx: Context) -> str:

@@ -47,6 +47,9 @@ def test_institution_then_secretariat_approval_then_consent_letter_and_acceptanc
     assert Expert.get_by_id(expert.id).status == "registered"
     expert_texts = pushed_texts(bot_app, EXPERT)
     assert any("委嘱条件" in t and "30分" in t for t in expert_texts)
+    # Later, from the rich menu's 状況: the next step is a button (the menu has no 委嘱条件 tile).
+    assert "委嘱条件への同意が必要です" in bot_app.text(EXPERT, "状況")[0]
+    assert bot_app.last_quick_reply(EXPERT) == ["委嘱条件"]
 
     texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
     assert "同意を記録しました" in texts[0]
@@ -57,6 +60,10 @@ def test_institution_then_secretariat_approval_then_consent_letter_and_acceptanc
     assert expert.status == "conditions_agreed" and expert.commission_number == f"119-2026-{expert.id:05d}"
     letter_url = re.search(r"(http://\S+/files/\S+)", bot_app.texts_since(EXPERT, 0)[-1]).group(1)
     assert letter_url
+    seen = bot_app._seq(EXPERT)
+    bot_app.text(EXPERT, "状況")
+    assert bot_app.last_quick_reply(EXPERT) == ["委嘱状", "就任承諾"]
+    assert "就任承諾" in bot_app.texts_since(EXPERT, seen)[0]
 
     texts = tap(bot_app, EXPERT, "a=accept")
     assert any("就任承諾書" in t for t in texts)
