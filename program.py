@@ -121,6 +121,8 @@ class Program:
     commission_number_prefix: str = "119"
     acceptance_text: str = "私は、{program}の専門家として委嘱されることを承諾し、委嘱条件（{version}）を遵守します。"
     payer: Payer | None = None
+    geofence_max_misses: int = 3  # check-ins/outs beyond the radius before the reason is asked
+    checkin_tolerance_days: int = 0  # days either side of the dispatch's date on which check-in is allowed
     # Where business time comes from. Only tests set it: the check-in rule
     # ("on the dispatch's Tokyo day") makes a scenario that spans hours depend
     # on the hour it runs at, so they pin the clock instead of the scenario.
@@ -465,6 +467,10 @@ def load_program(path: str | Path | None = None) -> Program:
             r.get(disp, "dispatch", "free_per_business", int), "dispatch.free_per_business", zero_ok=True
         ),
         geofence_radius_m=r.positive(r.get(disp, "dispatch", "geofence_radius_m", int), "dispatch.geofence_radius_m"),
+        geofence_max_misses=r.positive(r.get(disp, "dispatch", "geofence_max_misses", int, 3),
+                                       "dispatch.geofence_max_misses"),
+        checkin_tolerance_days=r.positive(r.get(disp, "dispatch", "checkin_tolerance_days", int, 0),
+                                          "dispatch.checkin_tolerance_days", zero_ok=True),
         report_reminder_days=r.positive(
             r.get(disp, "dispatch", "report_reminder_days", int), "dispatch.report_reminder_days", zero_ok=True
         ),

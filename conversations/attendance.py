@@ -36,10 +36,6 @@ from storage import repo
 from storage.models import Attendance, Business, Dispatch, Expert, ExceptionReport, utcnow
 from storage.sessions import Session
 
-# Days either side of the scheduled (Tokyo) date on which check-in is allowed.
-# Read through ``tolerance_days`` so program.toml can take it over later.
-CHECKIN_TOLERANCE_DAYS = 0
-MAX_MISSES = 3  # tries beyond the radius before the reason is asked
 MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
 SAME_POINT_M = 1.0  # closer than this is "the same point"
 LATE_EVENT = timedelta(minutes=10)  # received this long after LINE's timestamp
@@ -64,7 +60,8 @@ PC_NOTE = "※位置情報はスマートフォンのLINEアプリから送れ�
 
 
 def tolerance_days(ctx: Context) -> int:
-    return int(getattr(ctx.program, "checkin_tolerance_days", CHECKIN_TOLERANCE_DAYS))
+    """Days either side of the scheduled (Tokyo) date on which check-in is allowed (program.toml)."""
+    return ctx.program.checkin_tolerance_days
 
 
 def local(ctx: Context, utc_naive: datetime) -> datetime:
@@ -368,8 +365,8 @@ def take_location(s: Session, inp: Input, ctx: Context, kind: str) -> Outcome:
     misses.append(round(reading.distance))
     s.data["last"] = reading.to_data()
     far = f"事業所から{metres(reading.distance)}離れています（{radius}m以内で{VERB[kind]}できます）。"
-    if len(misses) < MAX_MISSES:
-        left = MAX_MISSES - len(misses)
+    if len(misses) < ctx.program.geofence_max_misses:
+        left = ctx.program.geofence_max_misses - len(misses)
         return Stay([msg.text(f"{far}\n事業所の近くで、もう一度位置情報を送ってください。"
                               f"（あと{left}回範囲外の場合は、理由を伺って例外として記録します）")])
     if s.state == "reason":
@@ -383,7 +380,7 @@ class OutOfRangeReason(Step):
 
     def __init__(self, kind: str, flow_name: str) -> None:
         self.kind, self.flow_name = kind, flow_name
-        self.help = (f"{MAX_MISSES}回とも事業所から離れた位置だったため、理由を伺っています。"
+        self.help = ("続けて事業所から離れた位置だったため、理由を伺っています。"
                      f"入力した理由は事務局に例外報告として届き、{VERB[kind]}は「要確認」として記録されます。"
                      "範囲内で位置情報を送り直すこともできます。")
 

@@ -1,9 +1,11 @@
 """Check-in / check-out (GPS): every step through signed webhooks, as LINE sends them."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from geopy.distance import geodesic
 
 from simulator.events import redelivery
@@ -259,3 +261,21 @@ def test_a_check_in_sent_the_day_after_does_not_offer_the_days_dispatch(bot_app)
     _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 21))
     texts = bot_app.text(EXPERT, "チェックイン")  # LINE's timestamp: now, a day after the dispatch
     assert f"派遣No.{dispatch.id}" not in texts[0] and state_of(bot_app) == (None, None), texts
+
+
+def test_misses_and_the_check_in_day_come_from_program_toml(bot_app):
+    """[dispatch] geofence_max_misses and checkin_tolerance_days are rules, set in program.toml."""
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, geofence_max_misses=1, checkin_tolerance_days=1)
+    _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 10))  # yesterday: allowed with a tolerance of 1 day
+    assert f"派遣No.{dispatch.id}" in bot_app.text(EXPERT, "チェックイン")[0]
+    texts, _ = send_location(bot_app, EXPERT, near(1200, 90))
+    assert "理由を入力してください" in texts[-1] and state_of(bot_app) == ("checkin", "reason"), "one miss is enough"
+
+
+def test_program_toml_refuses_a_zero_miss_limit(tmp_path):
+    from program import DEFAULT_PATH, ProgramConfigError, load_program
+
+    text = DEFAULT_PATH.read_text(encoding="utf-8").replace("geofence_max_misses = 3", "geofence_max_misses = 0")
+    (tmp_path / "p.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramConfigError, match="dispatch.geofence_max_misses"):
+        load_program(str(tmp_path / "p.toml"))
