@@ -74,9 +74,18 @@ def create_app(config: Config, *, close_db_after_request: bool = False) -> Flask
 
 
 def wsgi_app() -> Flask:
-    """Entry point for gunicorn: ``gunicorn 'bot:wsgi_app()'``."""
+    """Entry point for gunicorn: ``gunicorn 'bot:wsgi_app()'``.
+
+    A missing or bad setting is one line naming it (as ``serve`` says it), not
+    a traceback in gunicorn's boot log; exit status 2 stops gunicorn booting.
+    """
     load_dotenv_if_present()
-    return create_app(Config.from_env().with_(process_name="gunicorn"))
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    return create_app(config.with_(process_name="gunicorn"))
 
 
 # --- local (demo) configuration --------------------------------------------------------

@@ -47,6 +47,15 @@ def test_serve_refuses_to_start_without_a_required_setting(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "LINE_CHANNEL_ACCESS_TOKEN" in out.stderr
 
 
+def test_gunicorn_entry_point_names_a_missing_setting_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "LINE_CHANNEL_SECRET": "s",
+           "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+    out = subprocess.run([sys.executable, "-c", "import bot; bot.wsgi_app()"], cwd=tmp_path, env={
+        **env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "LINE_CHANNEL_ACCESS_TOKEN" in out.stderr, out.stderr
+
+
 def test_log_lines_have_the_fields_ops_need_and_nothing_personal(bot_app):
     code = repo.create_institution("ログ商工会", "よろず").code
     bot_app.say(DAVE, "follow")
