@@ -63,8 +63,25 @@ def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def sharing_the_account(expert: Expert) -> list[int]:
+    """Other applications (not rejected) paid into the same bank account, found by the
+    keyed blind index: fees of two experts into one account need a look, and no one
+    has to decrypt anything to see it."""
+    blind = (expert.draft or {}).get("account_blind") or expert.account_blind
+    if not blind:
+        return []
+    return [e.id for e in Expert.select(Expert.id).where((Expert.account_blind == blind) & (Expert.id != expert.id)
+                                                         & (Expert.status != "rejected")).order_by(Expert.id)]
+
+
 def public_rows(expert: Expert) -> list[tuple[str, str]]:
-    return [(label, value) for label, value, _ in summary_rows(expert.draft or {})[1:]]
+    """What reviewers see of an application; a shared account comes first (cards show the first rows)."""
+    rows = [(label, value) for label, value, _ in summary_rows(expert.draft or {})[1:]]
+    shared = sharing_the_account(expert)
+    if shared:
+        numbers = "、".join(f"申請No.{n}" for n in shared)
+        rows.insert(0, ("要確認", f"同じ振込口座が{numbers}でも登録されています"))
+    return rows
 
 
 def photo_links(ctx: Context, expert: Expert) -> list[tuple[str, str]]:

@@ -194,3 +194,32 @@ def test_changing_the_kana_after_the_account_is_caught_at_submit(bot_app):
     bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
     bot_app.text(EXPERT, "すずき はなこ")
     assert "登録申請を送信しました" in bot_app.say(EXPERT, "postback", data="p=submit")[0]
+
+
+def test_an_account_already_registered_by_another_application_is_flagged_to_the_reviewer(bot_app):
+    """DESIGN: the keyed blind index finds duplicate accounts without decrypting them."""
+    from tests.actors import submitted_application
+
+    secretariat(bot_app)
+    institution = institution_with_reviewer(bot_app, "重複商工会", REVIEWER)
+    register(bot_app, institution.code)
+    bot_app.say(EXPERT, "postback", data="p=submit")
+    first = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    assert first.account_blind and first.account_blind != ACCOUNT, "a keyed index, not the number"
+    second = submitted_application(institution, "U" + "cd" * 16, account_blind=first.account_blind)
+    second.account_blind = first.account_blind  # as 送信 records it
+    second.save()
+    other = submitted_application(institution, "U" + "ef" * 16, account_blind="another-account")
+
+    def cards_after(action) -> str:
+        seen = bot_app._seq(REVIEWER)
+        action()
+        return json.dumps([m for d in bot_app.line.deliveries_for(REVIEWER, after=seen) for m in d["messages"]],
+                          ensure_ascii=False)
+
+    queue = cards_after(lambda: bot_app.text(REVIEWER, "審査待ち"))
+    assert queue.count("同じ振込口座が") == 2, "both applications sharing it are flagged"
+    assert f"同じ振込口座が申請No.{first.id}でも登録されています" in queue
+    assert f"同じ振込口座が申請No.{second.id}でも登録されています" in queue
+    detail = cards_after(lambda: bot_app.say(REVIEWER, "postback", data=f"a=detail&id={other.id}"))
+    assert "申請No." in detail and "同じ振込口座" not in detail
