@@ -184,11 +184,16 @@ class _NewLines:
 
 
 def follow(log_dir: str | Path, poll: float = 0.5) -> Iterator[dict[str, Any]]:
-    """Yield new entries from every file as they are written (tail -f for all processes)."""
+    """Entries written to any process file from now on, as they come (tail -f for all
+    processes). "Now" is this call, not the first ``next()``."""
     reader = _NewLines(log_dir, from_end=True)
-    while True:
-        yield from reader.read()
-        time.sleep(poll)
+
+    def entries() -> Iterator[dict[str, Any]]:
+        while True:
+            yield from reader.read()
+            time.sleep(poll)
+
+    return entries()
 
 
 class LogTail:

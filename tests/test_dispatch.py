@@ -127,6 +127,21 @@ def test_a_cancelled_dispatch_does_not_count_toward_the_limit(bot_app):
     assert "依頼しました" in texts[0]
 
 
+def test_a_declined_request_does_not_count_toward_the_limit(bot_app):
+    inst, expert = setup(bot_app)
+    first = dispatch_for(expert, REVIEWER, name="辞退株式会社")
+    dispatch_for(expert, REVIEWER, business=first.business)
+    asked = dispatch_for(expert, REVIEWER, business=first.business, status="requested")
+    bot_app.say(EXPERT, "postback", data=f"a=dsp_decline&id={asked.id}")
+    assert "担当者に伝えました" in bot_app.text(EXPERT, "その日は別の支援が入っています")[0]
+    bot_app.text(REVIEWER, "支援依頼")
+    bot_app.text(REVIEWER, "辞退株式会社")
+    bot_app.text(REVIEWER, "1")
+    bot_app.text(REVIEWER, f"No.{expert.id}")
+    bot_app.say(REVIEWER, "postback", data="dp=when", params={"datetime": tomorrow_10()})
+    assert "依頼しました" in bot_app.say(REVIEWER, "postback", data="c=yes")[0], "2 counted + 1 declined: room for 1"
+
+
 def test_reschedule_before_check_in_tells_the_expert(bot_app):
     inst, expert = setup(bot_app)
     dispatch = dispatch_for(expert, REVIEWER)

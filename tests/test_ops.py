@@ -171,3 +171,16 @@ def test_chat_pages_ops_panel_shows_this_users_log_lines(bot_app):
     assert again["entries"] == [] and again["next"] == body["next"]
     assert requests.get(base + "/_sim/logs", params={"user": "nobody"}, timeout=5).status_code == 400
     assert requests.get(base + "/_sim/logs", params={"user": DAVE, "after": "x"}, timeout=5).status_code == 400
+
+
+def test_logs_follow_yields_only_new_complete_lines_from_every_process(tmp_path):
+    """`python bot.py logs -f`: what was there is skipped; new lines of any process file follow."""
+    from handlers import logs
+
+    (tmp_path / "bot-web-1.jsonl").write_text(json.dumps({"ts": "2026-11-26T01:00:00Z", "event": "old"}) + "\n")
+    follow = logs.follow(tmp_path, poll=0.01)
+    with (tmp_path / "bot-web-1.jsonl").open("a") as fh:
+        fh.write(json.dumps({"ts": "2026-11-26T01:00:01Z", "event": "new-web"}) + "\n")
+    (tmp_path / "bot-worker-2.jsonl").write_text(json.dumps({"ts": "2026-11-26T01:00:02Z", "event": "new-worker"})
+                                                 + "\n" + '{"ts": "2026-11-26T01:00:03Z", "event": "half')
+    assert [next(follow)["event"] for _ in range(2)] == ["new-web", "new-worker"]

@@ -481,3 +481,20 @@ def test_a_report_without_flags_shows_no_warning(bot_app):
     tap(bot_app, EXPERT, "p=submit")
     bot_app.drain()
     assert not flex_to(bot_app, REVIEWER, "要確認")
+
+
+def test_a_day_cap_counts_the_experts_other_report_that_day(bot_app):
+    """cap_scope = "day": two dispatches on one day share the 31,680-yen cap."""
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, cap_scope="day")
+    _, expert, morning = setup(bot_app, when=JUNE_10_AT_10, minutes=300)  # 10 units: 26,400 yen
+    bot_app.text(EXPERT, "報告書")
+    write(bot_app, minutes="300分")
+    tap(bot_app, EXPERT, "p=submit")
+    assert Report.get(Report.dispatch == morning).gross_yen == 26_400
+    afternoon = dispatch_for(expert, REVIEWER, when=JUNE_10_AT_10 + timedelta(hours=6), status="completed")
+    checked(afternoon, JUNE_10_AT_10 + timedelta(hours=6), 120)  # 4 units: 10,560 yen uncapped
+    bot_app.text(EXPERT, "報告書")
+    texts = write(bot_app, minutes="120分")
+    assert any("謝金 5,280円" in t for t in texts), texts  # 31,680 − 26,400 left for the day
+    tap(bot_app, EXPERT, "p=submit")
+    assert Report.get(Report.dispatch == afternoon).gross_yen == 5_280

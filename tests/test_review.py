@@ -274,6 +274,23 @@ def test_letter_is_sent_again_on_request(bot_app):
     assert "使い方" in bot_app.text(SEC, "/letter")[0]
 
 
+def test_without_auto_send_the_secretariat_sends_the_letter(bot_app):
+    """program.toml [commission] letter_auto_send = false: consent, then the secretariat's /letter."""
+    import dataclasses
+
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, letter_auto_send=False)
+    inst, expert = setup(bot_app)
+    expert.status = "registered"
+    expert.save()
+    texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
+    assert "同意を記録しました" in texts[0] and "事務局から委嘱状をお送りします" in texts[-1]
+    assert not any(m["type"] == "flex" for m in bot_app.line.messages_for(EXPERT)[-len(texts):])
+    assert "委嘱状を送りました" in bot_app.text(SEC, f"/letter {expert.id}")[0]
+    bot_app.drain()
+    card, pdf = bot_app.line.messages_for(EXPERT)[-2:]
+    assert card["type"] == "flex" and "委嘱状" in card["altText"] and "印刷用（PDF）" in pdf["text"]
+
+
 def test_cli_admin_grant(bot_app, tmp_path):
     import subprocess
     import sys
