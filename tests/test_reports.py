@@ -130,10 +130,7 @@ def test_minutes_default_to_the_checks_and_the_reviewer_accepts(bot_app):
 
 
 def test_checkout_opens_the_report_and_schedules_its_reminder(bot_app, monkeypatch):
-    scheduled: list[tuple] = []
-    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
-                        scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
-                        raising=False)
+    scheduled, _ = reminder_hooks(monkeypatch)
     secretariat(bot_app)
     inst = institution_with_reviewer(bot_app, "報告商工会", REVIEWER)
     noon = pin_business_time(bot_app)  # checked in 2 h 10 min before: the same day after midnight too
@@ -275,14 +272,19 @@ def test_fees_total_accepted_reports_of_the_month_only(bot_app):
     assert "使い方" in bot_app.text(SEC, "/reports nonsense")[0]
 
 
-def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app, monkeypatch):
+def reminder_hooks(monkeypatch) -> tuple[list[tuple], list[str]]:
+    """Record the reminder jobs a step asks the webhook to schedule / cancel after commit."""
     scheduled: list[tuple] = []
     cancelled: list[str] = []
-    # The hooks the webhook provides (queued on the outbox queue after commit).
     monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
                         scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
                         raising=False)
     monkeypatch.setattr(Context, "unschedule", lambda self, job_id: cancelled.append(job_id), raising=False)
+    return scheduled, cancelled
+
+
+def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app, monkeypatch):
+    scheduled, cancelled = reminder_hooks(monkeypatch)
     start = utcnow() - timedelta(minutes=190)  # checked in 3 h 10 min ago, out an hour ago
     setup(bot_app, when=start)
     bot_app.text(EXPERT, "報告書")
@@ -395,12 +397,7 @@ def test_zero_minutes_is_refused_when_the_checks_are_apart(bot_app):
 
 
 def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_it(bot_app, monkeypatch):
-    scheduled: list[tuple] = []
-    cancelled: list[str] = []
-    monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
-                        scheduled.append((delay, func, args, job_id)) if func == reports.REMIND_JOB else None,
-                        raising=False)
-    monkeypatch.setattr(Context, "unschedule", lambda self, job_id: cancelled.append(job_id), raising=False)
+    scheduled, cancelled = reminder_hooks(monkeypatch)
     setup(bot_app)
     bot_app.text(EXPERT, "報告書")
     write(bot_app)
