@@ -58,9 +58,15 @@ class _JsonLinesFile:
         self.fh.write(line + "\n")
 
 
+# JSON allows these raw inside strings, but str.splitlines() and many log tools break lines at them.
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
+
+
 def _tee(files: list[Any]) -> Any:
     def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
         line = json.dumps(event_dict, ensure_ascii=False, default=str, separators=(",", ":"))
+        if not line.isascii():  # one record, one line, for every reader: escape Unicode line breaks
+            line = line.translate(_LINE_BREAKS)
         for f in files:
             try:
                 f.write(line)
@@ -174,7 +180,9 @@ class _NewLines:
                 continue
             complete = chunk[: chunk.rfind(b"\n") + 1]
             self.offsets[path] = start + len(complete)
-            for line in complete.decode("utf-8", "replace").splitlines():
+            for line in complete.decode("utf-8", "replace").split("\n"):
+                if not line:
+                    continue
                 try:
                     entries.append(json.loads(line))
                 except ValueError:

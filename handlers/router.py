@@ -22,7 +22,7 @@ from linebot.v3.messaging import Message
 from conversations import (admin, attendance, changes, commission, dispatch, lifecycle, profile, reports, review, roles,
                            submission)
 from conversations import messages as msg
-from conversations.engine import PAUSED, Context, Engine, Input
+from conversations.engine import PAUSED, Context, Engine, Input, fit_five
 from storage import repo
 from storage.models import Expert
 from storage.sessions import Session
@@ -48,9 +48,20 @@ REVIEWER_HELP = (
 )
 
 
+# A timestamp (ms) from before 1970, or so late that a datetime cannot hold it in
+# every time zone (9999-01-01), is unknown: the event counts as sent when processed.
+_LAST_TIMESTAMP_MS = 253_370_764_800_000
+
+
 def to_input(event: dict[str, Any]) -> Input:
-    """LINE's event dict → the flow-level ``Input`` (transport details dropped)."""
-    base = {"timestamp_ms": int(event.get("timestamp") or 0), "event_id": event.get("webhookEventId")}
+    """LINE's event dict → the flow-level ``Input`` (transport details dropped).
+
+    Safe for any event ``handlers.event_schema`` accepts: the schema guarantees the
+    types; values of the right type that the flows cannot use (a timestamp past
+    year 9999, a latitude of 1e300) arrive as "absent"."""
+    timestamp = event.get("timestamp")
+    known = type(timestamp) is int and 0 < timestamp < _LAST_TIMESTAMP_MS
+    base = {"timestamp_ms": timestamp if known else 0, "event_id": event.get("webhookEventId")}
     etype = event.get("type")
     if etype == "message":
         message = event.get("message") or {}
@@ -58,8 +69,11 @@ def to_input(event: dict[str, Any]) -> Input:
         if mtype == "text":
             return Input.from_text(str(message.get("text") or ""), **base)
         if mtype == "location":
-            return Input(kind="location", latitude=message.get("latitude"), longitude=message.get("longitude"),
-                         address=message.get("address"), **base)
+            latitude, longitude = _degrees(message.get("latitude"), 90), _degrees(message.get("longitude"), 180)
+            if latitude is None or longitude is None:
+                latitude = longitude = None  # the flows ask for the location again
+            return Input(kind="location", latitude=latitude, longitude=longitude, address=message.get("address"),
+                         **base)
         if mtype == "image":
             image_set = message.get("imageSet") if isinstance(message.get("imageSet"), dict) else None
             return Input(kind="image", message_id=message.get("id"), image_set=image_set, **base)
@@ -70,6 +84,13 @@ def to_input(event: dict[str, Any]) -> Input:
     if etype in ("follow", "unfollow"):
         return Input(kind=etype, **base)
     return Input(kind="unsupported", **base)
+
+
+def _degrees(value: Any, limit: float) -> float | None:
+    """A latitude (limit 90) or longitude (180) the geodesic code accepts, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -limit <= value <= limit:
+        return float(value)
+    return None
 
 
 def recover(s: Session, ctx: Context) -> None:
@@ -105,6 +126,36 @@ def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
         if replies is not None:
             return replies
     return _at_rest(s, inp, ctx)
+
+
+# --- 0. late events -------------------------------------------------------------------------
+
+
+def carries_target(inp: Input) -> bool:
+    """A card's button (承認 of application 12…) names what it acts on, so it is judged by
+    that target whenever it arrives; a plain answer only means something for the question
+    it was sent to."""
+    return inp.kind == "postback" and review.parse_action(inp.data)[0] in ACTIONS
+
+
+def late(s: Session, inp: Input, ctx: Context) -> list[Message]:
+    """An input that reached us after a later message of the same user was applied.
+
+    Taking it as the answer to the question asked *now* could put a フリガナ
+    where the 氏名 belongs, so it is not applied: the user is told plainly and,
+    in a flow, asked the current question again. A follow or block arriving
+    late changes nothing and says nothing.
+    """
+    if inp.kind in ("follow", "unfollow"):
+        return []
+    what = {"text": f"「{inp.text[:20]}{'…' if len(inp.text) > 20 else ''}」", "location": "位置情報",
+            "image": "写真", "postback": "ボタンの操作"}.get(inp.kind, "メッセージ")
+    head = f"{what}は、そのあとに送られたメッセージより遅れて届いたため、入力として使いませんでした。"
+    flow = ENGINE.flow_of(s)
+    if flow is not None and s.state in flow.steps and not s.data.get(PAUSED):
+        return fit_five([msg.text(head + "\n今の質問にもう一度お答えください。")]
+                        + flow.steps[s.state].ask(s, ctx, again=True))
+    return [msg.text(head + "\n必要でしたら、もう一度送ってください。")]
 
 
 # --- 1. follow ----------------------------------------------------------------------------

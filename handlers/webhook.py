@@ -12,7 +12,6 @@ bug in a flow is logged and apologised for — never a 500.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -32,22 +31,28 @@ from rq.job import Job
 
 from conversations import messages as msg
 from conversations.engine import Context
-from handlers import outbox, router
+from handlers import event_schema, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import EVENTS_QUEUE, OUTBOX_QUEUE, Runtime, current
 from storage import repo
 from storage import db as storage_db
 from storage.db import database
+from storage.files import StoreUnavailable
 from storage.sessions import Session, decode
-from storage.user_gate import NOT_READ
+from storage.user_gate import NOT_READ, Entry
 
 log = structlog.get_logger("webhook")
 bp = Blueprint("webhook", __name__)
 
-DEFERRED_LOCK_WAIT = 60
+DEFERRED_LOCK_WAIT = 60  # seconds a worker job waits for its turn
+# A deferred event already got its 200, so LINE will not redeliver it: the worker
+# retries it through an outage of up to ~19 minutes (the database restarting).
+DEFERRED_RETRY_INTERVALS = [1, 5, 15, 30, 60, 120, 300, 600]
+DEFERRED_HOLD = 30  # seconds a deferred event keeps its place in the user's order until the worker takes it
 
-UNAVAILABLE = (redis.RedisError, peewee.OperationalError, peewee.InterfaceError)
+# A disk that refuses a photo (StoreUnavailable: full, read-only) is unavailable too, not a flow bug.
+UNAVAILABLE = (redis.RedisError, peewee.OperationalError, peewee.InterfaceError, StoreUnavailable)
 _validators: dict[str, SignatureValidator] = {}
 
 
@@ -73,17 +78,25 @@ def callback() -> tuple[Response, int]:
             log.warning("webhook.bad_signature", has_signature=bool(signature))
             return jsonify(message="invalid signature"), 400
         try:
-            payload = json.loads(body)
+            payload = event_schema.loads(body)
             events = payload["events"]
             if not isinstance(events, list):
                 raise TypeError("events is not a list")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep to parse
             log.warning("webhook.bad_body")
             return jsonify(message="invalid body"), 400
         try:
             for user_events in _by_user(events).values():
-                for event in user_events:
-                    accept(rt, event)
+                for order, event in enumerate(user_events):
+                    try:
+                        accept(rt, event, order)
+                    except Unavailable:
+                        raise
+                    except Exception as exc:
+                        # A bug, not the input (the event passed the schema): this event is
+                        # lost, but never as a 500 that would drop the rest of the batch too.
+                        log.exception("webhook.event_failed", error=type(exc).__name__,
+                                      user=pseudonym(event_schema.sender(event)), event_type=event.get("type"))
         except Unavailable as exc:
             log.error("webhook.unavailable", error=str(exc.__cause__ or exc)[:200])
             return jsonify(message="temporarily unavailable"), 503
@@ -93,19 +106,33 @@ def callback() -> tuple[Response, int]:
 
 
 def _by_user(events: list[Any]) -> "OrderedDict[str, list[dict[str, Any]]]":
-    """Group events by sender, keeping each user's order."""
+    """Group the well-formed events by sender, keeping each user's order.
+
+    A malformed event is logged and dropped here, before anything reads it: it
+    never reaches ``accept()`` (so it sets no dedupe marker), the request is
+    still acknowledged, and the other events run. The log line names where the
+    event breaks LINE's schema, never the values it holds."""
     groups: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-    for event in events:
-        if not isinstance(event, dict):
+    for index, event in enumerate(events):
+        problem = event_schema.problem(event)
+        if problem is not None:
+            log.warning("webhook.malformed_event", index=index, reason=problem,
+                        user=pseudonym(event_schema.sender(event)))
             continue
-        source = event.get("source") if isinstance(event.get("source"), dict) else {}
-        key = str(source.get("userId") or source.get("groupId") or source.get("roomId") or "")
+        source = event.get("source") or {}
+        key = source.get("userId") or source.get("groupId") or source.get("roomId") or ""
         groups.setdefault(key, []).append(event)
     return groups
 
 
-def accept(rt: Runtime, event: dict[str, Any]) -> str:
-    """Dedupe and serialise one event, then run it (or defer it). Returns the outcome."""
+def event_score(event: dict[str, Any], order: int = 0) -> float:
+    """Where an event stands in its user's order: LINE's timestamp (ms), then its index in the request."""
+    timestamp = event.get("timestamp")
+    return float((timestamp if isinstance(timestamp, int) and timestamp > 0 else 0) * 1000 + min(order, 999))
+
+
+def accept(rt: Runtime, event: dict[str, Any], order: int = 0) -> str:
+    """Dedupe and serialise one event (in LINE's order), then run it (or defer it). Returns the outcome."""
     started = time.perf_counter()
     source = event.get("source") if isinstance(event.get("source"), dict) else {}
     user_id = source.get("userId")
@@ -118,19 +145,24 @@ def accept(rt: Runtime, event: dict[str, Any]) -> str:
         log.info("webhook.event", outcome="ignored_source", source_type=source.get("type"), **fields)
         return "ignored_source"
     gate = rt.gate
+    score = event_score(event, order)
+    entry = None
     try:
-        entry = gate.enter(event_id, user_id)
+        entry = gate.enter(event_id, user_id, score, rt.config.lock_wait)
         if entry.status == "duplicate":
             log.info("webhook.event", outcome="duplicate", **fields)
             return "duplicate"
-        if entry.status == "busy":
-            entry.token = gate.wait(user_id, rt.config.lock_wait)
-            if entry.token is None:
-                rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(),
-                                               retry=Retry(max=3, interval=[1, 5, 30]))
-                log.info("webhook.event", outcome="deferred", **fields)
-                return "deferred"
+        if entry.status == "queued" and not gate.wait_turn(user_id, entry, rt.config.lock_wait):
+            # Keep our place in the user's order while the worker picks the event up.
+            assert entry.token is not None
+            member = gate.requeue(user_id, entry.member, entry.token, score, DEFERRED_HOLD)
+            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(), entry.token, member, score,
+                                           retry=Retry(max=8, interval=DEFERRED_RETRY_INTERVALS))
+            log.info("webhook.event", outcome="deferred", **fields)
+            return "deferred"
     except redis.RedisError as exc:
+        if entry is not None and entry.member:
+            _leave_queue(rt, user_id, entry.member)
         _forget_event(rt, event_id)
         raise Unavailable() from exc
     assert entry.token is not None
@@ -168,20 +200,30 @@ def _release(rt: Runtime, user_id: str, token: str) -> None:
     try:
         rt.gate.release(user_id, token)
     except redis.RedisError:
-        pass  # the lock times out by itself
+        pass  # the lease runs out by itself (within seconds: nobody renews it now)
 
 
-def process_deferred(event: dict[str, Any], received_at: float) -> str:
-    """RQ job: an event whose user was busy; run it in order once the lock is free."""
+def _leave_queue(rt: Runtime, user_id: str, member: str) -> None:
+    try:
+        rt.gate.leave_queue(user_id, member)
+    except redis.RedisError:
+        pass  # our place expires with its deadline
+
+
+def process_deferred(event: dict[str, Any], received_at: float, token: str | None = None,
+                     member: str | None = None, score: float | None = None) -> str:
+    """RQ job: an event whose user was busy; run it in the user's order once its turn comes."""
     rt = current()
     user_id = event["source"]["userId"]
-    token = rt.gate.wait(user_id, DEFERRED_LOCK_WAIT, client=rt.worker_redis)
-    if token is None:
+    entry = Entry("queued", token or uuid.uuid4().hex, member=member)
+    score = event_score(event) if score is None else score
+    if not rt.gate.wait_turn(user_id, entry, DEFERRED_LOCK_WAIT, client=rt.worker_redis, score=score):
         raise RuntimeError("user lock still busy; RQ will retry")
+    assert entry.token is not None
     try:
-        ran = run_event(rt, event, received_at, token, NOT_READ)
+        ran = run_event(rt, event, received_at, entry.token, entry.raw_session)
     except BaseException:
-        _release(rt, user_id, token)
+        _release(rt, user_id, entry.token)
         raise
     log.info("webhook.event", outcome=ran.outcome, deferred=True, flow=ran.flow, state_before=ran.state_before,
              state_after=ran.state_after, webhook_event_id=event.get("webhookEventId"), user=pseudonym(user_id),
@@ -221,7 +263,8 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
                    if inp.timestamp_ms else None)
         ctx = Context(user=user, program=rt.program, now=now, sent_at=sent_at, event_id=event_id,
                       crypto=rt.crypto, files=rt.files, link_for=rt.link_for)
-        if inp.kind == "unfollow":
+        late = repo.arrived_late(user, inp.timestamp_ms) and not router.carries_target(inp)
+        if inp.kind == "unfollow" and not late:  # a late block is history: the user has written since
             repo.set_following(user, False)
             session = None
             replies: list[Message] = []
@@ -230,7 +273,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
             flow_before, state_before = session.flow, session.state
             try:
                 with database.atomic():  # a savepoint: a flow bug undoes only the flow's writes
-                    replies = router.route(session, inp, ctx)
+                    replies = router.late(session, inp, ctx) if late else router.route(session, inp, ctx)
             except UNAVAILABLE:
                 raise
             except Exception:
@@ -240,7 +283,9 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
                 ctx.cancelled_jobs.clear()
                 session = _checked(None, user_id, user.session_rev, ctx)
                 replies = [msg.text("申し訳ありません。処理中にエラーが発生しました。お手数ですが、もう一度送ってください。")]
-            session.v = repo.bump_session_rev(user)
+            # A timestamp ahead of our clock (LINE's clock ahead of ours, the simulator's 時計) is
+            # remembered as "now": a clock set back later must not make every message look late.
+            session.v = repo.bump_session_rev(user, min(inp.timestamp_ms, int(time.time() * 1000)))
     # Committed. From here on, failures must not undo what the user sees.
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
@@ -248,14 +293,17 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
     if session is not None:
         session.updated_at = time.time()
     try:
-        rt.gate.leave(user_id, token, session.to_json() if session is not None else None)
+        if not rt.gate.leave(user_id, token, session.to_json() if session is not None else None, event_id):
+            # The lease ran out (Redis stalled) and the lock may be someone else's now:
+            # the session was left alone; the next event recomputes it from SQL.
+            log.warning("session.save_skipped", user=pseudonym(user_id), reason="lock_lost")
     except redis.RedisError as exc:
         # SQL has the answers and the user's step counter moved on, so the
         # next event sees a stale or missing session and recomputes it.
         log.error("session.save_failed", user=pseudonym(user_id), error=type(exc).__name__)
     if session is None:
         return Ran("unfollowed", flow_before, state_before, None)
-    return Ran("processed", session.flow or flow_before, state_before, session.state)
+    return Ran("late" if late else "processed", session.flow or flow_before, state_before, session.state)
 
 
 def _schedule_jobs(rt: Runtime, ctx: Context) -> None:

@@ -344,7 +344,8 @@ def _discriminated_one_of(validator: Any, one_of: list[Any], instance: Any, sche
     """
     info = schema.get("x-discriminator")
     if info and isinstance(instance, dict):
-        target = info["mapping"].get(instance.get(info["propertyName"]))
+        key = instance.get(info["propertyName"])
+        target = info["mapping"].get(key) if isinstance(key, str) else None  # [] or {} is unhashable
         if target is not None:
             index = one_of.index({"$ref": _SCHEMA_PREFIX + target})
             errors = list(validator.descend(instance, one_of[index], schema_path=index))
@@ -456,7 +457,7 @@ class SchemaValidator:
         if prop not in instance:
             return [Violation(prop_path, "must be specified")]
         value = instance[prop]
-        if value not in mapping:
+        if not isinstance(value, str) or value not in mapping:
             return [Violation(prop_path, f"unknown {info['schema']} type {_short(value)}; "
                                          f"expected one of {sorted(mapping)}")]
         branch = list(dict.fromkeys(mapping.values())).index(mapping[value])

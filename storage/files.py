@@ -10,6 +10,7 @@ same photo sent twice is stored once, and a retake simply gets a new name.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -100,6 +101,16 @@ class InvalidFileId(ValueError):
     """Not a file id this store could have issued (e.g. a path-traversal attempt)."""
 
 
+class StoreUnavailable(OSError):
+    """The file system refused a write (disk full, read-only, no permission).
+
+    Not the photo's fault and not a bug in the flow: the webhook answers 503
+    with nothing written, and LINE's redelivery stores the photo once the disk
+    has room again. A plain ``OSError`` would look like a flow bug (an apology,
+    and the photo lost).
+    """
+
+
 def is_valid_file_id(file_id: object) -> bool:
     return isinstance(file_id, str) and _FILE_ID_RE.fullmatch(file_id) is not None
 
@@ -126,23 +137,30 @@ class EncryptedFileStore:
             raise ValueError("content_type must be a plain MIME type such as image/jpeg")
         file_id = self._crypto.keyed_hash(bytes(data), "file-name")
         path = self._path(file_id)
-        if path.exists():
-            return file_id
+        try:
+            if not path.exists():
+                self._write(path, content_type.encode("ascii") + b"\n" + bytes(data))
+        except OSError as exc:
+            raise StoreUnavailable(exc.errno, f"file store: {exc.strerror or exc}") from exc
+        return file_id
+
+    def _write(self, path: Path, plain: bytes) -> None:
+        """Encrypt into a temporary file, then rename: readers never see half a file."""
         _make_private_dir(self.root)
         _make_private_dir(path.parent)
-        token = self._crypto.encrypt_bytes(content_type.encode("ascii") + b"\n" + bytes(data))
-        tmp = path.parent / f".{file_id}.{secrets.token_hex(8)}.tmp"
+        token = self._crypto.encrypt_bytes(plain)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(token)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)  # atomic: readers never see half a file
+            os.replace(tmp, path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a failing disk must not hide the first error
+                tmp.unlink(missing_ok=True)
             raise
-        return file_id
 
     def get(self, file_id: str) -> tuple[bytes, str]:
         """``(bytes, content_type)``; ``FileNotFoundError`` if unknown, ``InvalidFileId`` if not an id."""

@@ -70,12 +70,21 @@ def _v5_flow_drafts(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([models.FlowDraft], safe=True)
 
 
+def _v6_event_order(db: Database, migrator: SchemaMigrator) -> None:
+    """The latest applied LINE timestamp per user: late (reordered) events are recognised."""
+    user = models.LineUser
+    columns = {c.name for c in db.get_columns(user._meta.table_name)}
+    if "last_event_ms" not in columns:
+        migrate(migrator.add_column(user._meta.table_name, "last_event_ms", user.last_event_ms))
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
     _v3_change_requests,
     _v4_dispatches,
     _v5_flow_drafts,
+    _v6_event_order,
 ]
 
 LATEST = len(MIGRATIONS)

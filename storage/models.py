@@ -14,6 +14,7 @@ from typing import Any
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -81,6 +82,9 @@ class LineUser(BaseModel):
     institution = ForeignKeyField(Institution, null=True, backref="staff", on_delete="SET NULL")
     following = BooleanField(default=True)
     session_rev = IntegerField(default=0)
+    # LINE's timestamp (ms) of the latest event applied: an event older than it
+    # arrived late (reordered in transit) and is never taken as the current answer.
+    last_event_ms = BigIntegerField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

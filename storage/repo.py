@@ -24,8 +24,8 @@ def new_code(length: int = 6) -> str:
 
 _USER_BY_LINE_ID = Compiled(lambda: LineUser.select().where(LineUser.line_user_id == "U"))
 _EXPERT_BY_USER = Compiled(lambda: Expert.select().where(Expert.user == 0))
-_BUMP_REV = Compiled(lambda: LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow())
-                     .where(LineUser.id == 0))
+_BUMP_REV = Compiled(lambda: LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow(),
+                                             last_event_ms=0).where(LineUser.id == 0))
 _MARK_PROCESSED = Compiled(lambda: ProcessedEvent.insert(webhook_event_id="e", line_user_id="u", processed_at=utcnow()))
 _SAVE_DRAFT = Compiled(lambda: Expert.update(draft={}, updated_at=utcnow()).where(Expert.id == 0))
 _SAVE_DRAFT_AND_INSTITUTION = Compiled(lambda: Expert.update(draft={}, updated_at=utcnow(), institution=0)
@@ -59,15 +59,22 @@ def set_following(user: LineUser, following: bool) -> None:
         user.save(only=[LineUser.following, LineUser.updated_at])
 
 
-def bump_session_rev(user: LineUser) -> int:
-    """Advance the user's step counter inside the step's transaction.
+def bump_session_rev(user: LineUser, event_ms: int = 0) -> int:
+    """Advance the user's step counter (and the latest applied LINE timestamp) inside the step's transaction.
 
     The caller holds the user's lock, so the row cannot have moved since it
     was read: no need to read it back.
     """
-    _BUMP_REV.execute(1, utcnow(), user.id)
+    latest = max(user.last_event_ms or 0, event_ms) or None
+    _BUMP_REV.execute(1, latest, utcnow(), user.id)  # peewee orders SET by the model's fields
     user.session_rev += 1
+    user.last_event_ms = latest
     return user.session_rev
+
+
+def arrived_late(user: LineUser, event_ms: int) -> bool:
+    """True when a later event of this user was already applied (LINE's timestamps)."""
+    return bool(event_ms and user.last_event_ms and event_ms < user.last_event_ms)
 
 
 # --- institutions ------------------------------------------------------------

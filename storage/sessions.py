@@ -120,6 +120,10 @@ class KeyBuilder:
     def event(self, webhook_event_id: str) -> str:
         return f"{self.prefix}evt:{webhook_event_id}"
 
+    def queue(self, user_id: str) -> str:
+        """The user's events waiting for the lock, scored by LINE's timestamp."""
+        return f"{self.prefix}wait:user:{user_id}"
+
 
 class SessionStore(ABC):
     """What the conversation layer needs from a session backend."""

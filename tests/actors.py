@@ -105,3 +105,18 @@ def dispatch_for(expert: Expert, reviewer: str, *, when: datetime | None = None,
                                            address="東京都千代田区丸の内1-1-1")
     return Dispatch.create(business=business, institution=expert.institution, expert=expert,
                            requested_by=repo.ensure_user(reviewer), theme="経営戦略", scheduled_at=when, status=status)
+
+
+def say_at(bot_app: Any, user: str, ts_ms: int, kind: str = "text", **fields: Any) -> list[str]:
+    """Send one event stamped ``ts_ms`` by LINE (a message the user sent then); the texts answered.
+
+    The bot applies one user's events in LINE's order, so a scenario that back-dates an
+    event ("checked in at 10:20, delivered at 12:30") back-dates what the user sent before it too.
+    """
+    event = bot_app.event(user, kind, **fields)
+    event["timestamp"] = ts_ms
+    before = bot_app._seq(user)
+    response = bot_app.post([event])
+    assert response.status_code == 200, response.text
+    return bot_app.texts_since(user, before)
+

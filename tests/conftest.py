@@ -136,7 +136,7 @@ class Bot:
         SimpleWorker(queues, connection=self.rt.worker_redis).work(burst=True, logging_level="ERROR")
 
     def log_lines(self) -> list[str]:
-        return [line for p in sorted(self.log_dir.glob("*.jsonl")) for line in p.read_text(encoding="utf-8").splitlines()]
+        return [line for p in sorted(self.log_dir.glob("*.jsonl")) for line in p.read_text(encoding="utf-8").split("\n") if line]
 
 
 def make_config(redis_url: str, db_url: str, platform_url: str, data_dir: Path, **over: Any) -> Config:

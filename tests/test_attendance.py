@@ -10,7 +10,7 @@ from geopy.distance import geodesic
 
 from simulator.events import redelivery
 from storage.models import Attendance, Dispatch, ExceptionReport, Outbox
-from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
+from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
                           institution_with_reviewer, pin_business_time, secretariat)
 
 TOKYO = timezone(timedelta(hours=9))
@@ -67,12 +67,12 @@ def hhmm(ms: int) -> str:
 
 def test_checkin_40m_from_the_business_is_recorded_with_distance_and_line_timestamp(bot_app):
     _, _, dispatch = setup(bot_app)
-    texts = bot_app.text(EXPERT, "チェックイン")
+    ts = now_ms(-0.5)  # sent half a minute ago (after the word 「チェックイン」), delivered now
+    texts = say_at(bot_app, EXPERT, ts - 5000, text="チェックイン")
     assert f"派遣No.{dispatch.id}" in texts[0] and "300m以内" in texts[0]
     assert "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
     assert state_of(bot_app) == ("checkin", "location")
 
-    ts = now_ms(-0.5)
     texts, event = send_location(bot_app, EXPERT, near(40), ts)
     assert "チェックインしました" in texts[0] and "事業所から40m" in texts[0] and f"時刻：{hhmm(ts)}" in texts[0]
     check = Attendance.get()
@@ -175,14 +175,14 @@ def test_identical_checkin_and_checkout_points_are_flagged(bot_app):
 def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
     noon = pin_business_time(bot_app)  # "picked 2 h 10 min ago" stays on the dispatch's day after midnight too
     _, _, dispatch = setup(bot_app)
-    bot_app.text(EXPERT, "チェックイン")
     ts_in = int((noon - timedelta(minutes=130)).timestamp() * 1000)  # picked at 10:20, delivered only at 12:30
+    say_at(bot_app, EXPERT, ts_in - 5000, text="チェックイン")
     send_location(bot_app, EXPERT, near(40), ts_in)
     assert Attendance.get(kind="in").flags == ["late_event"], "a check long after its event time is flagged"
 
-    texts = bot_app.text(EXPERT, "チェックアウト")
-    assert f"派遣No.{dispatch.id}" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
     ts_out = ts_in + 130 * 60 * 1000 + 30_000
+    texts = say_at(bot_app, EXPERT, ts_out - 5000, text="チェックアウト")
+    assert f"派遣No.{dispatch.id}" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
     texts, _ = send_location(bot_app, EXPERT, near(60, 180), ts_out)
     assert "チェックアウトしました" in texts[0] and "事業所から60m" in texts[0]
     assert f"時刻：{hhmm(ts_out)}" in texts[0] and f"経過時間：2時間10分（チェックイン {hhmm(ts_in)}）" in texts[0]

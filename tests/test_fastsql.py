@@ -31,7 +31,7 @@ def test_precompiled_statements_round_trip(database):
 
 def test_a_wrong_number_of_parameters_is_refused(database):
     with pytest.raises(TypeError):
-        repo._BUMP_REV.execute(1, 2)
+        repo._BUMP_REV.execute(1, 2, 3)
 
 
 def test_statements_follow_the_database_they_run_on(tmp_path):

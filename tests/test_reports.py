@@ -17,7 +17,7 @@ from rq.job import Job
 from conversations import reports
 from conversations.engine import Context
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
-from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
+from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
                           dispatch_for, institution_with_reviewer, pin_business_time, secretariat, utc_naive)
 
 JUNE_10_AT_10 = datetime(2026, 6, 10, 1, 0)  # 10:00 in Tokyo, stored as UTC
@@ -137,7 +137,7 @@ def test_checkout_opens_the_report_and_schedules_its_reminder(bot_app, monkeypat
     d = dispatch_for(commissioned_expert(inst), REVIEWER, when=utc_naive(noon - timedelta(minutes=140)))
     now_ms = int(noon.timestamp() * 1000)
     for word, ts in (("チェックイン", now_ms - 130 * 60_000), ("チェックアウト", now_ms)):
-        bot_app.text(EXPERT, word)
+        say_at(bot_app, EXPERT, ts - 5000, text=word)
         event = bot_app.event(EXPERT, "location", latitude=BUSINESS_LAT, longitude=BUSINESS_LNG + 0.001)
         event["timestamp"] = ts
         seen = bot_app._seq(EXPERT)
