@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test bench chaos screenshots clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 が必要です ($(PYTHON) が見つかりません)"; exit 1; }
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.webhook
+
+# Faults (PostgreSQL/Redis/Sentinel/worker/malformed/…) against servers of its own; see bench/README.md.
+chaos: $(STAMP)
+	$(PY) -m bench.chaos
 
 # The README's and docs/WALKTHROUGH.md's pictures, taken by the browser tests.
 screenshots: $(STAMP)

@@ -221,9 +221,9 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
 
 def session_bytes(redis_url: str, users: list[str], sample: int = 50) -> tuple[float, int, float]:
     """Average ``MEMORY USAGE sess:<id>`` over up to ``sample`` users; also evt-marker bytes."""
-    import redis
+    from storage.redis_conn import client_for
 
-    r = redis.Redis.from_url(redis_url)
+    r = client_for(redis_url)
     try:
         sizes = [r.memory_usage(f"sess:{u}") for u in users[:sample]]
         sizes = [s for s in sizes if s]

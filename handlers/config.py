@@ -56,7 +56,7 @@ class Config:
             signing_key=env["SIGNING_KEY"].strip(),
             line_api_base_url=env.get("LINE_API_BASE_URL", cls.line_api_base_url).rstrip("/"),
             line_data_api_base_url=env.get("LINE_DATA_API_BASE_URL", cls.line_data_api_base_url).rstrip("/"),
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env.get("REDIS_URL")),
             database_url=env.get("DATABASE_URL") or f"sqlite:///{Path(data_dir, 'bot.db')}",
             data_dir=data_dir,
             program_config=env.get("PROGRAM_CONFIG", "program.toml"),
@@ -67,6 +67,20 @@ class Config:
 
     def with_(self, **changes: object) -> "Config":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _redis_url(url: str | None) -> str | None:
+    """Check the URL's form now, so a typo is one line at start-up, not a 503 on every event."""
+    url = (url or "").strip()
+    if not url:
+        return None
+    from storage.redis_conn import RedisUrlError, check_url
+
+    try:
+        check_url(url)
+    except RedisUrlError as exc:
+        raise ConfigError(f"設定 REDIS_URL の形式が正しくありません ({exc})") from None
+    return url
 
 
 def load_dotenv_if_present(path: str = ".env") -> None:

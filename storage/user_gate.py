@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import redis
 
+from storage.redis_conn import switch_count
 from storage.sessions import SESSION_TTL_SECONDS, KeyBuilder
 
 # Redis time in ms, inside a script (TIME is allowed: scripts replicate by effects).
@@ -171,13 +172,17 @@ class UserGate:
         self.keeper = LeaseKeeper(client.register_script(_RENEW), self.lease_ms)
         self._offset_ms = 0.0
         self._offset_at = -OFFSET_MAX_AGE
+        self._offset_switches = 0
 
     # -- time: deadlines are in Redis's clock -----------------------------------------
 
     def _redis_now_ms(self, client: redis.Redis) -> float:
-        """Our estimate of Redis's clock now: local time plus an offset measured with TIME."""
+        """Our estimate of Redis's clock now: local time plus an offset measured with TIME
+        (again after a failover to another primary, whose clock may differ, or a refused script)."""
         mono = time.monotonic()
-        if mono - self._offset_at > OFFSET_MAX_AGE:
+        switches = switch_count()
+        if mono - self._offset_at > OFFSET_MAX_AGE or switches != self._offset_switches:
+            self._offset_switches = switches
             before = time.time()
             seconds, micros = client.time()
             after = time.time()
@@ -207,6 +212,7 @@ class UserGate:
         if code == 0:
             return Entry("duplicate")
         if code == 3:
+            self._offset_at = -OFFSET_MAX_AGE  # perhaps our clock, not the request, is late: measure again
             raise GaveUp("the enter script ran after the request's deadline")
         if code == 2:
             return Entry("queued", token, member=_text(result[1]))
@@ -236,6 +242,7 @@ class UserGate:
                 entry.status, entry.raw_session, entry.member = "entered", result[1] or None, None
                 return True
             if code == 3:
+                self._offset_at = -OFFSET_MAX_AGE
                 raise GaveUp("the take-turn script ran after the request's deadline")
             if code == 4:  # our place expired (a late worker job): join again in order
                 remaining = max(deadline - time.monotonic(), 0.0)
