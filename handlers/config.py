@@ -1,4 +1,4 @@
-"""Configuration from the environment (a ``.env`` file is read if present).
+"""Configuration from the environment (a ``.env`` file is read if present, by python-dotenv).
 
 Names and defaults are DESIGN.md's table. ``serve`` refuses to start with
 one line naming a missing required setting.
@@ -9,6 +9,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from dotenv import dotenv_values, load_dotenv
+
+ROOT = Path(__file__).resolve().parents[1]  # the project directory (bot.py's)
 
 REQUIRED = (
     "LINE_CHANNEL_SECRET",
@@ -74,7 +78,7 @@ def _redis_url(url: str | None) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
-    from storage.redis_conn import RedisUrlError, check_url
+    from storage.redis_urls import RedisUrlError, check_url
 
     try:
         check_url(url)
@@ -83,14 +87,16 @@ def _redis_url(url: str | None) -> str | None:
     return url
 
 
-def load_dotenv_if_present(path: str = ".env") -> None:
-    """Read KEY=VALUE lines into os.environ without overriding what is set."""
-    p = Path(path)
-    if not p.is_file():
-        return
-    for line in p.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file (python-dotenv's syntax), without touching os.environ.
+
+    Values are taken literally: no ``${VAR}`` expansion, so a secret with a
+    ``$`` in it stays as written.
+    """
+    return {k: v for k, v in dotenv_values(path, interpolate=False, encoding="utf-8").items() if v is not None}
+
+
+def load_dotenv_if_present(path: str | Path = ".env") -> None:
+    """Read an env file (``.env`` of the current directory) into os.environ, never overriding what is set."""
+    if Path(path).is_file():
+        load_dotenv(path, override=False, interpolate=False, encoding="utf-8")

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import redis
 
-from storage.redis_conn import switch_count
+from storage.redis_sentinel import switch_count
 from storage.sessions import SESSION_TTL_SECONDS, KeyBuilder
 
 # Redis time in ms, inside a script (TIME is allowed: scripts replicate by effects).

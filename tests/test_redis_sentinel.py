@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ from handlers.config import Config, ConfigError
 from simulator import events
 from simulator.platform import PlatformState, message_text
 from storage import db as storage_db
-from storage import redis_conn
+from storage import redis_conn, redis_sentinel, redis_urls
 from storage.models import LineUser, ProcessedEvent
-from storage.redis_conn import FollowingConnection, RedisUrlError, SentinelUrl, parse_sentinel_url
+from storage.redis_sentinel import FollowingConnection
+from storage.redis_urls import RedisUrlError, SentinelUrl, parse_sentinel_url
 from storage.sessions import RedisSessionStore
 from tests.conftest import SECRET, make_config, reset_database
 
@@ -75,7 +77,7 @@ def test_passwords_for_the_data_nodes_and_for_the_sentinels():
 
 
 def test_sentinel_url_builder_round_trips():
-    url = redis_conn.sentinel_url([("127.0.0.1", 5000), ("127.0.0.2", 5001)], "mymaster", 4, password="a@b:c")
+    url = redis_urls.sentinel_url([("127.0.0.1", 5000), ("127.0.0.2", 5001)], "mymaster", 4, password="a@b:c")
     target = parse_sentinel_url(url)
     assert (target.hosts, target.service, target.db, target.password) == (
         (("127.0.0.1", 5000), ("127.0.0.2", 5001)), "mymaster", 4, "a@b:c")
@@ -139,7 +141,7 @@ def test_sentinel_clients_fail_fast_on_the_webhook_and_start_no_thread_until_use
     with pytest.raises(redis.ConnectionError):
         client.ping()  # no sentinel answers
     assert time.monotonic() - started < 1.5
-    redis_conn.stop_following()
+    redis_sentinel.stop_following()
 
 
 # --- following the sentinels (no servers) -------------------------------------------------------
@@ -154,7 +156,7 @@ class FakeConnection:
 
 
 def test_follower_fences_at_the_promotion_and_cuts_the_old_primary_at_the_switch():
-    follower = redis_conn._Follower("mymaster", [("s", 1), ("s", 2), ("s", 3)], None)
+    follower = redis_sentinel._Follower("mymaster", [("s", 1), ("s", 2), ("s", 3)], None)
     follower.reported(("s", 1), ("h", 1))
     assert follower.master == ("h", 1), "the first answer is taken as it is"
     on_old, on_new = FakeConnection("h", 1), FakeConnection("h", 2)
@@ -184,7 +186,7 @@ def test_follower_fences_at_the_promotion_and_cuts_the_old_primary_at_the_switch
 
 
 def test_follower_moves_on_a_poll_only_when_most_sentinels_agree():
-    follower = redis_conn._Follower("mymaster", [("s", 1), ("s", 2), ("s", 3)], None)
+    follower = redis_sentinel._Follower("mymaster", [("s", 1), ("s", 2), ("s", 3)], None)
     follower.reported(("s", 1), ("h", 1))
     follower.reported(("s", 2), ("h", 1))
     follower.reported(("s", 3), ("h", 9))
@@ -195,7 +197,7 @@ def test_follower_moves_on_a_poll_only_when_most_sentinels_agree():
 
 
 def test_follower_refuses_connections_during_the_fence_and_to_a_demoted_primary():
-    follower = redis_conn._Follower("mymaster", [("127.0.0.1", 1)], None)
+    follower = redis_sentinel._Follower("mymaster", [("127.0.0.1", 1)], None)
     try:
         follower.admit(("h", 1))  # nothing known yet: whatever the sentinels say
         follower.reported(("127.0.0.1", 1), ("h", 1))
@@ -211,11 +213,11 @@ def test_follower_refuses_connections_during_the_fence_and_to_a_demoted_primary(
 
 
 def test_an_aborted_failover_lifts_the_fence_and_the_fence_has_a_cap(monkeypatch):
-    follower = redis_conn._Follower("mymaster", [("127.0.0.1", 1)], None)
+    follower = redis_sentinel._Follower("mymaster", [("127.0.0.1", 1)], None)
     follower.on_message("+failover-state-send-slaveof-noone", "slave h:2 h 2 @ mymaster h 1")
     follower.on_message("-failover-abort-slave-timeout", "master mymaster h 1")
     assert not follower.fenced
-    monkeypatch.setattr(redis_conn, "FENCE_MAX", 0.05)
+    monkeypatch.setattr(redis_sentinel, "FENCE_MAX", 0.05)
     follower.fence()
     assert follower.fenced
     time.sleep(0.06)
@@ -225,33 +227,32 @@ def test_an_aborted_failover_lifts_the_fence_and_the_fence_has_a_cap(monkeypatch
 # --- a live primary + replica + 3 sentinels -------------------------------------------------------
 
 
-@pytest.fixture
-def sentinel_set() -> Iterator[SentinelSet]:
+@contextmanager
+def running_set(**options: Any) -> Iterator[SentinelSet]:
+    """A started ``SentinelSet(**options)``, removed afterwards; skips the test without the servers."""
     try:
-        servers = SentinelSet(replicas=1, count=3, down_after_ms=1000, failover_timeout_ms=5000)
+        servers = SentinelSet(**options)
     except ServerUnavailable as exc:
         pytest.skip(str(exc))
     try:
         servers.start()
         yield servers
     finally:
-        redis_conn.stop_following()
+        redis_sentinel.stop_following()
         servers.remove()
+
+
+@pytest.fixture
+def sentinel_set() -> Iterator[SentinelSet]:
+    with running_set(replicas=1, count=3, down_after_ms=1000, failover_timeout_ms=5000) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
 def steady_set() -> Iterator[SentinelSet]:
     """A set that no test fails over (the fork and READONLY tests share it)."""
-    try:
-        servers = SentinelSet(replicas=1, count=3)
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        servers.start()
+    with running_set(replicas=1, count=3) as servers:
         yield servers
-    finally:
-        redis_conn.stop_following()
-        servers.remove()
 
 
 @dataclass
@@ -567,9 +568,9 @@ def assert_rq_works(harness: SentinelBot) -> None:
 
 def test_sentinel_failover_under_load(sentinel_set, sentinel_bot):
     result = run_failover(sentinel_set, sentinel_bot, kill=False)
-    follower = next(f for f in redis_conn.followers() if f.service == sentinel_set.master_name)
+    follower = next(f for f in redis_sentinel.followers() if f.service == sentinel_set.master_name)
     assert [s.new[1] for s in follower.switches] == [sentinel_set.replicas[0].port]
-    assert redis_conn.switch_count() == 1
+    assert redis_sentinel.switch_count() == 1
     assert follower.fences >= 1, "the promotion was seen: nothing was written to the old primary after it"
     assert result.failures > 0
 
@@ -581,8 +582,8 @@ def test_kill_9_of_the_primary_under_load(sentinel_set, sentinel_bot):
 def test_readonly_from_a_demoted_primary_re_resolves(steady_set, monkeypatch):
     """A script sent to a replica (a primary demoted behind the sentinels' back, which the follower
     cannot know of) fails once with READONLY, then runs on the primary: redis-py's own defence."""
-    monkeypatch.setattr(redis_conn._Follower, "admit", lambda self, address: None)
-    monkeypatch.setattr(redis_conn._Follower, "track", lambda self, conn: None)
+    monkeypatch.setattr(redis_sentinel._Follower, "admit", lambda self, address: None)
+    monkeypatch.setattr(redis_sentinel._Follower, "track", lambda self, conn: None)
     client = redis_conn.webhook_client(steady_set.url)
     manager = client.connection_pool.sentinel_manager
     real = manager.discover_master
@@ -611,17 +612,17 @@ def test_a_dropped_connection_reconnects_to_the_primary_not_to_the_address_it_re
 
 def test_a_forked_child_follows_on_its_own(steady_set):
     """gunicorn forks after building the app: the child starts its own follower, the parent's threads stay."""
-    redis_conn.stop_following()
+    redis_sentinel.stop_following()
     client = redis_conn.webhook_client(steady_set.url)
     assert client.ping()
-    parent = redis_conn.followers()
+    parent = redis_sentinel.followers()
     assert len(parent) == 1
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report whether it follows, then leave without cleanup
         try:
-            ok = client.set("forked", "1") and len(redis_conn.followers()) == 1 \
-                and redis_conn.followers()[0] is not parent[0]
+            ok = client.set("forked", "1") and len(redis_sentinel.followers()) == 1 \
+                and redis_sentinel.followers()[0] is not parent[0]
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)
@@ -629,4 +630,4 @@ def test_a_forked_child_follows_on_its_own(steady_set):
     answer = os.read(read, 1)
     os.waitpid(pid, 0)
     assert answer == b"1"
-    assert redis_conn.followers() == parent
+    assert redis_sentinel.followers() == parent
