@@ -32,8 +32,10 @@ from conversations import commission
 from conversations import messages as msg
 from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, reason_from)
 from conversations.roles import secretariat_ids
+from conversations.status_machine import IllegalTransition
+from conversations.statuses import DISPATCH
 from storage import repo
-from storage.models import Attendance, Business, Dispatch, Expert, ExceptionReport, utcnow
+from storage.models import Attendance, Business, Dispatch, Expert, ExceptionReport
 from storage.sessions import Session
 
 MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
@@ -43,7 +45,7 @@ LATE_EVENT = timedelta(minutes=10)  # received this long after LINE's timestamp
 IN, OUT = "in", "out"
 VERB = {IN: "チェックイン", OUT: "チェックアウト"}
 STATUS_BEFORE = {IN: "accepted", OUT: "checked_in"}
-STATUS_AFTER = {IN: "checked_in", OUT: "completed"}
+TRIGGER = {IN: "check_in", OUT: "check_out"}  # its move in the dispatch's status machine (conversations.statuses)
 START_WORDS = {IN: ("チェックイン",), OUT: ("チェックアウト",)}
 
 FLAG_LABELS = {
@@ -205,12 +207,15 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
     if Attendance.select().where(Attendance.event_id == reading.event_id).exists():
         return Finish([msg.text("この位置情報はすでに記録されています。")])
     flags = (["out_of_range"] if reason is not None else []) + flags_for(kind, reading, d)
+    before = d.status
+    try:
+        # Moved first: a dispatch cancelled meanwhile gets no check recorded either.
+        DISPATCH.move(d, TRIGGER[kind], actor=ctx.user_id, event_id=ctx.event_id)
+    except IllegalTransition:
+        return Finish([msg.text(f"派遣No.{d.id} は現在{VERB[kind]}できません（取消・変更された可能性があります）。")])
     Attendance.create(dispatch=d, kind=kind, line_timestamp=reading.line_ts, received_at=reading.received,
                       latitude=reading.lat, longitude=reading.lng, distance_m=reading.distance,
                       flagged=bool(flags), flags=flags, event_id=reading.event_id)
-    before = d.status
-    d.status, d.updated_at = STATUS_AFTER[kind], utcnow()
-    d.save()
     ctx.audit(f"attendance.{kind}", target=f"dispatch:{d.id}", before=before, after=d.status,
               reason=",".join(flags) or None)
     if reason is not None:

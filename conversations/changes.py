@@ -4,7 +4,9 @@ The expert edits the working copy (``Expert.draft``) with the profile form
 and sends it; the difference against the answers in force
 (``Expert.profile``) becomes a ``ChangeRequest`` for the institution's
 reviewers. The approved data stays in force until they approve; a bank
-change needs a new passbook photo.
+change needs a new passbook photo. A request moves pending → approved or
+returned through its status machine (``conversations.statuses``); a
+returned one is fixed and sent as a new request.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from conversations import flex, review, submission
 from conversations import messages as msg
 from conversations.engine import Context
 from conversations.roles import reviewer_ids, secretariat_ids
+from conversations.status_machine import IllegalTransition
+from conversations.statuses import CHANGE
 from storage.models import ChangeRequest, Expert, utcnow
 
 APPROVED_STATUSES = ("registered", "conditions_agreed", "commissioned")
@@ -92,10 +96,15 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
     if change.status != "pending":
         return [msg.text(f"変更申請No.{change.id} はすでに処理済みです。")]
     expert = change.expert
-    change.decided_at, change.decided_by = utcnow(), ctx.user_id
+    approve = op.key == "chg_approve"
+    decided: dict[str, object] = {"decided_at": utcnow(), "decided_by": ctx.user_id}
+    try:
+        CHANGE.move(change, "approve" if approve else "return", actor=ctx.user_id, reason=reason, event_id=ctx.event_id,
+                    changes=decided if approve else {**decided, "reason": reason})
+    except IllegalTransition:  # decided by someone else meanwhile (the machine audited it)
+        return [msg.text(f"変更申請No.{change.id} はすでに処理済みです。")]
     labels = "、".join(row[0] for row in change.changed)
-    if op.key == "chg_approve":
-        change.status = "approved"
+    if approve:
         expert.profile = dict(expert.draft or {})
         submission.set_searchable_fields(expert, expert.profile)
         expert.updated_at = utcnow()
@@ -104,10 +113,8 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
         for sec in secretariat_ids():
             ctx.notify(sec, [msg.text(f"申請No.{expert.id} の登録内容の変更（{labels}）が承認されました。")], "change_approved")
     else:
-        change.status, change.reason = "returned", reason
         ctx.notify(expert.user.line_user_id, [msg.text(
             f"登録内容の変更（{labels}）が差し戻されました。\n理由：{reason}\n現在の登録内容は引き続き有効です。"
             "「登録内容の変更」と送ると修正して再送信できます。")], "change_returned")
-    change.save()
     ctx.audit(f"change.{change.status}", target=f"change:{change.id}", reason=reason)
     return [msg.text(f"変更申請No.{change.id} を{op.verb}しました。")]

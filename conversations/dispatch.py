@@ -26,9 +26,11 @@ from conversations import flex, review
 from conversations import messages as msg
 from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, begin,
                                   choose, confirmation, reason_from)
+from conversations.status_machine import IllegalTransition
+from conversations.statuses import DISPATCH
 from conversations.validators import PREFECTURES, parse_prefecture
 from storage import repo
-from storage.models import Business, Dispatch, Expert, utcnow
+from storage.models import Business, Dispatch, Expert
 from storage.sessions import Session
 
 COUNTED = ("accepted", "checked_in", "completed")
@@ -404,7 +406,7 @@ def create_request(s: Session, ctx: Context) -> list[Message]:
         return [msg.text("この専門家は現在依頼を受けられません。別の専門家を選んでください。")]
     dispatch = Dispatch.create(business=business, institution=ctx.user.institution_id, expert=expert,
                                requested_by=ctx.user, theme=data["theme"],
-                               scheduled_at=datetime.fromisoformat(data["when"]), status="requested")
+                               scheduled_at=datetime.fromisoformat(data["when"]), status=DISPATCH.initial)
     ctx.audit("dispatch.requested", target=f"dispatch:{dispatch.id}", after="requested")
     ctx.notify(expert.user.line_user_id, [
         msg.text("支援のご依頼が届きました。"),
@@ -446,8 +448,12 @@ def _own_request(ctx: Context, fields: dict[str, str]) -> Dispatch | list[Messag
         ctx.audit("auth.refused", target=f"dispatch:{fields.get('id')}", reason="not the dispatch's expert")
         return [msg.text("この依頼は見つかりませんでした。")]
     if dispatch.status != "requested":
-        return [msg.text(f"派遣No.{dispatch.id} はすでに「{STATUS_LABELS.get(dispatch.status)}」です。")]
+        return _already(dispatch)
     return dispatch
+
+
+def _already(dispatch: Dispatch) -> list[Message]:
+    return [msg.text(f"派遣No.{dispatch.id} はすでに「{STATUS_LABELS.get(dispatch.status)}」です。")]
 
 
 def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
@@ -457,15 +463,20 @@ def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
     limit = ctx.program.free_dispatches_per_business
     used = counted_dispatches(ctx, dispatch.business_id, COUNTED, exclude=dispatch.id)
     if used >= limit:
-        dispatch.status, dispatch.reason, dispatch.updated_at = "cancelled", "無料派遣の上限", utcnow()
-        dispatch.save()
+        try:
+            DISPATCH.move(dispatch, "cancel_over_limit", actor=ctx.user_id, reason="無料派遣の上限", event_id=ctx.event_id,
+                          changes={"reason": "無料派遣の上限"})
+        except IllegalTransition:  # answered or cancelled meanwhile (the machine audited it)
+            return _already(dispatch)
         ctx.audit("dispatch.limit_refused", target=f"dispatch:{dispatch.id}", before=str(used), after=str(limit))
         ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
             f"派遣No.{dispatch.id}（{dispatch.business.name}）は、無料派遣の上限（{limit}回）に達したため取り消されました。")],
             "dispatch_limit")
         return [msg.text("この事業者は無料派遣の上限に達したため、依頼は取り消されました。")]
-    dispatch.status, dispatch.updated_at = "accepted", utcnow()
-    dispatch.save()
+    try:
+        DISPATCH.move(dispatch, "accept", actor=ctx.user_id, event_id=ctx.event_id)
+    except IllegalTransition:
+        return _already(dispatch)
     ctx.audit("dispatch.accepted", target=f"dispatch:{dispatch.id}", before="requested", after="accepted")
     ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
         f"派遣No.{dispatch.id}（{dispatch.business.name}、{when_text(ctx, dispatch.scheduled_at)}）を"
@@ -497,8 +508,11 @@ class DeclineReason(Step):
         dispatch = _own_request(ctx, {"id": str(s.data.get("dispatch_id"))})
         if isinstance(dispatch, list):
             return Finish(dispatch)
-        dispatch.status, dispatch.reason, dispatch.updated_at = "declined", reason[:500], utcnow()
-        dispatch.save()
+        try:
+            DISPATCH.move(dispatch, "decline", actor=ctx.user_id, reason=reason[:500], event_id=ctx.event_id,
+                          changes={"reason": reason[:500]})
+        except IllegalTransition:
+            return Finish(_already(dispatch))
         ctx.audit("dispatch.declined", target=f"dispatch:{dispatch.id}", before="requested", after="declined",
                   reason=reason[:500])
         ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
@@ -521,9 +535,13 @@ def _manageable(ctx: Context, fields: dict[str, str]) -> Dispatch | list[Message
         ctx.audit("auth.refused", target=f"dispatch:{dispatch.id}", reason="not this institution's reviewer")
         return [msg.text("この派遣を操作する権限がありません。")]
     if dispatch.status not in BEFORE_CHECK_IN:
-        return [msg.text(f"派遣No.{dispatch.id} は「{STATUS_LABELS.get(dispatch.status)}」のため変更できません"
-                         "（チェックイン前の派遣のみ）。")]
+        return _unchangeable(dispatch)
     return dispatch
+
+
+def _unchangeable(dispatch: Dispatch) -> list[Message]:
+    return [msg.text(f"派遣No.{dispatch.id} は「{STATUS_LABELS.get(dispatch.status)}」のため変更できません"
+                     "（チェックイン前の派遣のみ）。")]
 
 
 def begin_cancel(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
@@ -587,16 +605,21 @@ class ManageConfirm(ConfirmStep):
         if isinstance(dispatch, list):
             return dispatch
         before = dispatch.status
+        old = when_text(ctx, dispatch.scheduled_at)
+        try:
+            if s.data["op"] == "cancel":
+                DISPATCH.move(dispatch, "cancel", actor=ctx.user_id, reason=s.data["reason"], event_id=ctx.event_id,
+                              changes={"reason": s.data["reason"]})
+            else:
+                DISPATCH.move(dispatch, "reschedule", actor=ctx.user_id, event_id=ctx.event_id,
+                              changes={"scheduled_at": datetime.fromisoformat(s.data["when"])})
+        except IllegalTransition:  # checked in (or cancelled) meanwhile: the machine audited it
+            return _unchangeable(dispatch)
         if s.data["op"] == "cancel":
-            dispatch.status, dispatch.reason = "cancelled", s.data["reason"]
             note = f"派遣No.{dispatch.id}（{dispatch.business.name}）は取り消されました。\n理由：{s.data['reason']}"
         else:
-            old = when_text(ctx, dispatch.scheduled_at)
-            dispatch.scheduled_at = datetime.fromisoformat(s.data["when"])
             note = (f"派遣No.{dispatch.id}（{dispatch.business.name}）の日時が変更されました。\n"
                     f"{old} → {when_text(ctx, dispatch.scheduled_at)}")
-        dispatch.updated_at = utcnow()
-        dispatch.save()
         ctx.audit(f"dispatch.{s.data['op']}", target=f"dispatch:{dispatch.id}", before=before, after=dispatch.status,
                   reason=s.data.get("reason"))
         ctx.notify(dispatch.expert.user.line_user_id, [msg.text(note)], f"dispatch_{s.data['op']}")

@@ -8,7 +8,9 @@ One machine, built once; a status change fires the trigger's ``Event`` on
 a throwaway model (nothing is attached to the shared machine). A move the machine does not allow — or whose
 guard fails (a return or rejection without a reason) — is refused *and*
 audited, never silently applied. Callers write the notifications the change
-causes in the same transaction.
+causes in the same transaction. Dispatches, reports and change requests
+have machines of the same shape (``conversations.statuses``), which raise
+the same :class:`IllegalTransition`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
+from conversations.status_machine import IllegalTransition  # one error for every status machine
 from storage import repo
 from storage.models import Expert, utcnow
 
@@ -71,10 +74,6 @@ TRANSITIONS: list[dict[str, Any]] = [
 ]
 
 MACHINE = Machine(model=None, states=STATUSES, transitions=TRANSITIONS, initial="draft", auto_transitions=False)
-
-
-class IllegalTransition(Exception):
-    """The move is not allowed from the current status (or its guard failed)."""
 
 
 @dataclass

@@ -30,6 +30,8 @@ from conversations.report_fee import compute_fee, fee_line, fee_month, month_lab
 from conversations.report_reminders import cancel_reminder, schedule_first_reminder
 from conversations.report_review import decision_buttons, report_card
 from conversations.roles import reviewer_ids, secretariat_ids
+from conversations.status_machine import IllegalTransition
+from conversations.statuses import REPORT
 from program import FeeBreakdown
 from storage import repo
 from storage.files import InvalidImage, check_image
@@ -146,7 +148,7 @@ def reportable(expert: Expert) -> list[Dispatch]:
 def ensure_report(d: Dispatch) -> Report:
     report = Report.get_or_none(Report.dispatch == d.id)
     if report is None:
-        report = Report.create(dispatch=d, status="draft", draft={})
+        report = Report.create(dispatch=d, status=REPORT.initial, draft={})
     return report
 
 
@@ -591,11 +593,14 @@ def submit(s: Session, ctx: Context) -> Outcome:
     job_id = draft.pop("reminder_job_id", None)
     draft.pop("open", None)
     draft["elapsed_minutes"] = elapsed
-    report.draft = draft
-    report.minutes, report.gross_yen, report.withholding_yen = fee.minutes, fee.gross_yen, fee.withholding_yen
-    report.travel_yen, report.net_yen, report.fee_month = fee.travel_yen, fee.net_yen, month
-    report.status, report.submitted_at, report.updated_at = "submitted", utcnow(), utcnow()
-    report.save()
+    now = utcnow()
+    try:
+        REPORT.move(report, "submit", actor=ctx.user_id, event_id=ctx.event_id, changes={
+            "draft": draft, "minutes": fee.minutes, "gross_yen": fee.gross_yen, "withholding_yen": fee.withholding_yen,
+            "travel_yen": fee.travel_yen, "net_yen": fee.net_yen, "fee_month": month, "submitted_at": now,
+            "updated_at": now})
+    except IllegalTransition:  # sent meanwhile (the machine audited the refusal)
+        return Finish([msg.text(f"この報告書はすでに送信されています（{STATUS_LABELS.get(report.status, report.status)}）。")])
     ctx.audit("report.submit", target=f"report:{report.id}", before=before, after="submitted",
               reason=f"gross={fee.gross_yen} net={fee.net_yen} month={month}")
     if job_id:

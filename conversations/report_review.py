@@ -4,14 +4,14 @@ A sent report reaches the institution's reviewers and the secretariat as a
 card (:func:`report_card`); its buttons are postback actions (``ACTIONS``)
 that may be tapped long after the card came, so every handler checks the
 scope again. 差し戻し asks a reason, both ask for confirmation, and
-:func:`apply` changes the status in one conditional statement so two people
-deciding at once cannot both win. Only accepted reports are payable.
+:func:`apply` moves the report through its status machine
+(``conversations.statuses``), which writes in one conditional statement so
+two people deciding at once cannot both win. Only accepted reports are payable.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent, FlexSeparator, FlexText, Message
 
@@ -23,6 +23,8 @@ from conversations.report_fee import compute_fee, fee_month, month_label, withho
 from conversations.report_reminders import schedule_after_return
 from conversations.review import action_data
 from conversations.roles import reviewer_ids, secretariat_ids
+from conversations.status_machine import IllegalTransition
+from conversations.statuses import REPORT
 from storage.models import Dispatch, Report, utcnow
 from storage.sessions import Session
 
@@ -168,6 +170,7 @@ class Op:
     key: str  # postback action
     verb: str  # 受理 / 差し戻し
     needs_reason: bool
+    trigger: str  # the move in the report's status machine
     after: str  # the report's status once applied
     will: str  # 受理します / 差し戻します
     did: str  # 受理しました / 差し戻しました
@@ -176,8 +179,9 @@ class Op:
 
 
 OPS: dict[str, Op] = {op.key: op for op in [
-    Op("rep_accept", "受理", False, "accepted", "受理します", "受理しました", "受理できません", "受理されました"),
-    Op("rep_return", "差し戻し", True, "returned", "差し戻します", "差し戻しました", "差し戻せません", "差し戻されました"),
+    Op("rep_accept", "受理", False, "accept", "accepted", "受理します", "受理しました", "受理できません", "受理されました"),
+    Op("rep_return", "差し戻し", True, "return", "returned", "差し戻します", "差し戻しました", "差し戻せません",
+       "差し戻されました"),
 ]}
 
 
@@ -236,15 +240,13 @@ def apply(ctx: Context, op: Op, report_id: object, reason: str | None) -> list[M
     if not may_review(ctx, report):
         return refuse(ctx, op.key, report.id)
     now = utcnow()
-    values: dict[Any, Any] = {Report.status: op.after, Report.updated_at: now}
-    if op.after == "accepted":
-        values.update({Report.accepted_at: now, Report.accepted_by: ctx.user_id})
-    else:
-        values[Report.reason] = reason
-    # Only from 確認待ち, in one statement: two people deciding at once cannot both win.
-    changed = Report.update(values).where((Report.id == report.id) & (Report.status == "submitted")).execute()
-    if not changed:
-        report = find_report(report.id)
+    changes: dict[str, object] = ({"accepted_at": now, "accepted_by": ctx.user_id} if op.after == "accepted"
+                                  else {"reason": reason})
+    try:
+        # Only from 確認待ち, in one statement: two people deciding at once cannot both win.
+        REPORT.move(report, op.trigger, actor=ctx.user_id, reason=reason, event_id=ctx.event_id,
+                    changes={**changes, "updated_at": now})
+    except IllegalTransition:  # decided already (the machine audited the refusal)
         return [msg.text(f"報告書No.{report.id} は現在「{STATUS_LABELS.get(report.status, report.status)}」のため、"
                          f"{op.cannot}。")]
     report = find_report(report.id)
