@@ -4,7 +4,7 @@ The 中小企業119 rules change every fiscal year, so nothing here is a
 constant in code: the fee, cap, units, period, payer and texts all come from
 the TOML file. A mistake in that file must stop start-up with a message that
 names the key (``fee.cap_scope``), not surface later as a wrong payment, so
-every value is checked here. This module imports nothing of ours.
+every value is checked here (pydantic). This module imports nothing of ours.
 """
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jpholiday
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator)
 
 DEFAULT_PATH = Path(__file__).with_name("program.toml")
 
@@ -249,9 +251,9 @@ def is_bank_holiday(day: date) -> bool:
     return jpholiday.is_holiday(day)
 
 
-# --- loading and validation ------------------------------------------------------------------------------
-
-_MISSING: Any = object()
+# --- program.toml: its schema (pydantic, strict: "5280" is not a number, true is not 1) and loading ---------
+# A value the rules cannot use is refused with the words shown after "program.toml: key: ". Tables
+# that list every key (fee, payer, requirements) refuse unknown ones: they are typos.
 
 # The 全銀 character set (JIS X 0201 subset): half-width katakana without small
 # kana, A–Z, 0–9, space and a few symbols. Duplicated from
@@ -261,231 +263,237 @@ _ZENGIN_CHARS = frozenset(
     + "".join(chr(o) for o in range(0xFF71, 0xFF9E))
 )
 
-_FEE_KEYS = frozenset(
-    {"hourly_yen", "unit_minutes", "cap_yen", "cap_scope", "withholding", "withholding_rate", "withholding_base"}
-)
-_PAYER_KEYS = frozenset(
-    {
-        "consignor_code", "consignor_name_kana", "bank_code", "bank_name_kana", "branch_code",
-        "branch_name_kana", "account_type", "account_number", "transfer_day",
-    }
-)
+
+def _rate(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be a decimal number in quotes, e.g. \"0.1021\" (got {value!r})")
+    try:
+        rate = Decimal(str(value))  # str() first: Decimal(0.1021) would carry the float's binary error
+    except InvalidOperation:
+        raise ValueError(f"must be a decimal number, e.g. \"0.1021\" (got {value!r})") from None
+    if not rate.is_finite():
+        raise ValueError(f"must be a finite number (got {value!r})")
+    if not Decimal(0) <= rate < Decimal(1):
+        raise ValueError(f"must be a fraction between 0 and 1, e.g. \"0.1021\" (got {rate})")
+    return rate
 
 
-class _Reader:
-    """Typed access to the parsed TOML with errors naming ``file: section.key``."""
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of texts (got {value!r})")
+    return tuple(value)
 
-    def __init__(self, path: Path, raw: dict[str, Any]) -> None:
-        self.path = path
-        self.raw = raw
 
-    def fail(self, key: str, problem: str) -> ProgramConfigError:
-        return ProgramConfigError(f"{self.path.name}: {key}: {problem}")
-
-    def section(self, name: str, *, required: bool = True, known: frozenset[str] | None = None) -> dict[str, Any]:
-        sec = self.raw.get(name, _MISSING)
-        if sec is _MISSING:
-            if required:
-                raise self.fail(name, f"the [{name}] table is missing")
-            return {}
-        if not isinstance(sec, dict):
-            raise self.fail(name, f"must be a [{name}] table")
-        if known is not None:
-            for key in sec:
-                if key not in known:
-                    raise self.fail(f"{name}.{key}", "unknown key (typo?); known keys: " + ", ".join(sorted(known)))
-        return sec
-
-    def get(self, sec: dict[str, Any], name: str, key: str, kind: type, default: Any = _MISSING) -> Any:
-        dotted = f"{name}.{key}"
-        if key not in sec:
-            if default is _MISSING:
-                raise self.fail(dotted, "is missing")
-            return default
-        value = sec[key]
-        if kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(dotted, f"must be a whole number (got {value!r})")
-        elif kind is bool:
-            if not isinstance(value, bool):
-                raise self.fail(dotted, f"must be true or false (got {value!r})")
-        elif kind is date:
-            if isinstance(value, datetime) or not isinstance(value, date):
-                raise self.fail(dotted, f"must be a date like 2026-04-01 (got {value!r})")
-        elif kind is Decimal:
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise self.fail(dotted, f"must be a decimal number in quotes, e.g. \"0.1021\" (got {value!r})")
-            try:
-                # str() first: Decimal(0.1021) would carry the float's binary error.
-                value = Decimal(str(value))
-            except InvalidOperation:
-                raise self.fail(dotted, f"must be a decimal number, e.g. \"0.1021\" (got {value!r})") from None
-            if not value.is_finite():
-                raise self.fail(dotted, f"must be a finite number (got {value!r})")
-        elif kind is str:
-            if not isinstance(value, str):
-                raise self.fail(dotted, f"must be a text in quotes (got {value!r})")
-        elif kind is list:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise self.fail(dotted, f"must be a list of texts (got {value!r})")
-        return value
-
-    def positive(self, value: int, dotted: str, *, zero_ok: bool = False) -> int:
-        if value < 0 or (value == 0 and not zero_ok):
-            raise self.fail(dotted, f"must be {'0 or more' if zero_ok else 'greater than 0'} (got {value})")
-        return value
-
-    def choice(self, value: str, dotted: str, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.fail(dotted, "must be " + " or ".join(repr(c) for c in choices) + f" (got {value!r})")
-        return value
-
-    def digits(self, sec: dict[str, Any], name: str, key: str, width: int) -> str:
-        value = sec.get(key, _MISSING)
+def _digits(width: int) -> BeforeValidator:
+    def check(value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            raise self.fail(f"{name}.{key}", f"write the {width} digits in quotes so leading zeros stay (got {value!r})")
-        value = self.get(sec, name, key, str)
-        if not re.fullmatch(rf"[0-9]{{{width}}}", value):
-            raise self.fail(f"{name}.{key}", f"must be exactly {width} digits (got {value!r})")
-        return value
+            raise ValueError(f"write the {width} digits in quotes so leading zeros stay (got {value!r})")
+        if isinstance(value, str) and not re.fullmatch(rf"[0-9]{{{width}}}", value):
+            raise ValueError(f"must be exactly {width} digits (got {value!r})")
+        return value  # anything else: "must be a text in quotes"
 
-    def kana(self, sec: dict[str, Any], name: str, key: str, max_len: int) -> str:
-        value = self.get(sec, name, key, str)
+    return BeforeValidator(check)
+
+
+def _kana(max_len: int) -> AfterValidator:
+    def check(value: str) -> str:
         bad = "".join(dict.fromkeys(ch for ch in value if ch not in _ZENGIN_CHARS))
         if not value.strip():
-            raise self.fail(f"{name}.{key}", "must not be empty")
+            raise ValueError("must not be empty")
         if bad:
-            raise self.fail(
-                f"{name}.{key}",
-                f"only half-width 全銀 kana (ｱ-ﾝ, ﾞ, ﾟ, no small kana), A-Z, 0-9, space and ().-/, are allowed "
-                f"(found {bad!r})",
-            )
+            raise ValueError(f"only half-width 全銀 kana (ｱ-ﾝ, ﾞ, ﾟ, no small kana), A-Z, 0-9, space and ().-/, "
+                             f"are allowed (found {bad!r})")
         if len(value) > max_len:
-            raise self.fail(f"{name}.{key}", f"at most {max_len} characters (got {len(value)})")
+            raise ValueError(f"at most {max_len} characters (got {len(value)})")
         return value
 
-
-def _load_payer(r: _Reader) -> Payer | None:
-    """The optional ``[payer]`` table: only the 全銀 export needs it, and fails clearly without it."""
-    sec = r.section("payer", required=False, known=_PAYER_KEYS)
-    if not sec:
-        return None
-    n = "payer"
-    account_type = r.choice(r.get(sec, n, "account_type", str), "payer.account_type", ("1", "2"))
-    transfer_day = r.get(sec, n, "transfer_day", int)
-    if not 1 <= transfer_day <= 31:
-        raise r.fail("payer.transfer_day", f"must be a day of the month, 1-31 (got {transfer_day})")
-    return Payer(
-        consignor_code=r.digits(sec, n, "consignor_code", 10),
-        consignor_name_kana=r.kana(sec, n, "consignor_name_kana", 40),
-        bank_code=r.digits(sec, n, "bank_code", 4),
-        bank_name_kana=r.kana(sec, n, "bank_name_kana", 15),
-        branch_code=r.digits(sec, n, "branch_code", 3),
-        branch_name_kana=r.kana(sec, n, "branch_name_kana", 15),
-        account_type=account_type,
-        account_number=r.digits(sec, n, "account_number", 7),
-        transfer_day=transfer_day,
-    )
+    return AfterValidator(check)
 
 
-def _load_requirements(r: _Reader, reg: dict[str, Any]) -> tuple[Requirement, ...]:
-    items = reg.get("requirements", _MISSING)
-    if items is _MISSING:
-        raise r.fail("registration.requirements", "is missing")
-    if not isinstance(items, list):
-        raise r.fail("registration.requirements", "must be [[registration.requirements]] tables")
-    out: list[Requirement] = []
-    for i, item in enumerate(items):
-        where = f"registration.requirements[{i}]"
-        if not isinstance(item, dict):
-            raise r.fail(where, "must be a table with key and label")
-        unknown = set(item) - {"key", "label", "min_years"}
-        if unknown:
-            raise r.fail(f"{where}.{sorted(unknown)[0]}", "unknown key; known keys: key, label, min_years")
-        min_years = r.get(item, where, "min_years", int, None)
-        out.append(Requirement(r.get(item, where, "key", str), r.get(item, where, "label", str), min_years))
-    return tuple(out)
+Positive = Annotated[int, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+Texts = Annotated[tuple[str, ...], BeforeValidator(_texts)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)  # keys of no use here are ignored; extra="forbid" refuses them
+
+
+class ProgramTable(_Table):
+    name: str
+    timezone: str = "Asia/Tokyo"
+    period_start: date
+    period_end: date
+
+    @field_validator("timezone")
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @field_validator("period_end")
+    def _not_before_start(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("period_start")
+        if start is not None and end < start:
+            raise ValueError(f"must not be before program.period_start ({start})")
+        return end
+
+
+class FeeTable(_Table, extra="forbid"):
+    hourly_yen: Positive
+    unit_minutes: Positive
+    cap_yen: Positive
+    cap_scope: Literal["dispatch", "day"]
+    withholding: bool
+    withholding_rate: Annotated[Decimal, BeforeValidator(_rate)]
+    withholding_base: Literal["fee", "fee_and_travel"]
+
+    @field_validator("unit_minutes")
+    def _whole_yen_unit(cls, unit_minutes: int, info: ValidationInfo) -> int:
+        hourly_yen = info.data.get("hourly_yen")
+        if hourly_yen is not None and (unit_minutes > 60 or hourly_yen * unit_minutes % 60):
+            raise ValueError(f"must be at most 60 and give a whole-yen unit fee (fee.hourly_yen × unit_minutes / 60"
+                             f" = {Decimal(hourly_yen * unit_minutes) / 60})")
+        return unit_minutes
+
+
+class PayerTable(_Table, extra="forbid"):
+    consignor_code: Annotated[str, _digits(10)]
+    consignor_name_kana: Annotated[str, _kana(40)]
+    bank_code: Annotated[str, _digits(4)]
+    bank_name_kana: Annotated[str, _kana(15)]
+    branch_code: Annotated[str, _digits(3)]
+    branch_name_kana: Annotated[str, _kana(15)]
+    account_type: Literal["1", "2"]
+    account_number: Annotated[str, _digits(7)]
+    transfer_day: Annotated[int, Field(ge=1, le=31)]  # a day of the month
+
+
+class DispatchTable(_Table):
+    free_per_business: Count
+    geofence_radius_m: Positive
+    geofence_max_misses: Positive = 3
+    checkin_tolerance_days: Count = 0
+    report_reminder_days: Count
+
+
+class SessionTable(_Table):
+    idle_minutes: Positive = 30
+    retry_limit: Positive = 3
+
+
+class VersionedTextTable(_Table):
+    version: str
+    text: str
+
+
+class CommissionTable(_Table):
+    letter_auto_send: bool = True
+    secretariat_name: str = "中小企業119 事務局"
+    number_prefix: str = "119"
+    acceptance_text: str = Program.acceptance_text
+
+
+class RequirementTable(_Table, extra="forbid"):
+    key: str
+    label: str
+    min_years: int | None = None
+
+
+class RegistrationTable(_Table):
+    qualifications: Texts
+    expertise: Texts
+    requirements: list[RequirementTable]
+
+
+class ProgramFile(_Table):
+    """The whole file; tables with defaults may be left out, ``[payer]`` until a 全銀 file is made."""
+
+    program: ProgramTable
+    fee: FeeTable
+    payer: PayerTable | None = None
+    dispatch: DispatchTable
+    session: SessionTable = Field(default_factory=SessionTable)
+    registration: RegistrationTable
+    commission: CommissionTable = Field(default_factory=CommissionTable)
+    terms: VersionedTextTable
+    conditions: VersionedTextTable
+
+    @field_validator("payer", mode="before")
+    def _empty_payer_is_none(cls, value: Any) -> Any:
+        return None if value == {} else value
+
+    def to_program(self) -> Program:
+        disp, com, reg = self.dispatch, self.commission, self.registration
+        return Program(
+            **self.program.model_dump(exclude={"timezone"}), timezone=ZoneInfo(self.program.timezone),
+            **self.fee.model_dump(),  # hourly_yen … withholding_base: the same names
+            **self.session.model_dump(),  # idle_minutes, retry_limit
+            free_dispatches_per_business=disp.free_per_business,
+            **disp.model_dump(exclude={"free_per_business"}),
+            terms=VersionedText(self.terms.version, self.terms.text),
+            conditions=VersionedText(self.conditions.version, self.conditions.text),
+            **reg.model_dump(exclude={"requirements"}),  # qualifications, expertise
+            requirements=tuple(Requirement(r.key, r.label, r.min_years) for r in reg.requirements),
+            commission_number_prefix=com.number_prefix,
+            **com.model_dump(exclude={"number_prefix"}),
+            payer=None if self.payer is None else Payer(**self.payer.model_dump()),
+        )
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """``('registration', 'requirements', 0, 'key')`` → ``registration.requirements[0].key``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+_CLOSED_TABLES = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable}  # by loc[0]
+
+
+_PROBLEMS = {  # pydantic's error type → what to tell whoever edits the file
+    "int_type": "must be a whole number (got {input!r})",
+    "bool_type": "must be true or false (got {input!r})",
+    "string_type": "must be a text in quotes (got {input!r})",
+    "date_type": "must be a date like 2026-04-01 (got {input!r})",
+    "literal_error": "must be {expected} (got {input!r})",
+    "greater_than": "must be greater than {gt} (got {input})",
+    "greater_than_equal": "must be {ge} or more (got {input})",
+    "less_than_equal": "must be at most {le} (got {input})",
+    "list_type": "must be [[{where}]] tables",
+    "value_error": "{error}",  # the validators' own words
+}
+
+
+def _problem(error: Any) -> str:
+    """What is wrong, in words for whoever edits the file (the key is named before it)."""
+    kind, loc, where = error["type"], error["loc"], _dotted(error["loc"])
+    if kind == "missing":
+        return f"the [{where}] table is missing" if len(loc) == 1 else "is missing"
+    if kind == "extra_forbidden":
+        return "unknown key (typo?); known keys: " + ", ".join(sorted(_CLOSED_TABLES[loc[0]].model_fields))
+    if kind == "model_type":  # an item of [[registration.requirements]], or a table
+        return "must be a table with key and label" if isinstance(loc[-1], int) else f"must be a [{where}] table"
+    if kind in _PROBLEMS:
+        return _PROBLEMS[kind].format(input=error.get("input"), where=where, **error.get("ctx", {}))
+    return f"{error['msg']} (got {error.get('input')!r})"
 
 
 def load_program(path: str | Path | None = None) -> Program:
-    """Read and check the program file; a bad file stops start-up with a clear error naming the key."""
+    """Read and check the program file; a bad file stops start-up with a clear error naming the key.
+
+    Every problem is reported, one line each: ``program.toml: fee.cap_scope: must be …``.
+    """
     p = Path(path) if path else DEFAULT_PATH
     with p.open("rb") as fh:
         try:
             raw = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ProgramConfigError(f"{p.name}: not valid TOML: {exc}") from None
-    r = _Reader(p, raw)
-
-    prog = r.section("program")
-    fee = r.section("fee", known=_FEE_KEYS)
-    disp = r.section("dispatch")
-    sess = r.section("session", required=False)
-    reg = r.section("registration")
-    com = r.section("commission", required=False)
-    terms = r.section("terms")
-    conditions = r.section("conditions")
-
-    tz_name = r.get(prog, "program", "timezone", str, "Asia/Tokyo")
     try:
-        timezone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise r.fail("program.timezone", f"unknown time zone {tz_name!r}") from None
-    period_start = r.get(prog, "program", "period_start", date)
-    period_end = r.get(prog, "program", "period_end", date)
-    if period_end < period_start:
-        raise r.fail("program.period_end", f"must not be before program.period_start ({period_start})")
-
-    hourly_yen = r.positive(r.get(fee, "fee", "hourly_yen", int), "fee.hourly_yen")
-    unit_minutes = r.positive(r.get(fee, "fee", "unit_minutes", int), "fee.unit_minutes")
-    if unit_minutes > 60 or hourly_yen * unit_minutes % 60:
-        raise r.fail(
-            "fee.unit_minutes",
-            f"must be at most 60 and give a whole-yen unit fee (fee.hourly_yen × unit_minutes / 60 = "
-            f"{Decimal(hourly_yen * unit_minutes) / 60})",
-        )
-    cap_yen = r.positive(r.get(fee, "fee", "cap_yen", int), "fee.cap_yen")
-    withholding_rate = r.get(fee, "fee", "withholding_rate", Decimal)
-    if not Decimal(0) <= withholding_rate < Decimal(1):
-        raise r.fail("fee.withholding_rate", f"must be a fraction between 0 and 1, e.g. \"0.1021\" (got {withholding_rate})")
-
-    return Program(
-        name=r.get(prog, "program", "name", str),
-        timezone=timezone,
-        period_start=period_start,
-        period_end=period_end,
-        hourly_yen=hourly_yen,
-        unit_minutes=unit_minutes,
-        cap_yen=cap_yen,
-        cap_scope=r.choice(r.get(fee, "fee", "cap_scope", str), "fee.cap_scope", ("dispatch", "day")),
-        withholding=r.get(fee, "fee", "withholding", bool),
-        withholding_rate=withholding_rate,
-        withholding_base=r.choice(
-            r.get(fee, "fee", "withholding_base", str), "fee.withholding_base", ("fee", "fee_and_travel")
-        ),
-        free_dispatches_per_business=r.positive(
-            r.get(disp, "dispatch", "free_per_business", int), "dispatch.free_per_business", zero_ok=True
-        ),
-        geofence_radius_m=r.positive(r.get(disp, "dispatch", "geofence_radius_m", int), "dispatch.geofence_radius_m"),
-        geofence_max_misses=r.positive(r.get(disp, "dispatch", "geofence_max_misses", int, 3),
-                                       "dispatch.geofence_max_misses"),
-        checkin_tolerance_days=r.positive(r.get(disp, "dispatch", "checkin_tolerance_days", int, 0),
-                                          "dispatch.checkin_tolerance_days", zero_ok=True),
-        report_reminder_days=r.positive(
-            r.get(disp, "dispatch", "report_reminder_days", int), "dispatch.report_reminder_days", zero_ok=True
-        ),
-        idle_minutes=r.positive(r.get(sess, "session", "idle_minutes", int, 30), "session.idle_minutes"),
-        retry_limit=r.positive(r.get(sess, "session", "retry_limit", int, 3), "session.retry_limit"),
-        terms=VersionedText(r.get(terms, "terms", "version", str), r.get(terms, "terms", "text", str)),
-        conditions=VersionedText(
-            r.get(conditions, "conditions", "version", str), r.get(conditions, "conditions", "text", str)
-        ),
-        qualifications=tuple(r.get(reg, "registration", "qualifications", list)),
-        expertise=tuple(r.get(reg, "registration", "expertise", list)),
-        requirements=_load_requirements(r, reg),
-        letter_auto_send=r.get(com, "commission", "letter_auto_send", bool, True),
-        secretariat_name=r.get(com, "commission", "secretariat_name", str, "中小企業119 事務局"),
-        commission_number_prefix=r.get(com, "commission", "number_prefix", str, "119"),
-        acceptance_text=r.get(com, "commission", "acceptance_text", str, Program.acceptance_text),
-        payer=_load_payer(r),
-    )
+        parsed = ProgramFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProgramConfigError(
+            "\n".join(f"{p.name}: {_dotted(e['loc'])}: {_problem(e)}" for e in exc.errors())
+        ) from None
+    return parsed.to_program()

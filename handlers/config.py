@@ -1,6 +1,6 @@
 """Configuration from the environment (a ``.env`` file is read if present, by python-dotenv).
 
-Names and defaults are DESIGN.md's table. ``serve`` refuses to start with
+Names and defaults are the README's "Configuration" table. ``serve`` refuses to start with
 one line naming a missing required setting.
 """
 from __future__ import annotations

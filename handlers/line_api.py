@@ -65,14 +65,20 @@ class LineApi:
         self.api = MessagingApi(self._client)
         self.blob = MessagingApiBlob(self._data_client)
 
-    def _timeout(self) -> tuple[float, float]:
-        return (min(self.timeout, 2.0), self.timeout)
+    def _timeout(self, read_timeout: float | None = None) -> tuple[float, float]:
+        return (min(self.timeout, 2.0), read_timeout or self.timeout)
 
-    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, name: str, fn: Any, *args: Any, read_timeout: float | None = None, **kwargs: Any) -> Any:
+        """One SDK call with a timeout, logged; every failure becomes a ``LineApiError``.
+
+        The one mapping of the SDK's errors: the methods below and any other
+        module calling the SDK (``handlers.richmenu``) go through here.
+        ``read_timeout`` lengthens the read timeout of one call (an image upload).
+        """
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return fn(*args, _request_timeout=self._timeout(), **kwargs)
+            return fn(*args, _request_timeout=self._timeout(read_timeout), **kwargs)
         except ApiException as exc:
             outcome = f"http_{exc.status}"
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
@@ -89,20 +95,20 @@ class LineApi:
         # ``raw_function``: together 0.4 ms per reply on the hottest path.
         request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))
         raw = MessagingApi.reply_message_with_http_info.raw_function  # type: ignore[attr-defined]
-        self._call("reply", raw, self.api, request)
+        self.call("reply", raw, self.api, request)
 
     def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
         request = PushMessageRequest.from_dict({"to": to, "messages": _as_dicts(messages)})
-        self._call("push", self.api.push_message_with_http_info, request, x_line_retry_key=retry_key)
+        self.call("push", self.api.push_message_with_http_info, request, x_line_retry_key=retry_key)
 
     def content(self, message_id: str) -> bytes:
         """Download an image the user sent; LINE keeps it only for a while."""
-        response = self._call("content", self.blob.get_message_content_with_http_info, message_id)
+        response = self.call("content", self.blob.get_message_content_with_http_info, message_id)
         return bytes(response.data)
 
     def display_name(self, user_id: str) -> str:
-        return str(self._call("profile", self.api.get_profile, user_id).display_name)
+        return str(self.call("profile", self.api.get_profile, user_id).display_name)
 
     def show_loading(self, user_id: str, seconds: int = 5) -> None:
         request = ShowLoadingAnimationRequest(chatId=user_id, loadingSeconds=seconds)
-        self._call("loading", self.api.show_loading_animation, request)
+        self.call("loading", self.api.show_loading_animation, request)

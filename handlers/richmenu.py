@@ -25,16 +25,13 @@ import hashlib
 import io
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import structlog
-import urllib3
 from linebot.v3.messaging import (MessageAction, RichMenuArea, RichMenuBounds, RichMenuRequest, RichMenuSize)
-from linebot.v3.messaging.exceptions import ApiException
 from PIL import Image, ImageDraw
 
 from conversations.documents import font
@@ -352,37 +349,20 @@ def check_image(layout: Layout, png: bytes) -> None:
 
 
 # --- talking to LINE ------------------------------------------------------------------------------
-
-
-def _call(line: LineApi, name: str, fn: Callable[..., Any], *args: Any, read_timeout: float | None = None,
-          **kwargs: Any) -> Any:
-    """One SDK call with a timeout; failures become ``LineApiError`` like everywhere else."""
-    timeout = line.timeout
-    started, outcome = time.perf_counter(), "ok"
-    try:
-        return fn(*args, _request_timeout=(min(timeout, 2.0), read_timeout or timeout), **kwargs)
-    except ApiException as exc:
-        outcome = f"http_{exc.status}"
-        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-        raise LineApiError(exc.status, exc.reason or "error", body, dict(exc.headers or {})) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        outcome = "unreachable"
-        raise LineApiError(None, type(exc).__name__) from exc
-    finally:
-        log.info("line_api.call", call=name, outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1))
+# Every call goes through ``LineApi.call``: its timeouts, its log line, its ``LineApiError``.
 
 
 def _create(line: LineApi, layout: Layout, name: str) -> str:
     """Create the menu and upload its image; a menu left without an image is deleted again."""
     png = render(layout)
     check_image(layout, png)
-    menu_id = str(_call(line, "richmenu.create", line.api.create_rich_menu, menu_request(layout, name)).rich_menu_id)
+    menu_id = str(line.call("richmenu.create", line.api.create_rich_menu, menu_request(layout, name)).rich_menu_id)
     try:
-        _call(line, "richmenu.upload", line.blob.set_rich_menu_image, menu_id, png,
-              _headers={"Content-Type": "image/png"}, read_timeout=max(line.timeout, UPLOAD_READ_TIMEOUT))
+        line.call("richmenu.upload", line.blob.set_rich_menu_image, menu_id, png,
+                  _headers={"Content-Type": "image/png"}, read_timeout=max(line.timeout, UPLOAD_READ_TIMEOUT))
     except LineApiError:
         try:
-            _call(line, "richmenu.delete", line.api.delete_rich_menu, menu_id)
+            line.call("richmenu.delete", line.api.delete_rich_menu, menu_id)
         except LineApiError:
             log.warning("richmenu.orphan", rich_menu_id=menu_id)  # no image: the next sync replaces it
         raise
@@ -392,7 +372,7 @@ def _create(line: LineApi, layout: Layout, name: str) -> str:
 def _has_image(line: LineApi, menu_id: str) -> bool:
     """A menu left without its image (a failed upload) cannot be linked: it is replaced, not reused."""
     try:
-        _call(line, "richmenu.image", line.blob.get_rich_menu_image, menu_id)
+        line.call("richmenu.image", line.blob.get_rich_menu_image, menu_id)
         return True
     except LineApiError as exc:
         if exc.status == 404:
@@ -416,7 +396,7 @@ def sync(line: LineApi, store: redis.Redis, layouts: Mapping[str, Layout] = LAYO
     move users whose role's menu changed (all of them with ``relink_all``),
     and delete old menus last, so no one is left without a menu in between.
     """
-    existing = _call(line, "richmenu.list", line.api.get_rich_menu_list).richmenus or []
+    existing = line.call("richmenu.list", line.api.get_rich_menu_list).richmenus or []
     by_name: dict[str, list[str]] = {}
     for menu in existing:
         by_name.setdefault(menu.name or "", []).append(menu.rich_menu_id)
@@ -431,7 +411,7 @@ def sync(line: LineApi, store: redis.Redis, layouts: Mapping[str, Layout] = LAYO
             result.ids[role] = _create(line, layout, name)
             result.created.append(name)
             log.info("richmenu.created", role=role, name=name, rich_menu_id=result.ids[role])
-    _call(line, "richmenu.default", line.api.set_default_rich_menu, result.ids[DEFAULT_ROLE])
+    line.call("richmenu.default", line.api.set_default_rich_menu, result.ids[DEFAULT_ROLE])
     pipe = store.pipeline()
     pipe.delete(REDIS_KEY)
     pipe.hset(REDIS_KEY, mapping=result.ids)
@@ -440,7 +420,7 @@ def sync(line: LineApi, store: redis.Redis, layouts: Mapping[str, Layout] = LAYO
     for user_id, role in _users_with_menus():
         if role in changed:
             try:
-                _call(line, "richmenu.link", line.api.link_rich_menu_id_to_user, user_id, result.ids[role])
+                line.call("richmenu.link", line.api.link_rich_menu_id_to_user, user_id, result.ids[role])
                 result.relinked += 1
             except LineApiError as exc:
                 if exc.transient:
@@ -449,7 +429,7 @@ def sync(line: LineApi, store: redis.Redis, layouts: Mapping[str, Layout] = LAYO
     keep = set(result.ids.values())
     for menu in existing:
         if (menu.name or "").startswith(NAME_PREFIX) and menu.rich_menu_id not in keep:
-            _call(line, "richmenu.delete", line.api.delete_rich_menu, menu.rich_menu_id)
+            line.call("richmenu.delete", line.api.delete_rich_menu, menu.rich_menu_id)
             result.deleted.append(menu.name)
             log.info("richmenu.deleted", name=menu.name, rich_menu_id=menu.rich_menu_id)
     return result
@@ -510,10 +490,10 @@ def link(line: LineApi, store: redis.Redis, line_user_id: str) -> str:
     menu_id = ids.get(role) if role else None
     try:
         if menu_id:
-            _call(line, "richmenu.link", line.api.link_rich_menu_id_to_user, line_user_id, menu_id)
+            line.call("richmenu.link", line.api.link_rich_menu_id_to_user, line_user_id, menu_id)
             outcome = f"linked:{role}"
         else:
-            _call(line, "richmenu.unlink", line.api.unlink_rich_menu_id_from_user, line_user_id)
+            line.call("richmenu.unlink", line.api.unlink_rich_menu_id_from_user, line_user_id)
             outcome = "unlinked"
     except LineApiError as exc:
         if exc.transient:

@@ -1,0 +1,267 @@
+"""What each ``python bot.py <command>`` does, once ``handlers.cli`` has parsed it.
+
+Each function takes the configuration and plain values, prints what the
+operator needs and returns the exit status (0 done, 1 refused by LINE,
+2 bad input). The demo lives in ``handlers.demo``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from handlers.config import Config
+
+
+def cmd_init_db(config: Config) -> int:
+    from storage import db as storage_db
+    from storage.migrations import apply_migrations
+
+    storage_db.bind(config.database_url)
+    before, after = apply_migrations()
+    print(f"database ready: schema version {before} → {after}")
+    return 0
+
+
+def cmd_serve(config: Config, host: str, port: int) -> int:
+    from werkzeug.serving import run_simple
+
+    from handlers.app import create_app
+
+    app = create_app(config, close_db_after_request=True)
+    print(f"bot listening on http://{host}:{port}/callback", flush=True)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) -> int:
+    """RQ worker for both queues, plus the outbox sweeper.
+
+    RQ's scheduler moves delayed jobs (retries, deferred events, report
+    reminders) to their queue when due. It runs unless told otherwise, except
+    in ``--burst`` mode; ``--with-scheduler`` turns it on there too (RQ then
+    moves the jobs already due once, before the burst), ``--without-scheduler``
+    turns it off (when another worker runs it; RQ's lock lets only one run anyway).
+    """
+    from rq import SimpleWorker
+
+    from handlers import logs, outbox, runtime
+
+    scheduler = (not burst) if with_scheduler is None else with_scheduler
+    rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
+    logs.configure(config.signing_key, rt.log_dir, process_name="worker", stdout=config.log_stdout)
+    queues = [rt.queue(runtime.EVENTS_QUEUE, for_worker=True), rt.queue(runtime.OUTBOX_QUEUE, for_worker=True)]
+    outbox.sweep(older_than_seconds=0 if burst else 60)
+    if not burst:
+        def sweeper() -> None:
+            while True:
+                time.sleep(30)
+                try:
+                    outbox.sweep()
+                except Exception as exc:  # keep sweeping whatever happens
+                    print(f"sweep failed: {exc}", file=sys.stderr)
+
+        threading.Thread(target=sweeper, name="outbox-sweep", daemon=True).start()
+    worker = SimpleWorker(queues, connection=rt.worker_redis)
+    worker.work(burst=burst, with_scheduler=scheduler, logging_level="WARNING")
+    return 0
+
+
+def cmd_institution_add(config: Config, name: str, kind: str) -> int:
+    from storage import db as storage_db
+    from storage import repo
+
+    storage_db.bind(config.database_url)
+    try:
+        inst = repo.create_institution(name, kind)
+    except ValueError:
+        print("種別は 認定経営革新等支援機関（認定支援機関）または よろず支援拠点（よろず）です。", file=sys.stderr)
+        return 2
+    repo.audit("cli", "institution.add", target=f"institution:{inst.id}", after=inst.kind)
+    print(f"{inst.name}（{inst.kind}）を登録しました。機関コード: {inst.code}")
+    return 0
+
+
+def cmd_admin(config: Config, action: str, user_id: str | None) -> int:
+    """Bootstrap the secretariat: nobody knows their LINE user id, so print a code to send."""
+    from conversations import roles
+    from storage import db as storage_db
+
+    storage_db.bind(config.database_url)
+    if action == "invite":
+        code = roles.issue_code("secretariat", "cli")
+        print("事務局メンバーの招待コード（24時間有効・1回限り）です。LINEでこのアカウントに次のように送ってください：")
+        print(f"  事務局登録 {code.code}")
+        return 0
+    if not user_id or not user_id.startswith("U") or len(user_id) != 33:
+        print("LINE のユーザーID（U で始まる33文字）を指定してください。", file=sys.stderr)
+        return 2
+    roles.grant(user_id, "secretariat", "cli")
+    print(f"{user_id} に事務局の役割を付与しました。")
+    _relink_menu(config, user_id)
+    return 0
+
+
+def _relink_menu(config: Config, user_id: str) -> None:
+    """After a role change from the CLI: the user's rich menu now (best effort; sync fixes the rest)."""
+    import redis
+
+    from handlers import richmenu
+    from handlers.line_api import LineApi, LineApiError
+    from storage.redis_conn import EmbeddedRedis, worker_client
+
+    url = config.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(config.data_dir)
+        if not embedded.running():
+            return  # no Redis here, so no menus were synced from here: nothing to link
+        url = embedded.url
+    line = LineApi(config.channel_access_token, config.line_api_base_url, config.line_data_api_base_url,
+                   timeout=config.line_timeout)
+    try:
+        outcome = richmenu.link(line, worker_client(url), user_id)
+    except (LineApiError, redis.RedisError) as exc:
+        print(f"リッチメニューを切り替えられませんでした（{exc}）。「richmenu sync --relink」で付け直せます。", file=sys.stderr)
+        return
+    if outcome != "not_synced":
+        print(f"リッチメニュー：{outcome}")
+
+
+def cmd_richmenu(config: Config, relink: bool) -> int:
+    """Create / replace the per-role rich menus on LINE (or the simulator) and set the default."""
+    from handlers import richmenu, runtime
+    from handlers.line_api import LineApiError
+
+    rt = runtime.build(config, start_embedded=False)
+    try:
+        result = richmenu.sync(rt.line, rt.worker_redis, relink_all=relink)
+    except LineApiError as exc:
+        print(f"LINE がリッチメニューの操作を拒否しました：{exc} {exc.body[:300]}", file=sys.stderr)
+        return 1
+    finally:
+        if rt.embedded_redis is not None:
+            rt.embedded_redis.stop()  # only if this command started it
+    for role, menu_id in result.ids.items():
+        print(f"  {role:12} {menu_id}" + ("（既定）" if role == richmenu.DEFAULT_ROLE else ""))
+    print(f"リッチメニュー：作成 {len(result.created)}、削除 {len(result.deleted)}、付け替え {result.relinked} 名。")
+    return 0
+
+
+def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str | None) -> int:
+    """A PNG QR code that opens the chat with the institution code pre-filled."""
+    from conversations.documents import institution_qr_url, render_institution_qr
+    from storage import db as storage_db
+    from storage.models import Institution
+
+    storage_db.bind(config.database_url)
+    inst = (Institution.get_or_none(Institution.id == int(institution_ref)) if institution_ref.isdigit()
+            else Institution.get_or_none(Institution.name == institution_ref))
+    if inst is None:
+        print(f"支援機関「{institution_ref}」は見つかりませんでした。", file=sys.stderr)
+        return 2
+    if basic_id is None:
+        from handlers.line_api import LineApi
+
+        api = LineApi(config.channel_access_token, config.line_api_base_url, config.line_data_api_base_url)
+        basic_id = str(api.api.get_bot_info().basic_id)
+    path = out or Path(config.data_dir, f"qr-institution-{inst.id}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_institution_qr(basic_id=basic_id, code=inst.code, institution_name=inst.name))
+    print(f"{path} に保存しました（{institution_qr_url(basic_id, inst.code)}）")
+    return 0
+
+
+def cmd_conditions_announce(config: Config) -> int:
+    """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
+    from conversations.commission import announce_new_conditions
+    from handlers import outbox, runtime
+    from storage.db import database
+
+    rt = runtime.build(config, start_embedded=False)
+    with database.atomic():
+        ids = announce_new_conditions(rt.program)
+    outbox.enqueue(ids, for_worker=True)
+    print(f"委嘱条件 {rt.program.conditions.version} を {len(ids)} 名に送信しました（送信はワーカーが行います）。")
+    return 0
+
+
+def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
+    """Accepted reports of a fee month: CSV for Excel, or the 全銀 総合振込 file for the bank."""
+    from conversations import exports, payments
+    from program import load_program
+    from storage import db as storage_db
+    from storage.crypto import FieldCrypto
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        print("月は YYYY-MM で指定してください（例：2026-11）。", file=sys.stderr)
+        return 2
+    storage_db.bind(config.database_url)
+    program = load_program(config.program_config)
+    if kind == "fees":
+        data = payments.fees_csv(exports.fee_rows(program, month))
+        path = out or Path(config.data_dir, "exports", f"fees-{month}.csv")
+    else:
+        crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
+        data = exports.zengin_file(program, month, crypto)
+        path = out or Path(config.data_dir, "exports", f"zengin-{month}.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(data)
+    path.chmod(0o600)  # bank account numbers: readable by the owner only
+    print(f"{path} に保存しました（{len(exports.accepted_reports(month))} 件の受理済み報告書）。")
+    return 0
+
+
+def cmd_logs(config: Config, *, user: str | None = None, flow: str | None = None, level: str | None = None,
+             since: str | None = None, until: str | None = None, follow: bool = False) -> int:
+    from handlers import logs
+
+    logs.configure(config.signing_key, None, stdout=False)  # for pseudonymising --user
+    log_dir = Path(config.data_dir, "log")
+    filters = dict(user=user, flow=flow, level=level, since=_when(since), until=_when(until))
+    for entry in logs.read_entries(log_dir) if log_dir.exists() else []:
+        if logs.matches(entry, **filters):
+            print(json.dumps(entry, ensure_ascii=False))
+    if follow:
+        try:
+            for entry in logs.follow(log_dir):
+                if logs.matches(entry, **filters):
+                    print(json.dumps(entry, ensure_ascii=False), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _when(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    if value.endswith(("m", "h")) and value[:-1].isdigit():  # "15m", "2h": relative
+        seconds = int(value[:-1]) * (60 if value.endswith("m") else 3600)
+        return datetime.fromtimestamp(time.time() - seconds, timezone.utc)
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def cmd_stats(config: Config) -> int:
+    """Experts and dispatches per status, late reports, failed pushes (the secretariat's /stats)."""
+    from conversations import stats
+    from program import load_program
+    from storage import db as storage_db
+
+    storage_db.bind(config.database_url)
+    print("\n".join(stats.collect(load_program(config.program_config)).lines()))
+    return 0
+
+
+def cmd_diagram(out: Path) -> int:
+    from conversations.diagram import document
+    from handlers.router import ENGINE
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document(list(ENGINE.flows.values())), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
