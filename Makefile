@@ -5,9 +5,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 
 .PHONY: run test bench chaos screenshots clean
 
+# What production installs (make run needs nothing more)…
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 が必要です ($(PYTHON) が見つかりません)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -15,21 +17,26 @@ $(STAMP): requirements.txt constraints.txt
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	@touch $(STAMP)
 
+# …and what the tests and checks add.
+$(DEV): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	@touch $(DEV)
+
 run: $(STAMP)
 	$(PY) bot.py demo
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(PY) -m bench.webhook
 
 # Faults (PostgreSQL/Redis/Sentinel/worker/malformed/…) against servers of its own; see bench/README.md.
-chaos: $(STAMP)
+chaos: $(DEV)
 	$(PY) -m bench.chaos
 
 # The README's and docs/WALKTHROUGH.md's pictures, taken by the browser tests.
-screenshots: $(STAMP)
+screenshots: $(DEV)
 	$(PY) -m pytest -q tests/test_browser.py tests/test_browser_page.py tests/test_browser_walkthrough.py
 	$(PY) -m simulator.screenshots page-ops-panel page-unread-badge
 

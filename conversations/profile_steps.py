@@ -1,4 +1,4 @@
-"""Profile entry steps 5–13 (SPEC.md §1): 生年月日 … 振込口座.
+"""Profile entry steps 5–13 (registration): 生年月日 … 振込口座.
 
 The flow itself — states, transitions, ``FLOW`` — is assembled in
 ``conversations/profile.py``; this module holds the questions, in the order

@@ -1,4 +1,4 @@
-"""Field encryption, blind indexes and signed links (DESIGN.md "Personal data").
+"""Field encryption, blind indexes and signed links (personal data is encrypted at rest).
 
 Why these pieces:
 
