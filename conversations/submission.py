@@ -140,7 +140,7 @@ def submit(ctx: Context, expert: Expert) -> list[Message]:
         if not recipients:
             for sec in secretariat_ids():
                 ctx.notify(sec, [msg.text(
-                    f"申請No.{expert.id} が届きましたが、支援機関「{draft.get('institution_name', '')}」に担当者が登録されていません。"
+                    f"申請No.{expert.id} が届きましたが、支援機関「{expert.institution.name}」に担当者が登録されていません。"
                     "「/code reviewer」で担当者登録コードを発行してください。")], "no_reviewer")
         where = "支援機関"
     else:

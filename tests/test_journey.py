@@ -6,35 +6,19 @@ the test on any violation).
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 
 import requests
-from PIL import Image
 
-from storage.models import AuditLog, Expert, LineUser, Outbox
-from tests.actors import REVIEWER, SEC, institution_with_reviewer, secretariat
+from storage import repo
+from storage.models import AuditLog, Expert, Outbox
+from tests.actors import REVIEWER, SEC, expert_of, institution_with_reviewer, photo, secretariat, send_photo, step_of
 
 EXPERT = "U" + "ab" * 16
 PHONE_DIGITS = "09024681357"
 EMAIL = "hanako.suzuki@example.com"
 ACCOUNT = "7654321"
-
-
-def photo(bot_app, color: str, size: tuple[int, int] = (480, 640)) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, "JPEG")
-    return bot_app.line.add_content(buffer.getvalue(), "image/jpeg")
-
-
-def send_photo(bot_app, user: str, color: str, size: tuple[int, int] = (480, 640)) -> list[str]:
-    return bot_app.say(user, "image", messageId=photo(bot_app, color, size))
-
-
-def state(bot_app, user: str = EXPERT) -> str | None:
-    session = bot_app.rt.sessions.load(user)
-    return session.state if session else None
 
 
 def register(bot_app, code: str) -> list[str]:
@@ -48,13 +32,13 @@ def register(bot_app, code: str) -> list[str]:
     for answer in script:
         texts = bot_app.text(EXPERT, answer)
         assert not any("エラーが発生しました" in t for t in texts), (answer, texts)
-    assert state(bot_app) == "photo_face", state(bot_app)
+    assert step_of(bot_app, EXPERT) == "photo_face", step_of(bot_app, EXPERT)
     assert texts[-1].startswith("顔写真を送ってください。"), texts[-1]
     send_photo(bot_app, EXPERT, "red")
     send_photo(bot_app, EXPERT, "green")
     send_photo(bot_app, EXPERT, "blue")
     texts = send_photo(bot_app, EXPERT, "white")
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
     return texts
 
 
@@ -70,11 +54,11 @@ def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
     texts = bot_app.say(EXPERT, "postback", data="p=edit&s=email")
     assert any("メール" in t for t in texts)
     texts = bot_app.text(EXPERT, EMAIL)
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
 
     texts = bot_app.say(EXPERT, "postback", data="p=submit")
     assert "登録申請を送信しました" in texts[0]
-    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    expert = expert_of(EXPERT)
     assert expert.status == "pending_institution" and expert.family_name == "鈴木"
     bot_app.drain()
     reviewer_texts = bot_app.texts_since(REVIEWER, 0)
@@ -125,7 +109,7 @@ def test_returned_application_reopens_the_form_with_the_reason(bot_app):
     institution = institution_with_reviewer(bot_app, "差戻商工会", REVIEWER)
     register(bot_app, institution.code)
     bot_app.say(EXPERT, "postback", data="p=submit")
-    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    expert = expert_of(EXPERT)
     bot_app.say(REVIEWER, "postback", data=f"a=inst_return&id={expert.id}")
     bot_app.text(REVIEWER, "住所に建物名を追加してください")
     bot_app.say(REVIEWER, "postback", data="c=yes")
@@ -135,7 +119,7 @@ def test_returned_application_reopens_the_form_with_the_reason(bot_app):
     bot_app.say(EXPERT, "postback", data="p=edit&s=postal")
     bot_app.text(EXPERT, "100-0001")
     bot_app.text(EXPERT, "東京都千代田区丸の内1-1-1 丸の内ビル5階")
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
     texts = bot_app.text(EXPERT, "送信")
     assert "登録申請を送信しました" in texts[0]
     assert Expert.get_by_id(expert.id).status == "pending_institution"
@@ -149,14 +133,14 @@ def test_a_too_small_photo_is_refused_with_a_retake(bot_app):
                    "1000001", "東京都千代田区丸の内1-1-1", "なし", "1", "完了", "15", "製造業の経営", "1", "完了", "東京", "完了",
                    "0001", "はい", "新宿", "はい", "普通", ACCOUNT, "スズキ ハナコ"]:
         bot_app.text(EXPERT, answer)
-    assert state(bot_app) == "photo_face", state(bot_app)
+    assert step_of(bot_app, EXPERT) == "photo_face", step_of(bot_app, EXPERT)
     texts = send_photo(bot_app, EXPERT, "red", (200, 200))
-    assert "小さすぎます" in texts[0] and state(bot_app) == "photo_face"
+    assert "小さすぎます" in texts[0] and step_of(bot_app, EXPERT) == "photo_face"
     texts = bot_app.text(EXPERT, "写真はあとで")
     assert "写真を送ってください" in texts[0]
     send_photo(bot_app, EXPERT, "red")
     send_photo(bot_app, EXPERT, "green")
-    assert state(bot_app) == "photo_passbook", "no qualification named → no 資格証明書"
+    assert step_of(bot_app, EXPERT) == "photo_passbook", "no qualification named → no 資格証明書"
 
 
 def test_several_photos_sent_together_fill_the_slots_in_order(bot_app):
@@ -167,14 +151,14 @@ def test_several_photos_sent_together_fill_the_slots_in_order(bot_app):
                    "1000001", "東京都千代田区丸の内1-1-1", "なし", "1", "完了", "15", "製造業の経営", "1", "完了", "東京",
                    "完了", "0001", "はい", "新宿", "はい", "普通", ACCOUNT, "スズキ ハナコ"]:
         bot_app.text(EXPERT, answer)
-    assert state(bot_app) == "photo_face"
+    assert step_of(bot_app, EXPERT) == "photo_face"
     image_set = "imgset-1"
     batch = [bot_app.event(EXPERT, "image", messageId=photo(bot_app, color),
                            imageSet={"id": image_set, "index": i + 1, "total": 3})
              for i, color in enumerate(["red", "green", "blue"])]
     assert bot_app.post(batch).status_code == 200
-    assert state(bot_app) == "confirm"
-    photos = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT)).draft["photos"]
+    assert step_of(bot_app, EXPERT) == "confirm"
+    photos = expert_of(EXPERT).draft["photos"]
     assert set(photos) == {"face", "id_doc", "passbook"} and len(set(photos.values())) == 3
 
 
@@ -186,11 +170,11 @@ def test_changing_the_kana_after_the_account_is_caught_at_submit(bot_app):
     register(bot_app, institution.code)
     bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
     bot_app.text(EXPERT, "たなか いちろう")
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
     texts = bot_app.say(EXPERT, "postback", data="p=submit")
     assert "口座名義がフリガナ（タナカ　イチロウ）と一致しません" in texts[0], texts
-    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
-    assert expert.status == "draft" and state(bot_app) == "confirm"
+    expert = expert_of(EXPERT)
+    assert expert.status == "draft" and step_of(bot_app, EXPERT) == "confirm"
     bot_app.say(EXPERT, "postback", data="p=edit&s=kana")
     bot_app.text(EXPERT, "すずき はなこ")
     assert "登録申請を送信しました" in bot_app.say(EXPERT, "postback", data="p=submit")[0]
@@ -204,7 +188,7 @@ def test_an_account_already_registered_by_another_application_is_flagged_to_the_
     institution = institution_with_reviewer(bot_app, "重複商工会", REVIEWER)
     register(bot_app, institution.code)
     bot_app.say(EXPERT, "postback", data="p=submit")
-    first = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    first = expert_of(EXPERT)
     assert first.account_blind and first.account_blind != ACCOUNT, "a keyed index, not the number"
     second = submitted_application(institution, "U" + "cd" * 16, account_blind=first.account_blind)
     second.account_blind = first.account_blind  # as 送信 records it
@@ -223,3 +207,17 @@ def test_an_account_already_registered_by_another_application_is_flagged_to_the_
     assert f"同じ振込口座が申請No.{second.id}でも登録されています" in queue
     detail = cards_after(lambda: bot_app.say(REVIEWER, "postback", data=f"a=detail&id={other.id}"))
     assert "申請No." in detail and "同じ振込口座" not in detail
+
+
+def test_an_application_to_an_institution_without_reviewers_reaches_the_secretariat(bot_app):
+    """送信 to an institution nobody reviews for yet: the application is sent, and the
+    secretariat is told to issue a reviewer code (this path used to raise NameError)."""
+    secretariat(bot_app)
+    institution = repo.create_institution("担当者なし商工会", "よろず")
+    register(bot_app, institution.code)
+    texts = bot_app.say(EXPERT, "postback", data="p=submit")
+    assert "登録申請を送信しました" in texts[0]
+    assert expert_of(EXPERT).status == "pending_institution"
+    bot_app.drain()
+    notices = bot_app.texts_since(SEC, 0)
+    assert any("担当者なし商工会" in t and "担当者が登録されていません" in t for t in notices), notices
