@@ -1,13 +1,22 @@
-"""Helpers that set up the people of a scenario *through LINE*, as they would."""
+"""Helpers that set up the people of a scenario *through LINE*, as they would, and look at
+what they left behind (their conversation's state, their application's draft).
+
+Shared by the scenario tests, so a tap, a location or a photo is sent the same way everywhere.
+"""
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from geopy.distance import geodesic
+from PIL import Image
+
 from conversations import roles
 from storage import repo
 from storage.models import Business, Dispatch, Expert, Institution, LineUser
+from tests.helpers import TOKYO
 
 SEC = "U" + "5ec" + "0" * 29
 REVIEWER = "U" + "1ee" + "0" * 29
@@ -54,8 +63,72 @@ def role_of(user: str) -> str | None:
     return LineUser.get(LineUser.line_user_id == user).role
 
 
+def expert_of(user: str) -> Expert:
+    """The expert record of a LINE user (their application, then their profile)."""
+    return Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user))
+
+
+def draft_of(user: str) -> dict[str, Any]:
+    """The application as the user has filled it in so far."""
+    return expert_of(user).draft
+
+
+def state_of(bot_app: Any, user: str) -> tuple[str | None, str | None]:
+    """``(flow, state)`` of the user's conversation; ``(None, None)`` when they have none."""
+    session = bot_app.rt.sessions.load(user)
+    return (session.flow, session.state) if session else (None, None)
+
+
+def step_of(bot_app: Any, user: str) -> str | None:
+    """Only the state (the step) of the user's conversation, ``None`` when they have none."""
+    return state_of(bot_app, user)[1]
+
+
+def tap(bot_app: Any, user: str, data: str) -> list[str]:
+    """The user taps a button whose postback data is ``data``; the texts answered."""
+    return bot_app.say(user, "postback", data=data)
+
+
+def pushed_texts(bot_app: Any, user: str) -> list[str]:
+    """Everything sent to ``user`` so far, once the worker has sent the queued pushes."""
+    bot_app.drain()
+    return bot_app.texts_since(user, 0)
+
+
+def jpeg(color: str = "navy", size: tuple[int, int] = (480, 640)) -> bytes:
+    """A plain JPEG of one colour, the size of a phone photo."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def photo(bot_app: Any, color: str = "navy", size: tuple[int, int] = (480, 640)) -> str:
+    """A plain JPEG uploaded to the platform as a user's image; its message id."""
+    return bot_app.line.add_content(jpeg(color, size), "image/jpeg")
+
+
+def send_photo(bot_app: Any, user: str, color: str = "navy", size: tuple[int, int] = (480, 640)) -> list[str]:
+    """The user sends a photo (a plain JPEG); the texts answered."""
+    return bot_app.say(user, "image", messageId=photo(bot_app, color, size))
+
+
 # Business pin for dispatch scenarios: 東京都千代田区丸の内 (a known point).
 BUSINESS_LAT, BUSINESS_LNG = 35.681236, 139.767125
+
+
+def near(metres: float, bearing: float = 0) -> tuple[float, float]:
+    """A point ``metres`` away from the business pin."""
+    p = geodesic(meters=metres).destination((BUSINESS_LAT, BUSINESS_LNG), bearing)
+    return p.latitude, p.longitude
+
+
+def send_location(bot_app: Any, user: str, point: tuple[float, float],
+                  ts_ms: int | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Post one location event (optionally with its LINE timestamp); the texts answered, and the event."""
+    event = bot_app.event(user, "location", latitude=point[0], longitude=point[1])
+    if ts_ms is not None:
+        event["timestamp"] = ts_ms
+    return bot_app.send(user, event), event
 
 
 def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: Any) -> Expert:
@@ -66,9 +139,6 @@ def commissioned_expert(institution: Institution, user: str = EXPERT, **draft: A
     expert.conditions_version = "2026-04"
     expert.save()
     return expert
-
-
-TOKYO = timezone(timedelta(hours=9))
 
 
 def pin_business_time(bot_app: Any, hour: int = 12, minute: int = 30) -> datetime:
@@ -115,8 +185,5 @@ def say_at(bot_app: Any, user: str, ts_ms: int, kind: str = "text", **fields: An
     """
     event = bot_app.event(user, kind, **fields)
     event["timestamp"] = ts_ms
-    before = bot_app._seq(user)
-    response = bot_app.post([event])
-    assert response.status_code == 200, response.text
-    return bot_app.texts_since(user, before)
+    return bot_app.send(user, event)
 

@@ -106,8 +106,12 @@ class Bot:
 
     def say(self, user_id: str, kind: str = "text", **fields: Any) -> list[str]:
         """Send one event; return the texts the bot sent this user in answer."""
+        return self.send(user_id, self.event(user_id, kind, **fields))
+
+    def send(self, user_id: str, event: dict[str, Any]) -> list[str]:
+        """Post one event made beforehand (back-dated, say); return the texts the bot sent this user in answer."""
         before = self._seq(user_id)
-        response = self.post([self.event(user_id, kind, **fields)])
+        response = self.post([event])
         assert response.status_code == 200, response.text
         return self.texts_since(user_id, before)
 

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from geopy.distance import geodesic
 
 from simulator.events import redelivery
 from storage.models import Attendance, Dispatch, ExceptionReport, Outbox
 from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
-                          institution_with_reviewer, pin_business_time, secretariat)
+                          institution_with_reviewer, near, pin_business_time, pushed_texts, secretariat, send_location,
+                          state_of)
+from tests.helpers import TOKYO, hhmm, now_ms
 
-TOKYO = timezone(timedelta(hours=9))
 OTHER_EXPERT = "U" + "e1" + "0" * 30
 
 
@@ -23,46 +22,11 @@ def tokyo_day_at(days: int, hour: int) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=TOKYO).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def near(metres: float, bearing: float = 0) -> tuple[float, float]:
-    """A point ``metres`` away from the business pin."""
-    p = geodesic(meters=metres).destination((BUSINESS_LAT, BUSINESS_LNG), bearing)
-    return p.latitude, p.longitude
-
-
 def setup(bot_app, *, when: datetime | None = None):
     secretariat(bot_app)
     inst = institution_with_reviewer(bot_app, "勤怠商工会", REVIEWER)
     expert = commissioned_expert(inst)
     return inst, expert, dispatch_for(expert, REVIEWER, when=when or tokyo_day_at(0, 10))
-
-
-def send_location(bot_app, user: str, point: tuple[float, float], ts_ms: int | None = None):
-    """Post one location event (optionally with its LINE timestamp); the texts answered, and the event."""
-    event = bot_app.event(user, "location", latitude=point[0], longitude=point[1])
-    if ts_ms is not None:
-        event["timestamp"] = ts_ms
-    before = bot_app._seq(user)
-    response = bot_app.post([event])
-    assert response.status_code == 200, response.text
-    return bot_app.texts_since(user, before), event
-
-
-def pushed_to_secretariat(bot_app) -> list[str]:
-    bot_app.drain()
-    return bot_app.texts_since(SEC, 0)
-
-
-def state_of(bot_app, user: str = EXPERT) -> tuple[str | None, str | None]:
-    session = bot_app.rt.sessions.load(user)
-    return (session.flow, session.state) if session else (None, None)
-
-
-def now_ms(minutes: float = 0) -> int:
-    return int((time.time() + minutes * 60) * 1000)
-
-
-def hhmm(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, TOKYO).strftime("%H:%M")
 
 
 def test_checkin_40m_from_the_business_is_recorded_with_distance_and_line_timestamp(bot_app):
@@ -71,7 +35,7 @@ def test_checkin_40m_from_the_business_is_recorded_with_distance_and_line_timest
     texts = say_at(bot_app, EXPERT, ts - 5000, text="チェックイン")
     assert f"派遣No.{dispatch.id}" in texts[0] and "300m以内" in texts[0]
     assert "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
-    assert state_of(bot_app) == ("checkin", "location")
+    assert state_of(bot_app, EXPERT) == ("checkin", "location")
 
     texts, event = send_location(bot_app, EXPERT, near(40), ts)
     assert "チェックインしました" in texts[0] and "事業所から40m" in texts[0] and f"時刻：{hhmm(ts)}" in texts[0]
@@ -82,8 +46,8 @@ def test_checkin_40m_from_the_business_is_recorded_with_distance_and_line_timest
     assert (check.latitude, check.longitude) == near(40)
     assert not check.flagged and check.flags == [] and check.event_id == event["webhookEventId"]
     assert Dispatch.get_by_id(dispatch.id).status == "checked_in"
-    assert state_of(bot_app) == (None, None)
-    assert not any("要確認" in t for t in pushed_to_secretariat(bot_app))
+    assert state_of(bot_app, EXPERT) == (None, None)
+    assert not any("要確認" in t for t in pushed_texts(bot_app, SEC))
 
 
 def test_checkin_refused_beyond_radius_three_times_then_reason_exception_and_flag(bot_app):
@@ -97,7 +61,7 @@ def test_checkin_refused_beyond_radius_three_times_then_reason_exception_and_fla
     assert not Attendance.select().exists() and Dispatch.get_by_id(dispatch.id).status == "accepted"
     texts, event = send_location(bot_app, EXPERT, far)
     assert "1,200m" in texts[0] and "理由を入力してください" in texts[-1]
-    assert state_of(bot_app) == ("checkin", "reason")
+    assert state_of(bot_app, EXPERT) == ("checkin", "reason")
 
     texts = bot_app.text(EXPERT, "事業所の登録地点が本社で、訪問先は工場のため")
     assert "チェックインしました" in texts[0] and "例外として記録" in texts[0]
@@ -108,7 +72,7 @@ def test_checkin_refused_beyond_radius_three_times_then_reason_exception_and_fla
     assert (report.kind, report.reason, report.distances) == ("in", "事業所の登録地点が本社で、訪問先は工場のため",
                                                               [1200, 1200, 1200])
     assert Dispatch.get_by_id(dispatch.id).status == "checked_in"
-    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    notices = [t for t in pushed_texts(bot_app, SEC) if "要確認" in t]
     assert len(notices) == 1 and f"派遣No.{dispatch.id}" in notices[0] and "訪問先は工場" in notices[0]
     assert "1,200m / 1,200m / 1,200m" in notices[0]
 
@@ -117,7 +81,7 @@ def test_checkout_without_checkin_is_refused(bot_app):
     _, _, dispatch = setup(bot_app)
     texts = bot_app.text(EXPERT, "チェックアウト")
     assert "チェックアウトできません" in texts[0] and "チェックイン" in bot_app.last_quick_reply(EXPERT)
-    assert state_of(bot_app) == (None, None)
+    assert state_of(bot_app, EXPERT) == (None, None)
     assert Dispatch.get_by_id(dispatch.id).status == "accepted" and not Attendance.select().exists()
 
 
@@ -127,7 +91,7 @@ def test_second_checkin_is_refused(bot_app):
     send_location(bot_app, EXPERT, near(40))
     texts = bot_app.text(EXPERT, "チェックイン")
     assert "すでにチェックイン済み" in texts[0] and f"派遣No.{dispatch.id}" in texts[0]
-    assert state_of(bot_app) == (None, None) and Attendance.select().count() == 1
+    assert state_of(bot_app, EXPERT) == (None, None) and Attendance.select().count() == 1
 
 
 def test_another_expert_does_not_see_the_dispatch(bot_app):
@@ -144,7 +108,7 @@ def test_dispatch_scheduled_tomorrow_cannot_be_checked_in_today(bot_app):
     texts = bot_app.text(EXPERT, "チェックイン")
     assert "本日チェックインできる派遣はありません" in texts[0]
     assert "次の派遣予定" in texts[0] and f"派遣No.{dispatch.id}" in texts[0] and "10:00" in texts[0]
-    assert state_of(bot_app) == (None, None) and Dispatch.get_by_id(dispatch.id).status == "accepted"
+    assert state_of(bot_app, EXPERT) == (None, None) and Dispatch.get_by_id(dispatch.id).status == "accepted"
 
 
 def test_pin_exactly_on_the_business_point_is_flagged(bot_app):
@@ -154,7 +118,7 @@ def test_pin_exactly_on_the_business_point_is_flagged(bot_app):
     assert "チェックインしました" in texts[0] and "事業所から0m" in texts[0]
     check = Attendance.get()
     assert check.flagged and check.flags == ["pin_on_business_point"]
-    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    notices = [t for t in pushed_texts(bot_app, SEC) if "要確認" in t]
     assert len(notices) == 1 and "登録地点と完全に一致" in notices[0] and f"派遣No.{dispatch.id}" in notices[0]
 
 
@@ -168,7 +132,7 @@ def test_identical_checkin_and_checkout_points_are_flagged(bot_app):
     check_in, check_out = Attendance.get(kind="in"), Attendance.get(kind="out")
     assert not check_in.flagged
     assert check_out.flagged and check_out.flags == ["same_point_in_out"]
-    notices = [t for t in pushed_to_secretariat(bot_app) if "要確認" in t]
+    notices = [t for t in pushed_texts(bot_app, SEC) if "要確認" in t]
     assert len(notices) == 1 and "チェックアウト" in notices[0] and "位置が同一" in notices[0]
 
 
@@ -190,7 +154,7 @@ def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
     assert not check_out.flagged
     assert Dispatch.get_by_id(dispatch.id).status == "completed"
     assert any("支援実施報告書の入力を始めます" in t for t in texts[1:]), "check-out opens the report"
-    assert state_of(bot_app)[0] == "report"
+    assert state_of(bot_app, EXPERT)[0] == "report"
 
 
 def test_outdated_conditions_ask_for_consent_before_checkin(bot_app):
@@ -199,11 +163,11 @@ def test_outdated_conditions_ask_for_consent_before_checkin(bot_app):
     expert.save()
     texts = bot_app.text(EXPERT, "チェックイン")
     assert "同意をお願いします" in texts[0] and any("【委嘱条件】" in t for t in texts)
-    assert state_of(bot_app) == (None, None)
+    assert state_of(bot_app, EXPERT) == (None, None)
     texts = bot_app.say(EXPERT, "postback", data="a=consent&ans=yes&v=2026-04")
     assert "同意を記録しました" in texts[0]
     texts = bot_app.text(EXPERT, "チェックイン")
-    assert f"派遣No.{dispatch.id}" in texts[0] and state_of(bot_app) == ("checkin", "location")
+    assert f"派遣No.{dispatch.id}" in texts[0] and state_of(bot_app, EXPERT) == ("checkin", "location")
 
 
 def test_redelivered_location_changes_nothing_twice(bot_app):
@@ -226,7 +190,7 @@ def test_typed_text_at_the_location_step_explains_how_to_send_it(bot_app):
     bot_app.text(EXPERT, "チェックイン")
     texts = bot_app.text(EXPERT, "丸の内1-1-1にいます")
     assert "スマートフォンのLINEアプリ" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
-    assert state_of(bot_app) == ("checkin", "location") and not Attendance.select().exists()
+    assert state_of(bot_app, EXPERT) == ("checkin", "location") and not Attendance.select().exists()
 
 
 def test_several_dispatches_today_are_chosen_by_number(bot_app):
@@ -236,7 +200,7 @@ def test_several_dispatches_today_are_chosen_by_number(bot_app):
     assert f"1. 派遣No.{first.id}" in texts[0] and f"2. 派遣No.{second.id}" in texts[0]
     assert any(label.startswith(f"No.{second.id} 14:00") for label in bot_app.last_quick_reply(EXPERT))
     texts = bot_app.text(EXPERT, "2")
-    assert f"派遣No.{second.id} 有限会社サンプル商店" in texts[0] and state_of(bot_app) == ("checkin", "location")
+    assert f"派遣No.{second.id} 有限会社サンプル商店" in texts[0] and state_of(bot_app, EXPERT) == ("checkin", "location")
     send_location(bot_app, EXPERT, near(40))
     assert Dispatch.get_by_id(second.id).status == "checked_in" and Dispatch.get_by_id(first.id).status == "accepted"
 
@@ -260,7 +224,7 @@ def test_a_check_in_sent_before_midnight_counts_for_that_day_when_processed_afte
 def test_a_check_in_sent_the_day_after_does_not_offer_the_days_dispatch(bot_app):
     _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 21))
     texts = bot_app.text(EXPERT, "チェックイン")  # LINE's timestamp: now, a day after the dispatch
-    assert f"派遣No.{dispatch.id}" not in texts[0] and state_of(bot_app) == (None, None), texts
+    assert f"派遣No.{dispatch.id}" not in texts[0] and state_of(bot_app, EXPERT) == (None, None), texts
 
 
 def test_misses_and_the_check_in_day_come_from_program_toml(bot_app):
@@ -269,7 +233,7 @@ def test_misses_and_the_check_in_day_come_from_program_toml(bot_app):
     _, _, dispatch = setup(bot_app, when=tokyo_day_at(-1, 10))  # yesterday: allowed with a tolerance of 1 day
     assert f"派遣No.{dispatch.id}" in bot_app.text(EXPERT, "チェックイン")[0]
     texts, _ = send_location(bot_app, EXPERT, near(1200, 90))
-    assert "理由を入力してください" in texts[-1] and state_of(bot_app) == ("checkin", "reason"), "one miss is enough"
+    assert "理由を入力してください" in texts[-1] and state_of(bot_app, EXPERT) == ("checkin", "reason"), "one miss is enough"
 
 
 def test_program_toml_refuses_a_zero_miss_limit(tmp_path):

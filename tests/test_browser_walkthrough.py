@@ -27,22 +27,18 @@ persona go through the outbox, so the test runs the RQ worker
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 
 from simulator import demo
-from storage.models import Attendance, Dispatch, Expert, LineUser, Report
+from storage.models import Attendance, Dispatch, Report
 from tests.browser_support import _sqlite_only, page  # noqa: F401  (fixtures)
 from tests.browser_support import (answered, as_persona, bot_rows, bot_says, card_button, menu, open_chat, pick, quick,
                                    sample_photo, say, scroll_to_bottom, send_location, send_photo, shot, show_menu,
                                    start_demo, tap)
-
-TOKYO = timezone(timedelta(hours=9))
-
-
-def expert_of(user_id: str) -> Expert:
-    return Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user_id))
+from tests.actors import expert_of
+from tests.helpers import TOKYO
 
 
 def rich_menu_tiles(page) -> list[str]:

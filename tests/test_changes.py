@@ -1,9 +1,9 @@
 """After approval: a change of profile or bank account is re-reviewed by the institution."""
 from __future__ import annotations
 
-from storage.models import ChangeRequest, Expert, LineUser
-from tests.actors import REVIEWER, SEC, institution_with_reviewer, secretariat
-from tests.test_journey import EXPERT, register, send_photo, state
+from storage.models import ChangeRequest, Expert
+from tests.actors import REVIEWER, SEC, expert_of, institution_with_reviewer, secretariat, send_photo, step_of
+from tests.test_journey import EXPERT, register
 
 
 def commissioned(bot_app) -> Expert:
@@ -11,7 +11,7 @@ def commissioned(bot_app) -> Expert:
     institution = institution_with_reviewer(bot_app, "変更商工会", REVIEWER)
     register(bot_app, institution.code)
     bot_app.text(EXPERT, "送信")
-    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == EXPERT))
+    expert = expert_of(EXPERT)
     expert.status = "commissioned"
     expert.profile = dict(expert.draft)
     expert.save()
@@ -21,10 +21,10 @@ def commissioned(bot_app) -> Expert:
 def test_profile_change_needs_the_institutions_approval_and_the_old_data_stays_in_force(bot_app):
     expert = commissioned(bot_app)
     texts = bot_app.text(EXPERT, "登録内容の変更")
-    assert "支援機関の承認までは" in texts[0] and state(bot_app) == "confirm"
+    assert "支援機関の承認までは" in texts[0] and step_of(bot_app, EXPERT) == "confirm"
     bot_app.say(EXPERT, "postback", data="p=edit&s=phone")
     bot_app.text(EXPERT, "03-1234-5678")
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
     texts = bot_app.text(EXPERT, "送信")
     assert "変更申請を送信しました" in texts[0]
     expert = Expert.get_by_id(expert.id)
@@ -50,7 +50,7 @@ def test_bank_change_needs_a_new_passbook_photo(bot_app):
     bot_app.say(EXPERT, "postback", data="p=edit&s=bank")
     for answer in ["0005", "はい", "001", "はい", "普通", "1111111", "スズキ ハナコ"]:
         bot_app.text(EXPERT, answer)
-    assert state(bot_app) == "confirm"
+    assert step_of(bot_app, EXPERT) == "confirm"
     texts = bot_app.text(EXPERT, "送信")
     assert "新しい口座の通帳の写真" in texts[0]
     bot_app.say(EXPERT, "postback", data="p=edit&s=photo_passbook")
@@ -78,7 +78,7 @@ def test_returned_change_keeps_the_old_data_and_tells_the_reason(bot_app):
     bot_app.drain()
     assert any("本人確認のため電話でご連絡ください" in t for t in bot_app.texts_since(EXPERT, 0))
     texts = bot_app.text(EXPERT, "登録内容の変更")  # the returned change can be fixed and sent again
-    assert "支援機関の承認までは" in texts[0] and state(bot_app) == "confirm"
+    assert "支援機関の承認までは" in texts[0] and step_of(bot_app, EXPERT) == "confirm"
 
 
 def test_a_new_surname_needs_the_account_in_that_name_and_is_searchable_once_approved(bot_app):

@@ -15,7 +15,6 @@ dedupe marker released, so that LINE's redelivery is applied exactly once.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import subprocess
@@ -32,7 +31,6 @@ import pytest
 import requests
 import structlog
 from flask import Flask
-from PIL import Image
 from rq import SimpleWorker
 from rq.job import Job
 from werkzeug.serving import make_server
@@ -44,7 +42,8 @@ from simulator import events
 from simulator.platform import PlatformState
 from storage import db as storage_db
 from storage import repo
-from storage.models import Expert, LineUser, Outbox, ProcessedEvent
+from storage.models import Outbox, ProcessedEvent
+from tests.actors import draft_of, jpeg
 from tests.conftest import Bot, make_config, reset_database
 from tests.test_profile_steps import walk_to
 
@@ -194,10 +193,6 @@ def register_up_to_the_name(harness: FaultBot) -> None:
     harness.text(ALICE, "同意する")
     harness.text(ALICE, institution.code)
     assert draft_of(ALICE)["institution_id"] == institution.id
-
-
-def draft_of(user: str) -> dict[str, Any]:
-    return Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user)).draft
 
 
 def post_timed(harness: FaultBot, event: dict[str, Any]) -> tuple[int, float]:
@@ -373,12 +368,6 @@ def fill(directory: Path) -> Path:
                 if exc.errno != errno.ENOSPC:
                     raise
     return filler
-
-
-def jpeg(color: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (480, 640), color).save(buffer, "JPEG")
-    return buffer.getvalue()
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -13,10 +13,8 @@ from storage import repo
 from storage.crypto import FieldCrypto
 from storage.models import (ALL_MODELS, Attendance, AuditLog, Business, ConditionsConsent, Dispatch, Expert,
                             Institution, LineUser)
-from tests.actors import BUSINESS_LAT, BUSINESS_LNG
-from tests.test_attendance import near, send_location
-
-TOKYO = timezone(timedelta(hours=9))
+from tests.actors import BUSINESS_LAT, BUSINESS_LNG, near, send_location
+from tests.helpers import TOKYO
 PROGRAM = load_program()
 
 

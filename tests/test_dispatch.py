@@ -9,8 +9,7 @@ from conversations.dispatch import corporate_number_ok
 from storage.models import AuditLog, Business, Dispatch, FlowDraft
 from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
                           dispatch_for, institution_with_reviewer, secretariat)
-
-TOKYO = timezone(timedelta(hours=9))
+from tests.helpers import TOKYO
 
 
 def tomorrow_10() -> str:

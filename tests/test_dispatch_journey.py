@@ -5,15 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from conversations import exports, payments
 from storage.models import Attendance, Dispatch, Report
-from tests.actors import BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, institution_with_reviewer, secretariat
-from tests.test_attendance import near, send_location
+from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, institution_with_reviewer,
+                          near, secretariat, send_location)
+from tests.helpers import TOKYO
 from tests.test_reports import ANSWERS
-
-TOKYO = timezone(timedelta(hours=9))
 
 
 def a_few_minutes_from_now_today() -> datetime:

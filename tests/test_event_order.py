@@ -20,8 +20,8 @@ from simulator import events
 from storage.redis_conn import webhook_client
 from storage.sessions import KeyBuilder
 from storage.user_gate import LOCK_LEASE, UserGate
-from tests.actors import say_at
-from tests.test_profile_steps import draft_of, state_of, walk_to
+from tests.actors import draft_of, say_at, step_of
+from tests.test_profile_steps import walk_to
 
 USER = "U" + "5" * 32  # the profile tests' user (walk_to, draft_of)
 
@@ -205,23 +205,23 @@ def test_answers_racing_each_other_are_applied_in_line_order(bot_app):
     second.join(10)
     first.join(10)
     assert results == [200, 200]
-    draft = draft_of()
+    draft = draft_of(USER)
     assert (draft["family_name"], draft["given_name"]) == ("山田", "太郎")
     assert (draft["kana_family"], draft["kana_given"]) == ("ヤマダ", "タロウ")
-    assert state_of(bot_app) == "birthdate"
+    assert step_of(bot_app, USER) == "birthdate"
 
 
 def test_an_answer_arriving_after_a_later_one_is_never_taken_for_the_current_question(bot_app):
     walk_to(bot_app, "name")
     sent = int(time.time() * 1000)
     say_at(bot_app, USER, sent + 10, text="山田 太郎")  # the later message got here first
-    assert state_of(bot_app) == "kana"
+    assert step_of(bot_app, USER) == "kana"
     texts = say_at(bot_app, USER, sent, text="やまだ たろう")  # sent before it, delivered after
     assert "遅れて届いた" in texts[0] and "やまだ たろう" in texts[0]
     assert "フリガナ" in texts[-1], "the current question is asked again"
-    assert state_of(bot_app) == "kana" and "kana_family" not in draft_of()
+    assert step_of(bot_app, USER) == "kana" and "kana_family" not in draft_of(USER)
     bot_app.text(USER, "やまだ たろう")
-    assert state_of(bot_app) == "birthdate" and draft_of()["kana_family"] == "ヤマダ"
+    assert step_of(bot_app, USER) == "birthdate" and draft_of(USER)["kana_family"] == "ヤマダ"
 
 
 def test_a_late_redelivery_is_recognised_too(bot_app):
@@ -233,7 +233,7 @@ def test_a_late_redelivery_is_recognised_too(bot_app):
     before = bot_app._seq(USER)
     assert bot_app.post([events.redelivery(early)]).status_code == 200  # its first delivery had failed
     assert "遅れて届いた" in bot_app.texts_since(USER, before)[0]
-    assert draft_of()["family_name"] == "山田"
+    assert draft_of(USER)["family_name"] == "山田"
 
 
 def test_a_card_button_arriving_late_is_judged_by_its_own_target(bot_app):

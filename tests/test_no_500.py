@@ -59,8 +59,8 @@ def test_other_event_kinds_at_any_step_are_answered_without_error(bot_app, step,
 # --- every question of the form, including photos and the summary --------------------------
 
 from conversations.profile import STATES  # noqa: E402
-from tests.test_journey import send_photo  # noqa: E402
-from tests.test_profile_steps import ANSWERS, state_of  # noqa: E402
+from tests.actors import send_photo, step_of  # noqa: E402
+from tests.test_profile_steps import ANSWERS  # noqa: E402
 
 # The states the default answers pass through (the others have their own scripted tests).
 REACHABLE = [s for s in STATES if s not in ("terms", "institution", "yucho", "qualification_other",
@@ -73,7 +73,7 @@ def walk_anywhere(bot_app, user: str, target: str) -> None:
     script = {**ANSWERS, "institution": [code]}
     bot_app.say(user, "follow")
     for _ in range(60):
-        state = state_of(bot_app, user)
+        state = step_of(bot_app, user)
         if state == target or state == "confirm":
             return
         if state in PHOTO_COLORS:

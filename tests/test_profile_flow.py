@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from conversations import profile
 from storage import repo
-from storage.models import AuditLog, Expert, LineUser
+from storage.models import AuditLog, LineUser
+from tests.actors import draft_of
 
 USER = "U" + "1" * 32
 
@@ -12,8 +13,13 @@ def make_institution(name: str = "テスト商工会議所") -> str:
     return repo.create_institution(name, "認定支援機関").code
 
 
-def draft_of(user_id: str) -> dict:
-    return Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user_id)).draft
+def at_the_name_step(bot_app) -> str:
+    """follow → 同意する → the institution's code, so the name is asked next; the code."""
+    code = make_institution()
+    bot_app.say(USER, "follow")
+    bot_app.text(USER, "同意する")
+    bot_app.text(USER, code)
+    return code
 
 
 def test_follow_starts_registration_with_terms(bot_app):
@@ -85,10 +91,7 @@ def test_institution_code_as_first_message_starts_registration(bot_app):
 
 
 def test_global_commands_back_help_status_cancel_resume(bot_app):
-    code = make_institution()
-    bot_app.say(USER, "follow")
-    bot_app.text(USER, "同意する")
-    bot_app.text(USER, code)
+    code = at_the_name_step(bot_app)
     texts = bot_app.text(USER, "状況")
     assert "「氏名」を入力中" in texts[0]
     texts = bot_app.text(USER, "ヘルプ")
@@ -107,10 +110,7 @@ def test_global_commands_back_help_status_cancel_resume(bot_app):
 
 
 def test_restart_asks_first_then_clears_the_draft(bot_app):
-    code = make_institution()
-    bot_app.say(USER, "follow")
-    bot_app.text(USER, "同意する")
-    bot_app.text(USER, code)
+    at_the_name_step(bot_app)
     texts = bot_app.text(USER, "最初から")
     assert "最初からやり直しますか" in texts[0]
     texts = bot_app.text(USER, "いいえ")
@@ -123,10 +123,7 @@ def test_restart_asks_first_then_clears_the_draft(bot_app):
 
 
 def test_unfollow_clears_session_keeps_records(bot_app):
-    code = make_institution()
-    bot_app.say(USER, "follow")
-    bot_app.text(USER, "同意する")
-    bot_app.text(USER, code)
+    at_the_name_step(bot_app)
     assert bot_app.say(USER, "unfollow") == []
     assert bot_app.rt.sessions.load(USER) is None
     assert draft_of(USER)["institution_id"]

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from conversations.profile_steps import years_before
 from storage import repo
 from storage.db import database
-from storage.models import AuditLog, Expert, LineUser, Outbox
+from storage.models import AuditLog, Expert, Outbox
+from tests.actors import draft_of, expert_of, step_of
+from tests.helpers import TOKYO
 
 USER = "U" + "5" * 32
 
@@ -40,18 +41,9 @@ ANSWERS: dict[str, list[str]] = {
 }
 
 
-def state_of(bot_app, user: str = USER) -> str | None:
-    session = bot_app.rt.sessions.load(user)
-    return session.state if session else None
-
-
-def draft_of(user: str = USER) -> dict:
-    return Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user)).draft
-
-
 def raw_draft(user: str = USER) -> str:
     """The draft column exactly as stored."""
-    expert = Expert.get(Expert.user == LineUser.get(LineUser.line_user_id == user))
+    expert = expert_of(user)
     sql = f"SELECT draft FROM {Expert._meta.table_name} WHERE id = {database.param}"
     (raw,) = database.execute_sql(sql, (expert.id,)).fetchone()
     return raw
@@ -63,12 +55,12 @@ def walk_to(bot_app, target: str, user: str = USER, **answers: list[str]) -> lis
     script = {**ANSWERS, "institution": [code], **answers}
     texts = bot_app.say(user, "follow")
     for _ in range(40):
-        state = state_of(bot_app, user)
+        state = step_of(bot_app, user)
         if state == target:
             return texts
         for answer in script[state]:
             texts = bot_app.text(user, answer)
-    raise AssertionError(f"never reached {target}; stuck at {state_of(bot_app, user)}")
+    raise AssertionError(f"never reached {target}; stuck at {step_of(bot_app, user)}")
 
 
 def asked(texts: list[str], *words: str) -> bool:
@@ -76,7 +68,7 @@ def asked(texts: list[str], *words: str) -> bool:
 
 
 def today_in_tokyo() -> date:
-    return datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    return datetime.now(TOKYO).date()
 
 
 # --- 5. 生年月日 ------------------------------------------------------------------------------
@@ -92,8 +84,8 @@ def test_birthdate_from_the_date_picker_is_confirmed_in_wareki_and_seireki(bot_a
 
     texts = bot_app.say(USER, "postback", data="dp=birthdate", params={"date": "1980-04-01"})
     assert "昭和55年4月1日（1980年4月1日）" in texts[0]
-    assert draft_of()["birthdate"] == "1980-04-01"
-    assert state_of(bot_app) == "phone"
+    assert draft_of(USER)["birthdate"] == "1980-04-01"
+    assert step_of(bot_app, USER) == "phone"
 
 
 def test_birthdate_typed_in_wareki_checks_era_boundaries(bot_app):
@@ -105,10 +97,10 @@ def test_birthdate_typed_in_wareki_checks_era_boundaries(bot_app):
     assert "ありません" not in texts[0] and "18歳以上" in texts[0]
     texts = bot_app.text(USER, "昭和64年1月8日")
     assert "平成元年1月8日" in texts[0]
-    assert state_of(bot_app) == "birthdate"
+    assert step_of(bot_app, USER) == "birthdate"
     texts = bot_app.text(USER, "Ｓ６４．１．７")
     assert "昭和64年1月7日（1989年1月7日）" in texts[0]
-    assert draft_of()["birthdate"] == "1989-01-07"
+    assert draft_of(USER)["birthdate"] == "1989-01-07"
 
 
 def test_birthdate_outside_18_to_100_is_refused(bot_app):
@@ -118,7 +110,7 @@ def test_birthdate_outside_18_to_100_is_refused(bot_app):
     too_young = years_before(today_in_tokyo(), 17)
     texts = bot_app.say(USER, "postback", data="dp=birthdate", params={"date": too_young.isoformat()})
     assert "17歳" in texts[0]
-    assert "birthdate" not in draft_of()
+    assert "birthdate" not in draft_of(USER)
 
 
 # --- 6–8. 電話・メール・郵便番号・住所 ------------------------------------------------------------------
@@ -128,21 +120,21 @@ def test_contact_details_are_normalised_and_bad_ones_explained(bot_app):
     walk_to(bot_app, "phone")
     texts = bot_app.text(USER, "０９０－１２３４ー５６７８")
     assert "090-1234-5678" in texts[0]
-    assert draft_of()["phone"] == "+819012345678"
+    assert draft_of(USER)["phone"] == "+819012345678"
 
     texts = bot_app.text(USER, "taro.example.com")
     assert "「@」がありません" in texts[0] and asked(texts, "メールアドレス")
     bot_app.text(USER, "ｔａｒｏ＠ｅｘａｍｐｌｅ．ｃｏｍ")
-    assert draft_of()["email"] == "taro@example.com"
+    assert draft_of(USER)["email"] == "taro@example.com"
 
     texts = bot_app.text(USER, "〒１００ー０００１")
-    assert draft_of()["postal"] == "100-0001"
+    assert draft_of(USER)["postal"] == "100-0001"
     assert asked(texts, "住所")
     texts = bot_app.text(USER, "1-2-3")
     assert "番号だけでは" in texts[0]
     bot_app.text(USER, "東京都千代田区丸の内１－１－１")
-    assert draft_of()["address"] == "東京都千代田区丸の内1-1-1"
-    assert state_of(bot_app) == "qualifications"
+    assert draft_of(USER)["address"] == "東京都千代田区丸の内1-1-1"
+    assert step_of(bot_app, USER) == "qualifications"
 
 
 # --- 9. 保有資格 ----------------------------------------------------------------------------
@@ -159,14 +151,14 @@ def test_qualifications_toggle_by_tap_number_and_name_then_name_the_other(bot_ap
     texts = bot_app.text(USER, "公認会計士")  # a second tap takes it off
     assert "選択中：中小企業診断士\n" in texts[-1]
     bot_app.text(USER, "6")
-    assert draft_of()["selecting"] == {"step": "qualifications", "items": ["中小企業診断士", "その他公的資格"]}
+    assert draft_of(USER)["selecting"] == {"step": "qualifications", "items": ["中小企業診断士", "その他公的資格"]}
     texts = bot_app.text(USER, "完了")
-    assert draft_of()["qualifications"] == ["中小企業診断士", "その他公的資格"]
-    assert "selecting" not in draft_of()
+    assert draft_of(USER)["qualifications"] == ["中小企業診断士", "その他公的資格"]
+    assert "selecting" not in draft_of(USER)
     assert asked(texts, "「その他公的資格」の名称")
     bot_app.text(USER, "社会保険労務士")
-    assert draft_of()["qualification_other"] == "社会保険労務士"
-    assert state_of(bot_app) == "requirements"
+    assert draft_of(USER)["qualification_other"] == "社会保険労務士"
+    assert step_of(bot_app, USER) == "requirements"
 
 
 def test_qualification_none_clears_the_choice(bot_app):
@@ -174,7 +166,7 @@ def test_qualification_none_clears_the_choice(bot_app):
     bot_app.text(USER, "税理士")
     texts = bot_app.text(USER, "なし")
     assert "「なし」で保存" in texts[0]
-    assert draft_of()["qualifications"] == []
+    assert draft_of(USER)["qualifications"] == []
     assert "(a)は対象外" in texts[-1]
 
 
@@ -186,8 +178,8 @@ def test_a_qualification_meets_requirement_a(bot_app):
     assert "保有資格（税理士）により、登録要件(a)" in texts[-1]
     texts = bot_app.text(USER, "該当なし")
     assert "登録要件(a)を満たしている" in texts[0]
-    assert draft_of()["requirements"] == [] and draft_of()["requirements_met"] == ["a"]
-    assert state_of(bot_app) == "expertise"
+    assert draft_of(USER)["requirements"] == [] and draft_of(USER)["requirements_met"] == ["a"]
+    assert step_of(bot_app, USER) == "expertise"
 
 
 def test_experience_requirement_with_enough_years_is_recorded(bot_app):
@@ -200,10 +192,10 @@ def test_experience_requirement_with_enough_years_is_recorded(bot_app):
     assert asked(texts, "12年", "一行")
     texts = bot_app.text(USER, "金属加工会社の経営者として生産管理を統括")
     assert "登録要件(b)を満たしている" in texts[0]
-    draft = draft_of()
+    draft = draft_of(USER)
     assert draft["requirements"] == [{"key": "b", "years": 12, "detail": "金属加工会社の経営者として生産管理を統括"}]
     assert draft["requirements_met"] == ["b"]
-    assert state_of(bot_app) == "expertise"
+    assert step_of(bot_app, USER) == "expertise"
 
 
 def test_requirements_short_of_the_minimum_are_dropped_and_none_met_is_refused(bot_app):
@@ -224,8 +216,8 @@ def test_requirements_short_of_the_minimum_are_dropped_and_none_met_is_refused(b
     assert bot_app.rt.sessions.load(USER).flow is None  # at rest
     # 登録 later resumes at the requirements, answers kept.
     texts = bot_app.text(USER, "登録")
-    assert state_of(bot_app) == "requirements" and "(a)は対象外" in texts[-1]
-    assert draft_of()["phone"] == "+819024681357"
+    assert step_of(bot_app, USER) == "requirements" and "(a)は対象外" in texts[-1]
+    assert draft_of(USER)["phone"] == "+819024681357"
 
 
 def test_none_applicable_without_a_qualification_is_refused(bot_app):
@@ -244,7 +236,7 @@ def test_back_walks_through_each_requirement_sub_question(bot_app):
     texts = bot_app.text(USER, "完了")
     assert asked(texts, "(b)", "年数")
     texts = bot_app.text(USER, "戻る")
-    assert state_of(bot_app) == "requirements" and "選択中：(b)、(c)" in texts[-1]
+    assert step_of(bot_app, USER) == "requirements" and "選択中：(b)、(c)" in texts[-1]
     bot_app.text(USER, "完了")
     bot_app.text(USER, "12")
     texts = bot_app.text(USER, "戻る")  # detail (b) → years (b)
@@ -252,19 +244,19 @@ def test_back_walks_through_each_requirement_sub_question(bot_app):
     bot_app.text(USER, "15")
     bot_app.text(USER, "製造業の経営者として生産管理を担当")
     texts = bot_app.text(USER, "戻る")  # years (c) → detail (b)
-    assert state_of(bot_app) == "requirement_detail" and asked(texts, "(b)", "15年", "製造業の経営者")
+    assert step_of(bot_app, USER) == "requirement_detail" and asked(texts, "(b)", "15年", "製造業の経営者")
     texts = bot_app.text(USER, "小売業の経営者として店舗運営を担当")
     assert asked(texts, "(c)", "年数")
     bot_app.text(USER, "3")
     bot_app.text(USER, "商工会の経営指導員として販路開拓を支援")
-    draft = draft_of()
+    draft = draft_of(USER)
     assert draft["requirements"] == [
         {"key": "b", "years": 15, "detail": "小売業の経営者として店舗運営を担当"},
         {"key": "c", "years": 3, "detail": "商工会の経営指導員として販路開拓を支援"},
     ]
     assert draft["requirements_met"] == ["b", "c"]
     texts = bot_app.text(USER, "戻る")  # expertise → the last detail
-    assert state_of(bot_app) == "requirement_detail" and asked(texts, "(c)")
+    assert step_of(bot_app, USER) == "requirement_detail" and asked(texts, "(c)")
 
 
 # --- 11. 専門分野 ------------------------------------------------------------------------------
@@ -281,8 +273,8 @@ def test_expertise_needs_at_least_one_and_takes_numbers_and_names(bot_app):
     texts = bot_app.text(USER, "99")
     assert "選択肢にありません" in texts[0]
     bot_app.text(USER, "完了")
-    assert draft_of()["expertise"] == ["経営戦略", "資金繰り・財務", "IT・デジタル化"]
-    assert state_of(bot_app) == "areas"
+    assert draft_of(USER)["expertise"] == ["経営戦略", "資金繰り・財務", "IT・デジタル化"]
+    assert step_of(bot_app, USER) == "areas"
 
 
 # --- 12. 対応地域 ------------------------------------------------------------------------------
@@ -303,8 +295,8 @@ def test_areas_by_region_buttons(bot_app):
     bot_app.text(USER, "近畿から選ぶ")
     bot_app.text(USER, "近畿すべて")
     bot_app.text(USER, "完了")
-    assert draft_of()["areas"] == ["北海道", "東京都", "神奈川県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県"]
-    assert state_of(bot_app) == "bank"
+    assert draft_of(USER)["areas"] == ["北海道", "東京都", "神奈川県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県"]
+    assert step_of(bot_app, USER) == "bank"
 
 
 def test_areas_typed_names_and_regions(bot_app):
@@ -318,7 +310,7 @@ def test_areas_typed_names_and_regions(bot_app):
     texts = bot_app.text(USER, "東京県")
     assert "東京県" in texts[0]
     bot_app.text(USER, "完了")
-    assert draft_of()["areas"] == ["東京都", "徳島県", "香川県", "愛媛県", "高知県"]
+    assert draft_of(USER)["areas"] == ["東京都", "徳島県", "香川県", "愛媛県", "高知県"]
 
 
 # --- 13. 振込口座 ------------------------------------------------------------------------------
@@ -349,23 +341,23 @@ def test_bank_by_name_with_confirmation_then_branch_type_number_and_holder(bot_a
     texts = bot_app.text(USER, "1")
     assert "「三菱UFJ銀行」（金融機関コード 0005）でよろしいですか" in texts[-1]
     bot_app.text(USER, "はい")
-    assert draft_of()["bank_code"] == "0005"
+    assert draft_of(USER)["bank_code"] == "0005"
     texts = bot_app.text(USER, "本店")
     assert "三菱UFJ銀行 本店" in texts[-1]
     bot_app.text(USER, "はい")
     texts = bot_app.text(USER, "3")
-    assert draft_of()["account_type"] == "貯蓄"
+    assert draft_of(USER)["account_type"] == "貯蓄"
     texts = bot_app.text(USER, "３１４ー１５９")  # short: zero-padded to 7 digits
     assert "＊＊＊4159" in texts[0]
     texts = bot_app.text(USER, "やまだ　たろう")
     assert "振込口座を登録しました：三菱UFJ銀行 本店 貯蓄 ＊＊＊4159" in texts[0]
-    draft = draft_of()
+    draft = draft_of(USER)
     assert draft["branch_code"] == "001" and draft["account_last4"] == "＊＊＊4159"
     crypto = bot_app.rt.crypto
     assert crypto.decrypt(draft["account_number_enc"]) == "0314159"
     assert crypto.decrypt(draft["holder_enc"]) == "ﾔﾏﾀﾞ ﾀﾛｳ"
     assert draft["account_blind"] == crypto.blind_index("0005" + "001" + "0314159", "bank-account")
-    assert state_of(bot_app) == "photo_face"
+    assert step_of(bot_app, USER) == "photo_face"
     replies = [t for d in bot_app.line.deliveries_for(USER) for m in d["messages"] for t in [json.dumps(m, ensure_ascii=False)]]
     assert not any("314159" in r for r in replies)
     assert_no_plaintext(bot_app, "314159", "ﾔﾏﾀﾞ", "ヤマダ タロウ", "やまだ　たろう")
@@ -380,9 +372,9 @@ def test_bank_by_code_and_no_means_ask_again(bot_app):
     texts = bot_app.text(USER, "０００９")
     assert "「三井住友銀行」" in texts[-1]
     texts = bot_app.text(USER, "いいえ")
-    assert state_of(bot_app) == "bank" and asked(texts, "金融機関名")
+    assert step_of(bot_app, USER) == "bank" and asked(texts, "金融機関名")
     texts = bot_app.text(USER, "戻る")  # the detour through the confirmation is forgotten
-    assert state_of(bot_app) == "areas"
+    assert step_of(bot_app, USER) == "areas"
 
 
 def test_yucho_kigou_bangou_becomes_branch_and_number(bot_app):
@@ -394,12 +386,12 @@ def test_yucho_kigou_bangou_becomes_branch_and_number(bot_app):
     assert "「1」か「0」で始まる" in texts[0]
     texts = bot_app.text(USER, "１４０３０－１２３４５６７１")
     assert "四〇八店（店番 408） 普通 口座番号＊＊＊4567" in texts[0]
-    draft = draft_of()
+    draft = draft_of(USER)
     assert (draft["bank_code"], draft["branch_code"], draft["account_type"]) == ("9900", "408", "普通")
     assert bot_app.rt.crypto.decrypt(draft["account_number_enc"]) == "1234567"
     assert asked(texts, "口座名義")
     texts = bot_app.text(USER, "戻る")
-    assert state_of(bot_app) == "yucho"
+    assert step_of(bot_app, USER) == "yucho"
     assert_no_plaintext(bot_app, "1234567", "12345671")
 
 
@@ -409,10 +401,10 @@ def test_holder_must_be_the_experts_own_name(bot_app):
     assert "本人名義の口座のみ登録できます" in texts[0] and "ヤマダ　タロウ" in texts[0]
     texts = bot_app.text(USER, "山田太郎")
     assert "漢字" in texts[0]
-    assert "holder_enc" not in draft_of()
-    assert state_of(bot_app) == "holder"
+    assert "holder_enc" not in draft_of(USER)
+    assert step_of(bot_app, USER) == "holder"
     bot_app.text(USER, "ﾔﾏﾀﾞ ﾀﾛｳ")
-    assert state_of(bot_app) == "photo_face"
+    assert step_of(bot_app, USER) == "photo_face"
 
 
 def test_back_from_each_bank_sub_step_goes_to_the_previous_question(bot_app):
@@ -428,22 +420,22 @@ def test_back_from_each_bank_sub_step_goes_to_the_previous_question(bot_app):
     ]
     for state, words in expected:
         texts = bot_app.text(USER, "戻る")
-        assert state_of(bot_app) == state and words in texts[-1], (state, texts)
+        assert step_of(bot_app, USER) == state and words in texts[-1], (state, texts)
     # Back where it was, the bank and the account are still there.
-    assert draft_of()["account_last4"] == "＊＊＊4567"
+    assert draft_of(USER)["account_last4"] == "＊＊＊4567"
 
 
 def test_back_from_address_and_qualification_other(bot_app):
     walk_to(bot_app, "address")
     texts = bot_app.text(USER, "戻る")
-    assert state_of(bot_app) == "postal" and "現在の登録：100-0001" in texts[-1]
+    assert step_of(bot_app, USER) == "postal" and "現在の登録：100-0001" in texts[-1]
     bot_app.text(USER, "100-0001")
     bot_app.text(USER, "東京都千代田区丸の内1-1-1")
     bot_app.text(USER, "その他")
     bot_app.text(USER, "完了")
-    assert state_of(bot_app) == "qualification_other"
+    assert step_of(bot_app, USER) == "qualification_other"
     texts = bot_app.text(USER, "戻る")
-    assert state_of(bot_app) == "qualifications" and "選択中：その他公的資格" in texts[-1]
+    assert step_of(bot_app, USER) == "qualifications" and "選択中：その他公的資格" in texts[-1]
 
 
 def test_lost_session_resumes_at_the_first_unanswered_sub_step(bot_app):
@@ -451,7 +443,7 @@ def test_lost_session_resumes_at_the_first_unanswered_sub_step(bot_app):
     bot_app.rt.sessions.delete(USER)
     texts = bot_app.text(USER, "新宿")
     # The position is recomputed from the draft: bank chosen, no branch yet.
-    assert state_of(bot_app) == "branch_confirm" and "新宿支店" in texts[-1]
+    assert step_of(bot_app, USER) == "branch_confirm" and "新宿支店" in texts[-1]
 
 
 def test_three_bad_answers_offer_help_and_pause(bot_app):
@@ -475,7 +467,7 @@ def test_odd_inputs_at_every_new_question_are_answered_without_error(bot_app):
     walk_to(bot_app, "birthdate")
     seen = []
     for _ in range(40):
-        state = state_of(bot_app)
+        state = step_of(bot_app, USER)
         if state == "photo_face":
             break
         if state not in seen:
@@ -484,9 +476,9 @@ def test_odd_inputs_at_every_new_question_are_answered_without_error(bot_app):
             replies.append(bot_app.say(USER, "postback", data="dp=birthdate", params={"date": "abcd"}))
             for texts in replies:
                 assert texts and not any("エラーが発生しました" in t for t in texts), (state, texts)
-            if state_of(bot_app) != state:
+            if step_of(bot_app, USER) != state:
                 continue  # an odd input happened to be an answer; go on from where it led
-        for answer in ANSWERS[state_of(bot_app)]:
+        for answer in ANSWERS[step_of(bot_app, USER)]:
             bot_app.text(USER, answer)
-    assert state_of(bot_app) == "photo_face"
+    assert step_of(bot_app, USER) == "photo_face"
     assert {"birthdate", "qualifications", "requirements", "areas", "bank", "holder"} <= set(seen)

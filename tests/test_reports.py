@@ -6,19 +6,18 @@ the scenario's past (the dispatch and its check-in/out) is written directly.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from PIL import Image
 from rq.job import Job
 
 from conversations import reports
 from conversations.engine import Context
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
 from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
-                          dispatch_for, institution_with_reviewer, pin_business_time, secretariat, utc_naive)
+                          dispatch_for, institution_with_reviewer, pin_business_time, secretariat, send_photo, state_of,
+                          tap, utc_naive)
 
 JUNE_10_AT_10 = datetime(2026, 6, 10, 1, 0)  # 10:00 in Tokyo, stored as UTC
 OTHER_EXPERT = "U" + "e2" + "0" * 30
@@ -42,21 +41,6 @@ def setup(bot_app, *, when: datetime = JUNE_10_AT_10, minutes: int = 130):
     return inst, expert, d
 
 
-def tap(bot_app, user: str, data: str) -> list[str]:
-    return bot_app.say(user, "postback", data=data)
-
-
-def state(bot_app, user: str = EXPERT) -> tuple[str | None, str | None]:
-    session = bot_app.rt.sessions.load(user)
-    return (session.flow, session.state) if session else (None, None)
-
-
-def send_photo(bot_app, user: str) -> list[str]:
-    buffer = io.BytesIO()
-    Image.new("RGB", (480, 640), "navy").save(buffer, "JPEG")
-    return bot_app.say(user, "image", messageId=bot_app.line.add_content(buffer.getvalue(), "image/jpeg"))
-
-
 def write(bot_app, minutes: str = "130分", travel: str = "なし", route: str | None = None) -> list[str]:
     """Answer every question from 相談内容 on; returns the summary's texts."""
     for answer in ANSWERS:
@@ -67,7 +51,7 @@ def write(bot_app, minutes: str = "130分", travel: str = "なし", route: str |
     if route:
         bot_app.text(EXPERT, route)
     texts = bot_app.text(EXPERT, "なし")
-    assert state(bot_app) == ("report", "confirm"), texts
+    assert state_of(bot_app, EXPERT) == ("report", "confirm"), texts
     return texts
 
 
@@ -81,14 +65,14 @@ def test_minutes_default_to_the_checks_and_the_reviewer_accepts(bot_app):
     _, _, d = setup(bot_app)
     texts = bot_app.text(EXPERT, "報告書")
     assert "支援実施報告書の入力を始めます" in texts[0] and f"派遣No.{d.id}" in texts[0]
-    assert "【相談内容】" in texts[-1] and state(bot_app) == ("report", "consultation")
+    assert "【相談内容】" in texts[-1] and state_of(bot_app, EXPERT) == ("report", "consultation")
     assert "5文字以上" in bot_app.text(EXPERT, "販路")[0]
     for answer in ANSWERS:
         texts = bot_app.text(EXPERT, answer)
     assert "チェックインからチェックアウトまで：2時間10分（130分）" in texts[-1]
     assert "2時間10分（130分）" in bot_app.last_quick_reply(EXPERT)
     texts = bot_app.text(EXPERT, "131")
-    assert "最大130分" in texts[0] and state(bot_app) == ("report", "minutes")
+    assert "最大130分" in texts[0] and state_of(bot_app, EXPERT) == ("report", "minutes")
     assert "1分以上" in bot_app.text(EXPERT, "0")[0]
     assert "1分以上" in bot_app.text(EXPERT, "-5")[0]
     texts = bot_app.text(EXPERT, "130分")  # the quick reply's text
@@ -99,7 +83,7 @@ def test_minutes_default_to_the_checks_and_the_reviewer_accepts(bot_app):
     assert any("謝金 10,560円・源泉徴収 なし・交通費 0円" in t and "支払額 10,560円（2026年6月分）" in t for t in texts)
 
     texts = tap(bot_app, EXPERT, "p=submit")
-    assert "支援実施報告書を送信しました" in texts[0] and state(bot_app) == (None, None)
+    assert "支援実施報告書を送信しました" in texts[0] and state_of(bot_app, EXPERT) == (None, None)
     report = Report.get()
     assert (report.status, report.minutes, report.gross_yen, report.withholding_yen, report.travel_yen,
             report.net_yen, report.fee_month) == ("submitted", 130, 10_560, 0, 0, 10_560, "2026-06")
@@ -144,7 +128,7 @@ def test_checkout_opens_the_report_and_schedules_its_reminder(bot_app, monkeypat
         assert bot_app.post([event]).status_code == 200
     texts = bot_app.texts_since(EXPERT, seen)
     assert "チェックアウトしました" in texts[0] and "支援実施報告書の入力を始めます" in texts[1]
-    assert "【相談内容】" in texts[-1] and state(bot_app) == ("report", "consultation")
+    assert "【相談内容】" in texts[-1] and state_of(bot_app, EXPERT) == ("report", "consultation")
     report = Report.get()
     assert report.dispatch_id == d.id and report.status == "draft" and Dispatch.get_by_id(d.id).status == "completed"
     assert [args for _, _, args, _ in scheduled] == [(report.id, 1, bot_app.rt.program.report_reminder_days)]
@@ -161,7 +145,7 @@ def test_lowered_minutes_travel_and_photo_then_returned_fixed_and_resubmitted(bo
     texts = bot_app.text(EXPERT, "チェックアウト")
     assert "一時停止" in texts[0] and "チェックアウト済み" in texts[-1]
     texts = bot_app.text(EXPERT, "報告書")
-    assert "再開します" in texts[0] and "支援内容" in texts[-1] and state(bot_app) == ("report", "support")
+    assert "再開します" in texts[0] and "支援内容" in texts[-1] and state_of(bot_app, EXPERT) == ("report", "support")
     for answer in ANSWERS[1:]:
         bot_app.text(EXPERT, answer)
     assert "1時間（60分）で保存しました" in bot_app.text(EXPERT, "1:00")[0]
@@ -169,7 +153,7 @@ def test_lowered_minutes_travel_and_photo_then_returned_fixed_and_resubmitted(bo
     assert "1,200円で保存しました" in texts[0] and "経路" in texts[-1]
     bot_app.text(EXPERT, "JR新宿駅〜東京駅 往復")
     texts = send_photo(bot_app, EXPERT)
-    assert "写真を1枚受け取っています" in texts[0] and state(bot_app) == ("report", "photos")
+    assert "写真を1枚受け取っています" in texts[0] and state_of(bot_app, EXPERT) == ("report", "photos")
     texts = bot_app.text(EXPERT, "完了")
     assert any("謝金 5,280円" in t and "交通費 1,200円" in t and "支払額 6,480円" in t for t in texts)
     tap(bot_app, EXPERT, "p=submit")
@@ -193,11 +177,11 @@ def test_lowered_minutes_travel_and_photo_then_returned_fixed_and_resubmitted(bo
 
     texts = bot_app.text(EXPERT, "報告書")
     assert "差し戻された支援実施報告書を修正します" in texts[0] and f"差し戻しの理由：{reason}" in texts
-    assert state(bot_app) == ("report", "confirm")
+    assert state_of(bot_app, EXPERT) == ("report", "confirm")
     texts = tap(bot_app, EXPERT, "p=edit&s=minutes")
     assert "【対面時間】" in texts[-1]
     texts = bot_app.text(EXPERT, "90")
-    assert state(bot_app) == ("report", "confirm") and any("謝金 7,920円" in t for t in texts)
+    assert state_of(bot_app, EXPERT) == ("report", "confirm") and any("謝金 7,920円" in t for t in texts)
     texts = bot_app.text(EXPERT, "送信")
     assert "支援実施報告書を送信しました" in texts[0]
     report = Report.get()
@@ -230,7 +214,7 @@ def test_several_checked_out_dispatches_are_chosen_by_number(bot_app):
     checked(second, JUNE_10_AT_10 + timedelta(days=1), 45)
     texts = bot_app.text(EXPERT, "報告書")
     assert f"1. 派遣No.{first.id}" in texts[0] and f"2. 派遣No.{second.id}" in texts[0]
-    assert state(bot_app) == ("report", "dispatch") and "2. 有限会社サンプル商店" in bot_app.last_quick_reply(EXPERT)
+    assert state_of(bot_app, EXPERT) == ("report", "dispatch") and "2. 有限会社サンプル商店" in bot_app.last_quick_reply(EXPERT)
     assert "番号" in bot_app.text(EXPERT, "3")[0]
     texts = bot_app.text(EXPERT, "2")
     assert "有限会社サンプル商店" in texts[0] and "【相談内容】" in texts[-1]
@@ -380,7 +364,7 @@ def test_a_check_out_in_the_check_ins_minute_still_lets_the_report_be_sent(bot_a
     bot_app.text(EXPERT, "800")
     bot_app.text(EXPERT, "○○駅〜△△駅 往復")
     texts = bot_app.text(EXPERT, "なし")
-    assert state(bot_app) == ("report", "confirm") and any("謝金 0円" in t for t in texts), texts
+    assert state_of(bot_app, EXPERT) == ("report", "confirm") and any("謝金 0円" in t for t in texts), texts
     texts = tap(bot_app, EXPERT, "p=submit")
     assert "支援実施報告書を送信しました" in texts[0]
     report = Report.get()
@@ -393,7 +377,7 @@ def test_zero_minutes_is_refused_when_the_checks_are_apart(bot_app):
     bot_app.text(EXPERT, "報告書")
     for answer in ANSWERS:
         bot_app.text(EXPERT, answer)
-    assert "1分以上" in bot_app.text(EXPERT, "0")[0] and state(bot_app) == ("report", "minutes")
+    assert "1分以上" in bot_app.text(EXPERT, "0")[0] and state_of(bot_app, EXPERT) == ("report", "minutes")
 
 
 def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_it(bot_app, monkeypatch):

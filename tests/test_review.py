@@ -6,16 +6,8 @@ import re
 import requests
 
 from storage.models import AuditLog, ConditionsConsent, Expert
-from tests.actors import EXPERT, OTHER_REVIEWER, REVIEWER, SEC, institution_with_reviewer, role_of, secretariat, submitted_application
-
-
-def tap(bot_app, user: str, data: str) -> list[str]:
-    return bot_app.say(user, "postback", data=data)
-
-
-def pushed_texts(bot_app, user: str) -> list[str]:
-    bot_app.drain()
-    return bot_app.texts_since(user, 0)
+from tests.actors import (EXPERT, OTHER_REVIEWER, REVIEWER, SEC, institution_with_reviewer, pushed_texts, role_of,
+                          secretariat, submitted_application, tap)
 
 
 def setup(bot_app):
