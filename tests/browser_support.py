@@ -30,7 +30,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 VIEWPORT = {"width": 520, "height": 900}
 TIMEOUT_MS = 8000
 
-# The chat page's persona buttons (simulator/static/chat.html PRESETS; simulator/demo.py).
+# The chat page's persona buttons (simulator/static/chat.html PRESETS; handlers/demo_seed.py).
 PERSONAS = {
     "新規ユーザー": "U00000000000000000000000000000001",
     "専門家": "U00000000000000000000000000000002",
@@ -69,7 +69,7 @@ def start_demo(bot_app):
     """Seed every persona the way ``python bot.py demo`` does, sync the rich menus, and make the
     bot's file links point at the bot itself (``make run``: PUBLIC_BASE_URL is the bot's port)."""
     from handlers import richmenu
-    from simulator import demo
+    from handlers import demo_seed as demo
 
     rt = bot_app.rt
     rt.config = dataclasses.replace(rt.config, public_base_url=bot_app.url)

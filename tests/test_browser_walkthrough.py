@@ -1,7 +1,7 @@
 """The whole demo (`make run`), walked through the chat page in a real browser.
 
 Each test starts from a fresh bot, seeds the personas exactly as
-``python bot.py demo`` does (``simulator.demo.seed`` + the rich-menu sync),
+``python bot.py demo`` does (``handlers.demo_seed.seed`` + the rich-menu sync),
 opens the chat page in Debian's chromium and only clicks, types, picks
 files and points on the location dialog, like a person at the page:
 
@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from simulator import demo
+from handlers import demo_seed as demo
 from storage.models import Attendance, Dispatch, Report
 from tests.browser_support import _sqlite_only, page  # noqa: F401  (fixtures)
 from tests.browser_support import (answered, as_persona, bot_rows, bot_says, card_button, menu, open_chat, pick, quick,

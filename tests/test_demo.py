@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 
 import bot
 from program import load_program
-from simulator import demo
+from handlers import demo_seed as demo
 from storage import repo
 from storage.crypto import FieldCrypto
 from storage.models import (ALL_MODELS, Attendance, AuditLog, Business, ConditionsConsent, Dispatch, Expert,

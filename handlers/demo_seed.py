@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: one of every persona, so every flow can be tried at once.
+"""Demo data for ``make run`` (the bot's side of the demo: the simulator only talks HTTP):
+one of every persona, so every flow can be tried at once.
 
 The chat page (``simulator/static/chat.html``) has four preset buttons; this
 module gives the people behind them what they need, straight in SQL (data
