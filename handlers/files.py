@@ -11,13 +11,12 @@ import structlog
 from flask import Blueprint, Response, jsonify
 
 from handlers.runtime import current
-from storage.crypto import DecryptionError, LinkError, LinkSigner
-from storage.files import InvalidFileId, is_valid_file_id
+from storage.crypto import DecryptionError, LinkError
+from storage.files import SUBJECT_PREFIX, InvalidFileId
 
 bp = Blueprint("files", __name__)
 log = structlog.get_logger("files")
 
-SUBJECT_PREFIX = "file:"  # a token signed for anything else cannot open a file
 MSG_LINK_REFUSED = "リンクの有効期限が切れたか、無効なリンクです。"
 MSG_NOT_FOUND = "ファイルが見つかりません。"
 
@@ -26,14 +25,6 @@ _PRIVATE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the token is in the URL
 }
-
-
-def signed_url(public_base_url: str, links: LinkSigner, file_id: str, expires_in: int = 900) -> str:
-    """The link a reviewer is sent for one stored file, valid ``expires_in`` seconds."""
-    if not is_valid_file_id(file_id):
-        raise InvalidFileId("invalid file id")
-    token = links.sign(SUBJECT_PREFIX + file_id, expires_in=expires_in)
-    return f"{public_base_url.rstrip('/')}/files/{token}"
 
 
 def _refuse(message: str, status: int) -> tuple[Response, int]:

@@ -18,7 +18,7 @@ from program import Program, load_program
 from storage import db as storage_db
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
 from storage.crypto import FieldCrypto, LinkSigner
-from storage.files import EncryptedFileStore
+from storage.files import EncryptedFileStore, signed_url
 from storage.sessions import KeyBuilder, RedisSessionStore
 from storage.user_gate import UserGate
 
@@ -53,8 +53,6 @@ class Runtime:
 
     def link_for(self, file_id: str, expires_in: int = 900) -> str:
         """A short-lived signed URL for a stored file (reviewers' photo links, letters)."""
-        from handlers.files import signed_url
-
         return signed_url(self.config.public_base_url, self.links, file_id, expires_in)
 
     @property

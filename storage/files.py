@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from storage.crypto import DecryptionError, FieldCrypto
+from storage.crypto import DecryptionError, FieldCrypto, LinkSigner
 
 MAX_BYTES = 10 * 1024 * 1024
 MIN_SHORT_SIDE = 320
@@ -182,3 +182,15 @@ def _make_private_dir(path: Path) -> None:
     except FileExistsError:
         return
     os.chmod(path, 0o700)
+
+
+SUBJECT_PREFIX = "file:"  # a link token signed for anything else cannot open a file
+
+
+def signed_url(public_base_url: str, links: LinkSigner, file_id: str, expires_in: int = 900) -> str:
+    """The link a reviewer is sent for one stored file (served by ``GET /files/<token>``),
+    valid ``expires_in`` seconds."""
+    if not is_valid_file_id(file_id):
+        raise InvalidFileId("invalid file id")
+    token = links.sign(SUBJECT_PREFIX + file_id, expires_in=expires_in)
+    return f"{public_base_url.rstrip('/')}/files/{token}"

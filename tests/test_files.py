@@ -23,6 +23,7 @@ from handlers import files as files_handler
 from handlers import runtime
 from storage.crypto import DecryptionError, FieldCrypto, LinkSigner
 from storage.files import (
+    signed_url,
     MSG_NOT_READABLE,
     MSG_TOO_LARGE,
     MSG_TOO_MANY_PIXELS,
@@ -270,7 +271,7 @@ def path_of(url: str) -> str:
 def test_signed_link_serves_the_decrypted_image(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
     client, rt = app_rt
     file_id = rt.files.put(JPEG, "image/jpeg")
-    url = files_handler.signed_url("https://bot.example.jp/", rt.links, file_id)
+    url = signed_url("https://bot.example.jp/", rt.links, file_id)
     assert url.startswith("https://bot.example.jp/files/")
     response = client.get(path_of(url))
     assert response.status_code == 200
@@ -297,12 +298,12 @@ def test_expired_link_is_403(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
 def test_altered_malformed_and_foreign_links_are_403(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
     client, rt = app_rt
     file_id = rt.files.put(JPEG, "image/jpeg")
-    token = path_of(files_handler.signed_url("https://bot.example.jp", rt.links, file_id)).removeprefix("/files/")
+    token = path_of(signed_url("https://bot.example.jp", rt.links, file_id)).removeprefix("/files/")
     altered = token[:-1] + ("A" if token[-1] != "A" else "B")
     refused(client, f"/files/{altered}")
     refused(client, "/files/not-a-token")
     refused(client, "/files/" + "A" * 3000)
-    foreign = files_handler.signed_url("https://x", LinkSigner("another-key"), file_id)
+    foreign = signed_url("https://x", LinkSigner("another-key"), file_id)
     refused(client, path_of(foreign).removeprefix("https://x"))
     # a valid signature for something that is not a file link
     refused(client, f"/files/{rt.links.sign(file_id)}")
@@ -310,7 +311,7 @@ def test_altered_malformed_and_foreign_links_are_403(app_rt: tuple[FlaskClient, 
 
 def test_unknown_file_is_404(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
     client, rt = app_rt
-    response = client.get(path_of(files_handler.signed_url("https://bot.example.jp", rt.links, "ab" * 32)))
+    response = client.get(path_of(signed_url("https://bot.example.jp", rt.links, "ab" * 32)))
     assert response.status_code == 404
     assert response.headers["Cache-Control"] == "no-store"
     traversal = rt.links.sign("file:../../secret")
@@ -320,4 +321,4 @@ def test_unknown_file_is_404(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
 def test_signed_url_refuses_a_bad_id(app_rt: tuple[FlaskClient, FakeRuntime]) -> None:
     _, rt = app_rt
     with pytest.raises(InvalidFileId):
-        files_handler.signed_url("https://bot.example.jp", rt.links, "../../etc/passwd")
+        signed_url("https://bot.example.jp", rt.links, "../../etc/passwd")
