@@ -30,7 +30,8 @@ from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations import commission
 from conversations import messages as msg
-from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step, choose, reason_from)
+from conversations.engine import (ENGINE, Advance, Context, Finish, Flow, Handoff, Input, Invalid, Outcome, Stay, Step, choose,
+                                  reason_from)
 from conversations.roles import secretariat_ids
 from conversations.status_machine import IllegalTransition
 from conversations.statuses import DISPATCH
@@ -242,19 +243,10 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
 
 
 def open_report(s: Session, ctx: Context, d: Dispatch, replies: list[Message]) -> Outcome:
-    """After check-out the report (支援実施報告書) flow takes over the session.
+    """After check-out the report (支援実施報告書) flow takes over the session: a ``Handoff``."""
+    from conversations import report_flow  # imported here: the report flow imports this module for its menu words
 
-    ``Stay``, not ``Finish``: the engine resets the session on ``Finish``,
-    which would drop the flow ``reports.begin`` just started. Our steps ask
-    nothing once the session belongs to another flow (see ``_handed_over``).
-    """
-    from conversations import reports  # imported here: reports imports this module for its menu words
-
-    return Stay(replies + reports.begin(s, ctx, d))
-
-
-def _handed_over(s: Session, flow_name: str) -> bool:
-    return s.flow != flow_name
+    return report_flow.opening(ctx, d, replies)
 
 
 def points_to_check(ctx: Context, d: Dispatch) -> list[str]:
@@ -295,13 +287,11 @@ class PickDispatch(Step):
     name = "pick"
     title = "派遣の選択"
 
-    def __init__(self, kind: str, flow_name: str) -> None:
-        self.kind, self.flow_name = kind, flow_name
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.help = f"{VERB[kind]}する派遣を、番号（1、2…）または「派遣No.〇」で選んでください。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _handed_over(s, self.flow_name):
-            return []
         options = candidates(ctx, self.kind)
         s.data["options"] = [d.id for d in options]
         if not options:
@@ -326,15 +316,14 @@ class PickDispatch(Step):
 class SendLocation(Step):
     name = "location"
     title = "位置情報の送信"
+    leads_to_next = False  # recorded (the flow ends), or ``too_far`` asks the reason
 
-    def __init__(self, kind: str, flow_name: str) -> None:
-        self.kind, self.flow_name = kind, flow_name
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.help = (f"事業所の近く（登録地点から一定の範囲内）で現在地を送ると{VERB[kind]}が記録されます。"
                      "トーク画面下の「位置情報を送る」、または「＋」→「位置情報」から送れます。\n" + PC_NOTE)
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _handed_over(s, self.flow_name):
-            return []
         d = Dispatch.get_or_none(Dispatch.id == s.data.get("dispatch"))
         radius = ctx.program.geofence_radius_m
         if again:
@@ -383,15 +372,13 @@ class OutOfRangeReason(Step):
     name = "reason"
     title = "範囲外の理由"
 
-    def __init__(self, kind: str, flow_name: str) -> None:
-        self.kind, self.flow_name = kind, flow_name
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.help = ("続けて事業所から離れた位置だったため、理由を伺っています。"
                      f"入力した理由は事務局に例外報告として届き、{VERB[kind]}は「要確認」として記録されます。"
                      "範囲内で位置情報を送り直すこともできます。")
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _handed_over(s, self.flow_name):
-            return []
         misses: list[int] = s.data.get("misses", [])
         tries = " / ".join(metres(m) for m in misses)
         return [msg.text(
@@ -417,9 +404,8 @@ class OutOfRangeReason(Step):
 
 def _flow(kind: str, name: str) -> Flow:
     return Flow(name, VERB[kind],
-                [PickDispatch(kind, name), SendLocation(kind, name), OutOfRangeReason(kind, name)],
-                [{"trigger": "next", "source": "pick", "dest": "location"},
-                 {"trigger": "too_far", "source": "location", "dest": "reason"}],
+                [PickDispatch(kind), SendLocation(kind), OutOfRangeReason(kind)],
+                [{"trigger": "too_far", "source": "location", "dest": "reason"}],
                 start_words=START_WORDS[kind])
 
 
@@ -431,8 +417,9 @@ FLOW_OF = {IN: CHECK_IN, OUT: CHECK_OUT}
 # --- entry from the menu ------------------------------------------------------------------
 
 
-def begin(s: Session, ctx: Context, kind: str) -> list[Message]:
-    """「チェックイン」/「チェックアウト」: checks who and what, then the first question."""
+def opening(ctx: Context, kind: str) -> Handoff | list[Message]:
+    """「チェックイン」/「チェックアウト」: checks who and what, then where the flow starts
+    (the location itself when there is only one dispatch to choose); else why not."""
     expert = repo.expert_of(ctx.user)
     if expert is None or expert.status != "commissioned":
         return [msg.text("チェックイン・チェックアウトは、委嘱を受けた専門家の方が派遣先で使う機能です。")]
@@ -443,15 +430,15 @@ def begin(s: Session, ctx: Context, kind: str) -> list[Message]:
     options = candidates(ctx, kind)
     if not options:
         return [nothing_to_check(ctx, kind)]
-    flow = FLOW_OF[kind]
-    s.reset()
-    s.flow = flow.name
     if len(options) == 1:
-        s.data["dispatch"] = options[0].id
-        s.state = "location"
-    else:
-        s.state = "pick"
-    return flow.steps[s.state].ask(s, ctx)
+        return Handoff(FLOW_OF[kind], "location", {"dispatch": options[0].id}, back=[])
+    return Handoff(FLOW_OF[kind], "pick")
+
+
+def begin(s: Session, ctx: Context, kind: str) -> list[Message]:
+    """The menu word at rest: enter the check flow, or say why not."""
+    opened = opening(ctx, kind)
+    return ENGINE.hand_over(s, ctx, opened) if isinstance(opened, Handoff) else opened
 
 
 def nothing_to_check(ctx: Context, kind: str) -> Message:

@@ -17,7 +17,7 @@ from linebot.v3.messaging import Message
 
 from conversations import documents, flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import (Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
+from conversations.engine import (ENGINE, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
@@ -65,9 +65,7 @@ def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) 
     if version and version != ctx.program.conditions.version:
         return [msg.text("委嘱条件が改訂されています。最新の内容をご確認ください。")] + conditions_messages(ctx)
     if not agreed:
-        s.reset()
-        s.flow, s.state = REFUSAL.name, "why"
-        return REFUSAL.steps["why"].ask(s, ctx)
+        return ENGINE.enter(REFUSAL, s, ctx, state="why")
     c = ctx.program.conditions
     ConditionsConsent.create(expert=expert, version=c.version, sha256=c.sha256, agreed=True, event_id=ctx.event_id)
     expert.conditions_version, expert.conditions_sha256, expert.conditions_agreed_at = c.version, c.sha256, utcnow()
@@ -143,7 +141,7 @@ class RefusalReason(Step):
             "承知しました。理由を事務局に伝えました。\n改めて同意いただける場合は「委嘱条件」と送ってください。", ["委嘱条件"])])
 
 
-REFUSAL = Flow("consent_refusal", "委嘱条件への回答", [RefusalReason()], [])
+REFUSAL = Flow("consent_refusal", "委嘱条件への回答", [RefusalReason()])
 
 
 # --- the commission letter ---------------------------------------------------------------------------------
@@ -238,14 +236,11 @@ class AcceptConfirm(Step):
         return Finish([msg.text("就任承諾書を受け付けました。委嘱の手続きはすべて完了です。\n派遣の依頼が届くと、このトークでお知らせします。")])
 
 
-ACCEPTANCE = Flow("acceptance", "就任承諾", [Signature(), AcceptConfirm()],
-                  [{"trigger": "next", "source": "signature", "dest": "accept_confirm"}])
+ACCEPTANCE = Flow("acceptance", "就任承諾", [Signature(), AcceptConfirm()])
 
 
 def begin_acceptance(s: Session, ctx: Context) -> list[Message]:
     expert = expert_of(ctx)
     if expert is None or expert.status != "conditions_agreed":
         return [msg.text("現在、就任承諾の手続きはありません。")]
-    s.reset()
-    s.flow, s.state = ACCEPTANCE.name, "signature"
-    return ACCEPTANCE.steps["signature"].ask(s, ctx)
+    return ENGINE.enter(ACCEPTANCE, s, ctx, state="signature")

@@ -24,7 +24,7 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import (Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step, begin,
+from conversations.engine import (ENGINE, Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step,
                                   choose, confirmation, reason_from)
 from conversations.status_machine import IllegalTransition
 from conversations.statuses import DISPATCH
@@ -424,14 +424,9 @@ REQUEST = Flow(
     [
         # A business known from before (picked, or found by its 法人番号) already has its pin.
         {"trigger": "known", "source": ["business", "corporate_number"], "dest": "theme"},
-        {"trigger": "next", "source": "business", "dest": "corporate_number"},
-        {"trigger": "next", "source": "corporate_number", "dest": "location"},
+        # A pin whose address names the prefecture skips the question.
         {"trigger": "next", "source": "location", "dest": "theme"},
         {"trigger": "no_prefecture", "source": "location", "dest": "prefecture"},
-        {"trigger": "next", "source": "prefecture", "dest": "theme"},
-        {"trigger": "next", "source": "theme", "dest": "expert"},
-        {"trigger": "next", "source": "expert", "dest": "when"},
-        {"trigger": "next", "source": "when", "dest": "confirm"},
     ],
     start_words=["支援依頼", "依頼"],
     keeps_answers=True,  # nothing has a record until 依頼する: the answers live in FlowDraft
@@ -488,9 +483,7 @@ def decline(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
     dispatch = _own_request(ctx, fields)
     if isinstance(dispatch, list):
         return dispatch
-    s.reset()
-    s.flow, s.state, s.data = DECLINE.name, "why", {"dispatch_id": dispatch.id}
-    return DECLINE.steps["why"].ask(s, ctx)
+    return ENGINE.enter(DECLINE, s, ctx, state="why", data={"dispatch_id": dispatch.id})
 
 
 class DeclineReason(Step):
@@ -521,7 +514,7 @@ class DeclineReason(Step):
         return Finish([msg.text("辞退を担当者に伝えました。")])
 
 
-DECLINE = Flow("dispatch_decline", "依頼の辞退", [DeclineReason()], [])
+DECLINE = Flow("dispatch_decline", "依頼の辞退", [DeclineReason()])
 
 
 # --- the reviewer's cancel and reschedule (before check-in) -----------------------------------------------
@@ -548,18 +541,14 @@ def begin_cancel(s: Session, ctx: Context, fields: dict[str, str]) -> list[Messa
     dispatch = _manageable(ctx, fields)
     if isinstance(dispatch, list):
         return dispatch
-    s.reset()
-    s.flow, s.state, s.data = MANAGE.name, "cancel_reason", {"dispatch_id": dispatch.id, "op": "cancel"}
-    return MANAGE.steps["cancel_reason"].ask(s, ctx)
+    return ENGINE.enter(MANAGE, s, ctx, state="cancel_reason", data={"dispatch_id": dispatch.id, "op": "cancel"}, back=[])
 
 
 def begin_move(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
     dispatch = _manageable(ctx, fields)
     if isinstance(dispatch, list):
         return dispatch
-    s.reset()
-    s.flow, s.state, s.data = MANAGE.name, "new_when", {"dispatch_id": dispatch.id, "op": "move"}
-    return MANAGE.steps["new_when"].ask(s, ctx)
+    return ENGINE.enter(MANAGE, s, ctx, state="new_when", data={"dispatch_id": dispatch.id, "op": "move"}, back=[])
 
 
 class CancelReason(ReasonStep):
@@ -568,6 +557,7 @@ class CancelReason(ReasonStep):
     help = "専門家に伝わります。"
     what = "取消の理由"
     trigger = "confirm"
+    leads_to_next = False  # 取消 and 日時変更 are two entries to one confirmation, not a sequence
 
     def prompt(self, s: Session, ctx: Context) -> str:
         return f"派遣No.{s.data['dispatch_id']} を取り消す理由を入力してください（専門家に伝わります）。"
@@ -576,6 +566,7 @@ class CancelReason(ReasonStep):
 class NewWhen(Step):
     name = "new_when"
     title = "新しい日時"
+    leads_to_next = False  # moves on with ``confirm``
     help = When.help
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
@@ -662,7 +653,7 @@ def at_rest(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
     if inp.text in REQUEST.start_words:
         if ctx.user.role != "reviewer":
             return [msg.text("支援依頼は支援機関の担当者が行います。")]
-        questions = begin(REQUEST, s, ctx)
+        questions = ENGINE.enter(REQUEST, s, ctx)
         if s.state != REQUEST.initial:
             return [msg.text(f"入力途中の支援依頼（{s.data.get('business_name', '')}）の続きから再開します。"
                              "やり直す場合は「最初から」と送ってください。")] + questions

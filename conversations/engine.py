@@ -11,6 +11,11 @@ the step's parsing; ``stack`` remembers where 戻る goes; ``retries`` caps
 re-asks (then help / skip / pause are offered instead of a loop); an idle
 session is greeted back; a state that no longer exists after a deploy is
 mapped back to the draft, never a crash.
+
+The engine is also the only thing that moves a session: along a flow's
+declared transitions, or into a flow with ``Engine.enter`` (a menu word, a
+card's button) or a step's ``Handoff`` (check-out → the report). Flows
+never set ``s.state`` themselves.
 """
 from __future__ import annotations
 
@@ -169,12 +174,40 @@ class Finish:
     messages: list[Message] = field(default_factory=list)
 
 
-Outcome = Invalid | Advance | Stay | Finish
+@dataclass
+class Pause:
+    """Set this flow aside as キャンセル would (the answers are kept; 続きから resumes) and say ``messages``."""
+
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class Handoff:
+    """This flow is over; ``flow`` takes the session (e.g. check-out → the report).
+
+    The engine enters ``flow`` at ``state`` with ``data`` (see
+    ``Engine.enter``) and sends ``messages`` before its first question, so a
+    flow never sets ``s.state`` itself. ``back`` overrides where 戻る goes.
+    """
+
+    flow: "Flow | str"
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    back: list[str] | None = None
+
+
+Outcome = Invalid | Advance | Stay | Finish | Pause | Handoff
+Interrupt = Callable[[Session, "Input", "Context"], "Outcome"]
 
 EDIT_FLAG = "_edit"  # set when the user jumped from the summary to fix one item
 PAUSED = "_paused"  # キャンセル: the flow waits, at rest, for 続きから
 KEPT_ANSWERS_FOR = timedelta(days=7)  # a flow's kept answers older than this are not resumed
 REVIEW_STATE = "confirm"  # the summary step a flow returns to after such a fix
+
+
+TEXT, LOCATION, IMAGE, POSTBACK = "text", "location", "image", "postback"
+KIND_LABELS = {POSTBACK: "ボタン", TEXT: "文字", LOCATION: "位置情報", IMAGE: "写真"}
 
 
 class Step:
@@ -187,6 +220,21 @@ class Step:
     # False on the first parts of a multi-question item (bank: bank → branch
     # → …): after a fix from the summary, only the last part returns there.
     group_end: bool = True
+    # The kinds of input (text / location / image / postback) this question
+    # can use. The engine answers any other kind itself, before ``answer``:
+    # ``wrong_kind()`` and the question again. Empty: ``answer`` sorts it out.
+    accepts: frozenset[str] = frozenset()
+    wrong_kind_text: str = ""  # a step's own wording for that answer
+    # False when the step never moves on with a plain ``next`` to the step
+    # listed after it (it branches with its own triggers, or finishes).
+    leads_to_next: bool = True
+
+    def wrong_kind(self) -> str:
+        """What to say to input of a kind this step does not accept."""
+        if self.wrong_kind_text:
+            return self.wrong_kind_text
+        ways = "・".join(KIND_LABELS[k] for k in KIND_LABELS if k in self.accepts)
+        return f"「{self.title}」は{ways}でお答えください。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         raise NotImplementedError
@@ -195,19 +243,46 @@ class Step:
         raise NotImplementedError
 
 
+def _sources(transition: dict[str, Any]) -> list[str]:
+    source = transition["source"]
+    return [source] if isinstance(source, str) else list(source)
+
+
+def in_order(steps: Sequence[Step], branches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plain ``next`` moves the step order already says: each step to the one listed after it.
+
+    Skipped for a step that declares an unconditional ``next`` of its own (it
+    skips ahead) or does not lead on (``Step.leads_to_next``). A guarded
+    ``next`` stays first: this one is its fallback, added after every branch.
+    """
+    declared = {src for t in branches if t["trigger"] == "next" and not t.get("conditions") and not t.get("unless")
+                for src in _sources(t)}
+    return [{"trigger": "next", "source": step.name, "dest": following.name}
+            for step, following in zip(steps, steps[1:]) if step.leads_to_next and step.name not in declared]
+
+
 class Flow:
-    """A named conversation: steps + transitions, and its machine built once."""
+    """A named conversation: steps in the order they are asked, and its machine built once.
+
+    ``branches`` are the transitions the order does not say (skips, detours,
+    guards, 修正 from the summary); the plain ``next`` moves are derived from
+    the order (``in_order``).
+    """
 
     def __init__(
         self,
         name: str,
         title: str,
         steps: Sequence[Step],
-        transitions: list[dict[str, Any]],
+        branches: Sequence[dict[str, Any]] = (),
         start_words: Sequence[str] = (),
         keeps_answers: bool = False,
+        interrupts: dict[str, Interrupt] | None = None,
     ) -> None:
         self.name = name
+        # Typed words that mean "something else" in any step of this flow (the
+        # rich menu is always on screen): checked before the step's own parsing.
+        self.interrupts = {clean_text(w): h for w, h in (interrupts or {}).items()}
         # Answers with no record of their own yet (a 支援依頼 being typed) are
         # kept in SQL after every step (FlowDraft): a lost session loses nothing.
         self.keeps_answers = keeps_answers
@@ -216,11 +291,11 @@ class Flow:
         self.order = [s.name for s in steps]
         self.initial = self.order[0]
         self.start_words = tuple(clean_text(w) for w in start_words)
-        self.transitions = transitions
+        self.transitions = [*branches, *in_order(steps, branches)]
         self.machine = Machine(
             model=None,
             states=self.order,
-            transitions=transitions,
+            transitions=self.transitions,
             initial=self.initial,
             auto_transitions=False,
         )
@@ -285,14 +360,59 @@ HELP_FOOTER = "困ったときは「戻る」「キャンセル」（一時停�
 class Engine:
     """Runs one input through the user's current flow."""
 
-    def __init__(self, flows: Sequence[Flow]):
-        self.flows = {f.name: f for f in flows}
+    def __init__(self, flows: Sequence[Flow] = ()):
+        self.flows: dict[str, Flow] = {}
+        self.register(flows)
+
+    def register(self, flows: Sequence[Flow]) -> None:
+        """Make flows known (by name) to ``run`` and to hand-offs by name."""
+        self.flows.update((f.name, f) for f in flows)
 
     def flow_of(self, s: Session) -> Flow | None:
         return self.flows.get(s.flow or "")
 
-    def begin(self, flow: Flow, s: Session, ctx: Context, state: str | None = None) -> list[Message]:
-        return begin(flow, s, ctx, state)
+    def enter(self, flow: Flow | str, s: Session, ctx: Context, state: str | None = None,
+              data: dict[str, Any] | None = None, back: Sequence[str] | None = None) -> list[Message]:
+        """The one way into a flow: at ``state``, else where the user left it, else its first step.
+
+        The session is reset first (a flow never inherits another's answers);
+        ``data`` seeds the new flow's answers. 戻る goes through ``back``, by
+        default every step before ``state``, so earlier questions stay
+        reachable even after a lost session.
+        """
+        if isinstance(flow, str):
+            flow = self.flows[flow]
+        flow.on_begin(ctx)
+        resumed = None if state else flow.resume_state(ctx)
+        self._place(flow, s, state or resumed or flow.initial, data, back)
+        if resumed:
+            s.data.update(flow.resume_data(ctx))
+            s.data.update(data or {})
+            s.data.pop(PAUSED, None)  # entering the flow is what 続きから would have done
+        return flow.steps[s.state].ask(s, ctx)
+
+    def recover(self, s: Session, ctx: Context) -> None:
+        """A lost or stale session: put it back where SQL says the user is, asking nothing."""
+        for flow in self.flows.values():
+            state = flow.resume_state(ctx)
+            if state is not None:
+                self._place(flow, s, state, flow.resume_data(ctx))
+                return
+        s.reset()
+
+    @staticmethod
+    def _place(flow: Flow, s: Session, state: str, data: dict[str, Any] | None = None,
+               back: Sequence[str] | None = None) -> None:
+        """The only place outside a transition where a session changes flow and state."""
+        s.reset()
+        s.flow, s.state = flow.name, state
+        s.data.update(data or {})
+        s.stack = list(back) if back is not None else flow.order[: flow.order.index(state)]
+
+    def hand_over(self, s: Session, ctx: Context, handoff: Handoff) -> list[Message]:
+        """Apply a ``Handoff``: its messages, then the new flow's first question."""
+        return fit_five(list(handoff.messages) + self.enter(
+            handoff.flow, s, ctx, handoff.state, handoff.data, handoff.back))
 
     def run(self, s: Session, inp: Input, ctx: Context) -> list[Message] | None:
         """Handle ``inp`` for a session in a flow; ``None`` means "not for a flow"."""
@@ -397,7 +517,13 @@ class Engine:
     def _answer(self, flow: Flow, s: Session, inp: Input, ctx: Context) -> list[Message]:
         step = flow.steps[s.state]
         s.data.pop("_greeted", None)
-        outcome = step.answer(s, inp, ctx)
+        interrupt = flow.interrupts.get(inp.text) if inp.kind == "text" else None
+        if interrupt is not None:
+            outcome = interrupt(s, inp, ctx)
+        elif step.accepts and inp.kind not in step.accepts:
+            outcome = Invalid(step.wrong_kind())  # counted like any unusable answer
+        else:
+            outcome = step.answer(s, inp, ctx)
         if isinstance(outcome, Invalid):
             tries = s.retries.get(s.state, 0) + 1
             s.retries[s.state] = tries
@@ -413,6 +539,14 @@ class Engine:
         if isinstance(outcome, Finish):
             flow.forget_answers(ctx)
             s.reset()
+            return fit_five(outcome.messages)
+        if isinstance(outcome, Handoff):
+            flow.forget_answers(ctx)
+            return self.hand_over(s, ctx, outcome)
+        if isinstance(outcome, Pause):
+            s.retries.pop(s.state, None)
+            s.data[PAUSED] = True
+            flow.keep_answers(s, ctx)
             return fit_five(outcome.messages)
         if isinstance(outcome, Stay):
             s.retries.pop(s.state, None)
@@ -444,21 +578,6 @@ class Engine:
         return [msg.text("システムの更新があったため、入力途中の項目から再開します。入力済みの内容は保存されています。")] + flow.steps[state].ask(s, ctx)
 
 
-def begin(flow: Flow, s: Session, ctx: Context, state: str | None = None) -> list[Message]:
-    """Enter ``flow`` (at ``state``, else where the user left it, else its first step) and ask the question."""
-    s.reset()
-    s.flow = flow.name
-    flow.on_begin(ctx)
-    resumed = None if state else flow.resume_state(ctx)
-    s.state = state or resumed or flow.initial
-    if resumed:
-        s.data.update(flow.resume_data(ctx))
-        s.data.pop(PAUSED, None)  # entering the flow is what 続きから would have done
-    # Earlier questions stay reachable with 戻る even after a lost session.
-    s.stack = flow.order[: flow.order.index(s.state)]
-    return flow.steps[s.state].ask(s, ctx)
-
-
 def fit_five(messages: list[Message]) -> list[Message]:
     """LINE accepts at most 5 messages per reply: merge leading plain texts."""
     out = list(messages)
@@ -471,6 +590,9 @@ def fit_five(messages: list[Message]) -> list[Message]:
     return out
 
 
+# The one engine: handlers.router registers every flow on it; flows reach it
+# only for an entry from outside a step (a menu word at rest, a card's button).
+ENGINE = Engine()
 
 
 def choose(inp: Input, options: Sequence[str]) -> str | None:
@@ -541,6 +663,7 @@ class ConfirmStep(Step):
     name = "confirm"
     title = "確認"
     help = "「はい」で確定、「いいえ」で取りやめます。"
+    accepts, wrong_kind_text = frozenset({TEXT, POSTBACK}), "「はい」または「いいえ」でお答えください。"
 
     def describe(self, s: Session, ctx: Context) -> str:
         raise NotImplementedError
@@ -591,6 +714,10 @@ class ReasonStep(Step):
     help = "相手にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
     what = "理由"
     trigger = "next"
+    accepts = frozenset({TEXT})
+
+    def wrong_kind(self) -> str:
+        return f"{self.what}を文字で入力してください。"
 
     def prompt(self, s: Session, ctx: Context) -> str:
         raise NotImplementedError

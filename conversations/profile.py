@@ -20,7 +20,7 @@ from conversations import banks
 from conversations import messages as msg
 from conversations import profile_review as final
 from conversations import profile_steps as steps
-from conversations.engine import Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
+from conversations.engine import TEXT, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
 from conversations.normalize import InvalidInput, format_name, parse_kana_name, parse_person_name
 from storage import repo
 from storage.models import Expert, Institution
@@ -28,19 +28,7 @@ from storage.sessions import Session
 
 EDITABLE_STATUSES = ("draft", "returned")
 
-# --- states and transitions --------------------------------------------------------
-
-STATES = [
-    "terms", "institution", "name", "kana",
-    "birthdate", "phone", "email", "postal", "address",
-    "qualifications", "qualification_other",
-    "requirements", "requirement_years", "requirement_detail",
-    "expertise", "areas",
-    "bank", "bank_confirm", "yucho", "branch", "branch_confirm", "account_type", "account_number", "holder",
-    "photo_face", "photo_id_doc", "photo_qualification", "photo_passbook",
-    "confirm",
-]
-REQUIREMENT_PARTS = ["requirements", "requirement_years", "requirement_detail"]
+# --- transitions (the steps, in order, are listed in FLOW at the end) ------------------
 
 
 def _has_institution(ctx: Context) -> bool:
@@ -54,7 +42,8 @@ def _named_a_qualification(ctx: Context) -> bool:
     return bool(expert and expert.draft.get("qualifications"))
 
 
-# ``next`` moves on to the next item of the form. The other triggers move
+# ``next`` moves on to the next item of the form: to the step listed after
+# it (engine: ``in_order``) unless declared here. The other triggers move
 # inside one item (その他 → its name, a requirement's years → detail, a
 # confirmation answered いいえ → the question again), so a fix made from
 # the summary only returns there once the item is complete (engine: EDIT_FLAG).
@@ -62,42 +51,23 @@ TRANSITIONS = [
     # The institution code often arrives before the terms (from the QR
     # code), so its step is skipped when it is already known.
     {"trigger": "next", "source": "terms", "dest": "name", "conditions": _has_institution},
-    {"trigger": "next", "source": "terms", "dest": "institution"},
-    {"trigger": "next", "source": "institution", "dest": "name"},
-    {"trigger": "next", "source": "name", "dest": "kana"},
-    {"trigger": "next", "source": "kana", "dest": "birthdate"},
-    {"trigger": "next", "source": "birthdate", "dest": "phone"},
-    {"trigger": "next", "source": "phone", "dest": "email"},
-    {"trigger": "next", "source": "email", "dest": "postal"},
-    {"trigger": "next", "source": "postal", "dest": "address"},
-    {"trigger": "next", "source": "address", "dest": "qualifications"},
     # 保有資格, then 登録要件: (a) is met by any qualification.
     {"trigger": "other", "source": "qualifications", "dest": "qualification_other"},
-    {"trigger": "next", "source": ["qualifications", "qualification_other"], "dest": "requirements"},
+    {"trigger": "next", "source": "qualifications", "dest": "requirements"},
     # Each chosen requirement: years (below its minimum → dropped), then a one-line detail.
     {"trigger": "years", "source": ["requirements", "requirement_detail"], "dest": "requirement_years"},
     {"trigger": "detail", "source": "requirement_years", "dest": "requirement_detail"},
-    {"trigger": "next", "source": REQUIREMENT_PARTS, "dest": "expertise"},
-    {"trigger": "next", "source": "expertise", "dest": "areas"},
-    {"trigger": "next", "source": "areas", "dest": "bank"},
+    # Done with the requirements (or none applies): on to 専門分野 from any of its parts.
+    {"trigger": "next", "source": ["requirements", "requirement_years"], "dest": "expertise"},
     # 振込口座: bank, then ゆうちょ 記号・番号 or branch / 種目 / 番号, then the holder.
-    {"trigger": "next", "source": "bank", "dest": "bank_confirm"},
     {"trigger": "retry", "source": "bank_confirm", "dest": "bank"},
     {"trigger": "yucho", "source": "bank_confirm", "dest": "yucho"},
     {"trigger": "next", "source": "bank_confirm", "dest": "branch"},
     {"trigger": "next", "source": "yucho", "dest": "holder"},
-    {"trigger": "next", "source": "branch", "dest": "branch_confirm"},
     {"trigger": "retry", "source": "branch_confirm", "dest": "branch"},
-    {"trigger": "next", "source": "branch_confirm", "dest": "account_type"},
-    {"trigger": "next", "source": "account_type", "dest": "account_number"},
-    {"trigger": "next", "source": "account_number", "dest": "holder"},
-    # 写真: 顔写真, 本人確認書類, 資格証明書 (when a qualification was named), 通帳.
-    {"trigger": "next", "source": "holder", "dest": "photo_face"},
-    {"trigger": "next", "source": "photo_face", "dest": "photo_id_doc"},
+    # 写真: 顔写真, 本人確認書類, 資格証明書 (only when a qualification was named), 通帳.
     {"trigger": "next", "source": "photo_id_doc", "dest": "photo_qualification", "conditions": _named_a_qualification},
     {"trigger": "next", "source": "photo_id_doc", "dest": "photo_passbook"},
-    {"trigger": "next", "source": "photo_qualification", "dest": "photo_passbook"},
-    {"trigger": "next", "source": "photo_passbook", "dest": "confirm"},
     # The summary: 修正 jumps to an item's first question; finishing the item comes back.
     *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in final.EDITABLE),
     {"trigger": "review", "source": "*", "dest": "confirm"},
@@ -192,13 +162,12 @@ class Name(Step):
     name = "name"
     title = "氏名"
     help = "戸籍上のお名前を、姓と名の間にスペースを入れて入力してください（全角・半角どちらのスペースでも構いません）。"
+    accepts, wrong_kind_text = frozenset({TEXT}), "氏名を文字で入力してください。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         return [msg.text("氏名を入力してください。\n姓と名の間にスペースを入れてください（例：山田 太郎）。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("氏名を文字で入力してください。")
         try:
             family, given = parse_person_name(inp.raw_text)
         except InvalidInput as exc:
@@ -215,13 +184,12 @@ class Kana(Step):
     name = "kana"
     title = "フリガナ"
     help = "お名前の読みをカタカナで、姓と名の間にスペースを入れて入力してください。ひらがなで入力しても自動でカタカナに変換します。"
+    accepts, wrong_kind_text = frozenset({TEXT}), "フリガナを文字で入力してください。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         return [msg.text("フリガナを入力してください（例：ヤマダ タロウ）。\nひらがなでも入力できます。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("フリガナを文字で入力してください。")
         try:
             family, given = parse_kana_name(inp.raw_text)
         except InvalidInput as exc:
@@ -315,7 +283,7 @@ FLOW = ProfileFlow(
     TRANSITIONS,
     start_words=["登録", "プロフィール登録", "プロフィール"],
 )
-assert FLOW.order == STATES, "the steps must be listed in STATES order"
+STATES = FLOW.order  # the step names in the order they are asked (the list above is the one declaration)
 
 
 def can_edit(ctx: Context) -> bool:

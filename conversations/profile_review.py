@@ -13,7 +13,7 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 
 from conversations import changes, flex, submission
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Input, Invalid, Outcome, Step, summary_answer
+from conversations.engine import IMAGE, Advance, Context, Finish, Input, Invalid, Outcome, Step, summary_answer
 from conversations.profile_steps import holder_is_not_own
 from storage import repo
 from storage.files import InvalidImage, check_image
@@ -28,6 +28,7 @@ class Photo(Step):
 
     key = ""
     what = ""
+    accepts = frozenset({IMAGE})
 
     @property
     def asked(self) -> str:
@@ -44,9 +45,10 @@ class Photo(Step):
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         return [msg.text(f"{self.asked}を送ってください。\n{self.tips}", extra=PHOTO_ITEMS)]
 
+    def wrong_kind(self) -> str:
+        return f"{self.asked}を送ってください。下の「カメラで撮る」「写真を選ぶ」から送れます。"
+
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "image":
-            return Invalid(f"{self.asked}を送ってください。下の「カメラで撮る」「写真を選ぶ」から送れます。")
         if inp.content is None:
             return Invalid("画像を受け取れませんでした。お手数ですが、もう一度送ってください。")
         try:

@@ -32,7 +32,7 @@ from linebot.v3.messaging import Message
 
 from conversations import banks
 from conversations import messages as msg
-from conversations.engine import Advance, Context, Finish, Input, Invalid, Outcome, Stay, Step, choose
+from conversations.engine import TEXT, Advance, Context, Finish, Input, Invalid, Outcome, Stay, Step, choose
 from conversations.normalize import InvalidInput, clean, format_name, to_zengin_kana
 from conversations.validators import (
     MAX_AGE,
@@ -89,7 +89,8 @@ class TextStep(Step):
     """
 
     question = ""
-    not_text = ""
+    not_text = ""  # the answer to a sticker or a photo (see ``wrong_kind``)
+    accepts = frozenset({TEXT})
     saved = ""
     current_key = ""  # the draft key shown as what is registered now (default: the step's name)
     current_label = "登録"
@@ -108,9 +109,10 @@ class TextStep(Step):
         _, draft = _draft(ctx)
         return [msg.text(self.question + _current(self.current_label, self.current(draft)))]
 
+    def wrong_kind(self) -> str:
+        return self.not_text
+
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid(self.not_text)
         try:
             value = self.parse(inp.raw_text)
         except InvalidInput as exc:
@@ -336,6 +338,7 @@ def other_qualification(ctx: Context) -> str | None:
 
 class Qualifications(Step):
     name = "qualifications"
+    accepts, wrong_kind_text = frozenset({TEXT}), "資格をボタンで選ぶか、番号で入力してください。"
     title = "保有資格"
     help = (
         "お持ちの公的資格をすべて選び、最後に「完了」を押してください。もう一度押すと選択を外せます。"
@@ -357,8 +360,6 @@ class Qualifications(Step):
         return [msg.text(body, [marked(o, chosen) for o in options] + [self.none_word, "完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("資格をボタンで選ぶか、番号で入力してください。")
         _, draft = _draft(ctx)
         options = list(ctx.program.qualifications)
         chosen = selecting(draft, self.name, draft.get("qualifications") or [])
@@ -507,6 +508,7 @@ def conclude_requirements(s: Session, ctx: Context, before: list[Message] = ()) 
 
 class Requirements(Step):
     name = "requirements"
+    accepts, wrong_kind_text = frozenset({TEXT}), "当てはまる要件をボタンで選ぶか、番号で入力してください。"
     title = "登録要件"
     help = (
         "この事業に登録できるのは、(a) 公的資格をお持ちの方、または (b)〜(d) の経験がある方です。"
@@ -539,8 +541,6 @@ class Requirements(Step):
         return [msg.text(body, choices + [NOT_APPLICABLE, "完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("当てはまる要件をボタンで選ぶか、番号で入力してください。")
         _, draft = _draft(ctx)
         options = experience_requirements(ctx)
         keys = [r.key for r in options]
@@ -671,6 +671,7 @@ class RequirementDetail(Step):
 
 class Expertise(Step):
     name = "expertise"
+    accepts, wrong_kind_text = frozenset({TEXT}), "専門分野をボタンで選ぶか、番号で入力してください。"
     title = "専門分野"
     help = "支援できる分野をすべて選び、最後に「完了」を押してください。もう一度押すと選択を外せます。番号をまとめて入力することもできます（例：1 3 5）。"
 
@@ -684,8 +685,6 @@ class Expertise(Step):
         return [msg.text(body, [marked(o, chosen) for o in options][: msg.MAX_QUICK_REPLY_ITEMS - 1] + ["完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("専門分野をボタンで選ぶか、番号で入力してください。")
         _, draft = _draft(ctx)
         options = list(ctx.program.expertise)
         chosen = selecting(draft, self.name, draft.get("expertise") or [])
@@ -724,6 +723,7 @@ def _areas_shown(chosen: list[str]) -> str:
 
 class Areas(Step):
     name = "areas"
+    accepts, wrong_kind_text = frozenset({TEXT}), "地域をボタンで選ぶか、都道府県名を入力してください。"
     title = "対応地域"
     help = (
         "支援に伺える都道府県を選び、最後に「完了」を押してください。地方を押すとその地方の都道府県が出ます。"
@@ -763,8 +763,6 @@ class Areas(Step):
         return [msg.text(body, choices + [NATIONWIDE, "完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("地域をボタンで選ぶか、都道府県名を入力してください。")
         _, draft = _draft(ctx)
         chosen = selecting(draft, self.name, draft.get("areas") or [])
         order = list(PREFECTURES)
@@ -889,7 +887,8 @@ class LookupStep(Step):
     choices_key = ""  # s.data: the codes listed
     candidate_key = ""  # s.data: the code picked, for the confirmation
     code_digits = 0
-    not_text = ""
+    not_text = ""  # the answer to a sticker or a photo (see ``wrong_kind``)
+    accepts = frozenset({TEXT})
 
     def search(self, ctx: Context, raw: str) -> list[Any]:
         raise NotImplementedError
@@ -921,9 +920,10 @@ class LookupStep(Step):
             )]
         return self.first_question(ctx)
 
+    def wrong_kind(self) -> str:
+        return self.not_text
+
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid(self.not_text)
         choices = s.data.get(self.choices_key) or []
         if choices and re.fullmatch(r"[0-9]{1,2}", inp.text) and 1 <= int(inp.text) <= len(choices):
             return self._candidate(s, choices[int(inp.text) - 1])
@@ -1130,6 +1130,7 @@ class BranchConfirm(Step):
 
 class AccountType(Step):
     name = "account_type"
+    accepts, wrong_kind_text = frozenset({TEXT}), "口座の種類を「普通」「当座」「貯蓄」から選んでください。"
     title = "振込口座（預金種目）"
     help = "口座の種類です。ほとんどの個人の口座は「普通」です（総合口座も「普通」）。"
     group_end = False
@@ -1142,8 +1143,6 @@ class AccountType(Step):
         )]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("口座の種類を「普通」「当座」「貯蓄」から選んでください。")
         kind = choose(inp, list(banks.ACCOUNT_TYPES))
         if kind is None:
             try:
@@ -1175,6 +1174,7 @@ class AccountNumber(TextStep):
 
 class Holder(Step):
     name = "holder"
+    accepts, wrong_kind_text = frozenset({TEXT}), "口座名義をカタカナで入力してください（例：ヤマダ タロウ）。"
     title = "振込口座（口座名義）"
     help = "通帳に書かれている口座名義を、カタカナで入力してください（ひらがなでも構いません）。謝金はご本人名義の口座にのみお振り込みします。"
 
@@ -1185,8 +1185,6 @@ class Holder(Step):
         )]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        if inp.kind != "text":
-            return Invalid("口座名義をカタカナで入力してください（例：ヤマダ タロウ）。")
         try:
             holder = to_zengin_kana(inp.raw_text)
         except InvalidInput as exc:

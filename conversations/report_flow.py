@@ -1,13 +1,14 @@
 """支援実施報告書, the expert's side: writing the report after a dispatch and sending it.
 
-Reads top to bottom like the conversation: the states, the transitions,
+Reads top to bottom like the conversation: the branches of the transitions,
 how a report is opened, one step per question (相談内容 → 支援内容 →
 事業者の課題 → 今後の提案 → 対面時間 → 交通費 → 経路 → 写真 → 確認), then
 submission with the fee.
 
 Every answer is saved to ``Report.draft`` the moment it is given; the
 session only remembers the position (and which report). Check-out
-(``conversations.attendance``) calls :func:`begin`; 「報告書」 at rest does too.
+(``conversations.attendance``) hands over to this flow (:func:`opening`);
+「報告書」 at rest enters it too (:func:`begin`).
 
 The face-to-face minutes default to check-out − check-in (the LINE
 timestamps of the two ``Attendance`` rows) and may be lowered, never raised.
@@ -16,14 +17,15 @@ with the fee month; the reviewers then decide (``report_review``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
 
-from conversations import flex
+from conversations import attendance, flex
 from conversations import messages as msg
-from conversations.engine import (EDIT_FLAG, PAUSED, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Stay, Step,
-                                  choose, summary_answer)
+from conversations.engine import (EDIT_FLAG, ENGINE, Advance, Context, Finish, Flow, Handoff, Input, Interrupt, Invalid,
+                                  Outcome, Pause, Stay, Step, choose, summary_answer)
 from conversations.report_common import (EDITABLE_STATUSES, PAID_STATUSES, STATUS_LABELS, describe, duration,
                                          elapsed_minutes, parse_minutes, parse_yen, save, yen)
 from conversations.report_fee import compute_fee, fee_line, fee_month, month_label, withholding_text
@@ -46,28 +48,18 @@ MAX_TRAVEL_YEN = 100_000  # a typo guard; larger claims go to the secretariat di
 MAX_MINUTES_WITHOUT_CHECKS = 12 * 60
 MAX_PHOTOS = 5
 
-# --- states and transitions ----------------------------------------------------------------
+# --- transitions ---------------------------------------------------------------------------------
 
-TEXT_ITEMS = ["consultation", "support", "issues", "proposals"]
-STATES = ["dispatch", *TEXT_ITEMS, "minutes", "travel", "travel_route", "photos", "confirm"]
-EDITABLE = [*TEXT_ITEMS, "minutes", "travel", "photos"]
-
-# ``next`` moves to the next item. 「報告書」 with several reports to write
-# starts at ``dispatch`` (which one?) and opens the chosen report at its
-# first unanswered question (``open_<state>``). A travel amount asks for the
-# route (``route``); 「なし」 skips it. 修正 on the summary jumps to an item
-# and its last question comes straight back (engine: EDIT_FLAG → ``review``).
+# ``next`` moves to the next item (derived from the step order, listed in
+# FLOW at the end). 「報告書」 with several reports to write starts at
+# ``dispatch`` (which one?) and opens the chosen report at its first
+# unanswered question (``open_<state>``, added with FLOW). A travel amount
+# asks for the route (``route``); 「なし」 skips it. 修正 on the summary jumps
+# to an item (``edit_<state>``, added with FLOW for each row) and its last
+# question comes straight back (engine: EDIT_FLAG → ``review``).
 TRANSITIONS: list[dict[str, Any]] = [
-    *({"trigger": f"open_{state}", "source": "dispatch", "dest": state} for state in STATES[1:]),
-    {"trigger": "next", "source": "consultation", "dest": "support"},
-    {"trigger": "next", "source": "support", "dest": "issues"},
-    {"trigger": "next", "source": "issues", "dest": "proposals"},
-    {"trigger": "next", "source": "proposals", "dest": "minutes"},
-    {"trigger": "next", "source": "minutes", "dest": "travel"},
     {"trigger": "route", "source": "travel", "dest": "travel_route"},
-    {"trigger": "next", "source": ["travel", "travel_route"], "dest": "photos"},
-    {"trigger": "next", "source": "photos", "dest": "confirm"},
-    *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in EDITABLE),
+    {"trigger": "next", "source": "travel", "dest": "photos"},
     {"trigger": "review", "source": "*", "dest": "confirm"},
 ]
 
@@ -108,32 +100,24 @@ def session_report(s: Session, ctx: Context) -> Report | None:
     return report
 
 
+def items() -> list["Item"]:
+    """The report's questions in the order they are asked (between the dispatch and the summary)."""
+    return [step for step in FLOW.steps.values() if isinstance(step, Item)]
+
+
 def first_unanswered(report: Report) -> str:
     """Where to (re)open a report: a returned one at its summary, else the first open question."""
     if report.status == "returned":
         return "confirm"
     draft = report.draft or {}
-    for key in TEXT_ITEMS:
-        if not draft.get(key):
-            return key
-    if "minutes" not in draft:
-        return "minutes"
-    if "travel_yen" not in draft:
-        return "travel"
-    if draft["travel_yen"] and not draft.get("travel_route"):
-        return "travel_route"
-    if not draft.get("photos_done"):
-        return "photos"
-    return "confirm"
+    return next((item.name for item in items() if item.applies(draft) and not item.answered(draft)), "confirm")
 
 
 def answered_path(report: Report, state: str) -> list[str]:
     """The questions before ``state`` that apply to this report: where 戻る goes."""
     draft = report.draft or {}
-    path = STATES[1:STATES.index(state)]
-    if not draft.get("travel_yen"):
-        path = [st for st in path if st != "travel_route"]
-    return path
+    before = FLOW.order[: FLOW.order.index(state)]
+    return [item.name for item in items() if item.name in before and item.applies(draft)]
 
 
 def reportable(expert: Expert) -> list[Dispatch]:
@@ -155,34 +139,38 @@ def ensure_report(d: Dispatch) -> Report:
 # --- starting: after check-out, or 「報告書」 ---------------------------------------------------------
 
 
-def begin(s: Session, ctx: Context, dispatch: Dispatch) -> list[Message]:
+def opening(ctx: Context, dispatch: Dispatch, before: Sequence[Message] = ()) -> Finish | Handoff:
     """Open the report of a checked-out dispatch at its first unanswered question.
 
-    Called by check-out right after the check is recorded (same transaction)
-    and by 「報告書」. Creates the draft report, schedules its reminder once,
-    and puts the session in the report flow.
+    Returned by check-out right after the check is recorded (same
+    transaction; ``before`` is what check-out says) and used by 「報告書」.
+    Creates the draft report, schedules its reminder once, and hands the
+    session over to this flow.
     """
     report = ensure_report(dispatch)
     if report.status in PAID_STATUSES:
-        return [msg.text(f"{describe(ctx, dispatch)} の報告書は提出済みです"
-                         f"（{STATUS_LABELS[report.status]}）。")]
+        return Finish([*before, msg.text(f"{describe(ctx, dispatch)} の報告書は提出済みです"
+                                         f"（{STATUS_LABELS[report.status]}）。")])
     new = not (report.draft or {}).get("open") and report.status == "draft"
     save(report, open=True)
     if report.status == "draft":
         schedule_first_reminder(ctx, report, dispatch)
     if new:
         ctx.audit("report.open", target=f"report:{report.id}", after=f"dispatch:{dispatch.id}")
-    s.reset()
-    s.flow = FLOW.name
-    s.data["report_id"] = report.id
-    s.state = first_unanswered(report)
-    s.stack = answered_path(report, s.state)
+    state = first_unanswered(report)
     intro = ("差し戻された支援実施報告書を修正します。" if report.status == "returned"
              else "支援実施報告書の入力を始めます。" if new else "支援実施報告書の続きです。")
     lines = [intro, describe(ctx, dispatch)]
     if new:
         lines.append("入力した内容はその都度保存されます。途中でやめても「報告書」と送ると続きから再開できます。")
-    return [msg.text("\n".join(lines))] + FLOW.steps[s.state].ask(s, ctx)
+    return Handoff(FLOW, state, {"report_id": report.id}, messages=[*before, msg.text("\n".join(lines))],
+                   back=answered_path(report, state))
+
+
+def begin(s: Session, ctx: Context, dispatch: Dispatch) -> list[Message]:
+    """「報告書」 for one dispatch: enter the flow at its report (or say it was sent)."""
+    opened = opening(ctx, dispatch)
+    return ENGINE.hand_over(s, ctx, opened) if isinstance(opened, Handoff) else opened.messages
 
 
 def start(s: Session, ctx: Context) -> list[Message] | None:
@@ -195,33 +183,26 @@ def start(s: Session, ctx: Context) -> list[Message] | None:
         return [msg.text("作成できる報告書はありません。報告書は派遣先でチェックアウトしたあとに作成できます。")]
     if len(options) == 1:
         return begin(s, ctx, options[0])
-    s.reset()
-    s.flow, s.state = FLOW.name, "dispatch"
-    return FLOW.steps["dispatch"].ask(s, ctx)
+    return ENGINE.enter(FLOW, s, ctx, state="dispatch")
 
 
-def _asks_nothing(s: Session) -> bool:
-    """The session left this flow (a menu item took over) or is paused: say nothing more."""
-    return s.flow != FLOW.name or bool(s.data.get(PAUSED))
-
-
-def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
-    """チェックイン/チェックアウト tapped in the middle of a report: pause the report and go there.
+def to_attendance(kind: str) -> Interrupt:
+    """チェックイン/チェックアウト tapped in the middle of a report: set the report aside and go there.
 
     The rich menu is always there, and a second dispatch on the same day is
     normal; the answers so far are in SQL, so 「報告書」 resumes later.
     (「報告書」 itself is the engine's: any flow's own name asks the current question again.)
     """
-    if inp.kind != "text":
-        return None
-    from conversations import attendance  # imported late: attendance hands check-out over to begin()
 
-    for kind, words in attendance.START_WORDS.items():
-        if inp.text in words:
-            s.data[PAUSED] = True
-            note = msg.text("報告書の入力を一時停止しました（入力内容は保存されています）。「報告書」と送ると続きから再開できます。")
-            return Stay([note] + attendance.begin(s, ctx, kind))
-    return None
+    def interrupt(s: Session, inp: Input, ctx: Context) -> Outcome:
+        note = msg.text("報告書の入力を一時停止しました（入力内容は保存されています）。「報告書」と送ると続きから再開できます。")
+        opened = attendance.opening(ctx, kind)
+        if isinstance(opened, Handoff):
+            opened.messages = [note, *opened.messages]
+            return opened
+        return Pause([note, *opened])
+
+    return interrupt
 
 
 # --- 0. which dispatch (several reports to write) ----------------------------------------------------
@@ -230,6 +211,7 @@ def _menu_word(s: Session, inp: Input, ctx: Context) -> Outcome | None:
 class PickDispatch(Step):
     name = "dispatch"
     title = "報告する派遣の選択"
+    leads_to_next = False  # opens the chosen report at its first unanswered question (``open_<state>``)
     help = "報告書を作成する派遣を、番号（1、2…）で選んでください。チェックアウトした派遣が表示されます。"
 
     def _options(self, ctx: Context) -> list[Dispatch]:
@@ -237,8 +219,6 @@ class PickDispatch(Step):
         return reportable(expert)[:12] if expert else []
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         options = self._options(ctx)
         if not options:
             return [msg.text("報告書を作成できる派遣はありません。「キャンセル」と送ってください。", ["キャンセル"])]
@@ -250,7 +230,7 @@ class PickDispatch(Step):
         options = self._options(ctx)
         picked = choose(inp, [str(n) for n in range(1, len(options) + 1)])
         if picked is None:
-            return _menu_word(s, inp, ctx) or Invalid("一覧の番号（1、2…）で選んでください。")
+            return Invalid("一覧の番号（1、2…）で選んでください。")
         d = options[int(picked) - 1]
         report = ensure_report(d)
         save(report, open=True)
@@ -260,10 +240,34 @@ class PickDispatch(Step):
         return Advance([msg.text(f"{describe(ctx, d)} の報告書です。")], trigger=f"open_{first_unanswered(report)}")
 
 
+# --- 1–8. the questions ---------------------------------------------------------------------------
+
+
+class Item(Step):
+    """One question of the report: what its answer is in ``Report.draft``, so where
+    to reopen a report, where 戻る goes and what is missing follow the step order."""
+
+    missing_label = ""  # how 送信 names it when unanswered (default: its title)
+    on_summary = True  # a row with 修正 on the summary (False: shown on another item's row)
+    summary_label = ""  # that row's label (default: its title)
+    aliases: tuple[str, ...] = ()  # more words that name it in a typed 「修正 …」
+
+    def summary(self, ctx: Context, draft: dict[str, Any]) -> str:
+        """Its value on the summary."""
+        return draft.get(self.name) or "—"
+
+    def answered(self, draft: dict[str, Any]) -> bool:
+        return bool(draft.get(self.name))
+
+    def applies(self, draft: dict[str, Any]) -> bool:
+        """False when this report does not ask it (no travel amount: no route)."""
+        return True
+
+
 # --- 1–4. 相談内容, 支援内容, 事業者の課題, 今後の提案 ---------------------------------------------------
 
 
-class TextItem(Step):
+class TextItem(Item):
     """One free-text part of the report, 5–1000 characters, saved as typed (line breaks kept)."""
 
     question = ""
@@ -274,8 +278,6 @@ class TextItem(Step):
                      "改行しても構いません。入力した内容は事業者名とともに支援機関・事務局が確認します。")
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         if again:
             return [msg.text(f"{self.title}を{MIN_TEXT}〜{MAX_TEXT}文字で入力してください。")]
         text = f"【{self.title}】\n{self.question}\n{self.example}"
@@ -291,9 +293,6 @@ class TextItem(Step):
             return Finish([msg.text("この報告書はすでに送信されています。")])
         if inp.kind != "text":
             return Invalid(f"{self.title}を文字で入力してください。")
-        menu = _menu_word(s, inp, ctx)
-        if menu is not None:
-            return menu
         text = inp.raw_text.strip()
         if len(text) < MIN_TEXT:
             return Invalid(f"{self.title}は{MIN_TEXT}文字以上で、具体的に入力してください。")
@@ -317,12 +316,14 @@ class Support(TextItem):
 
 class Issues(TextItem):
     name, title = "issues", "事業者の課題"
+    aliases = ("課題",)
     question = "事業者の課題は何ですか。"
     example = "（例：営業が社長一人に集中しており、顧客情報が共有されていない）"
 
 
 class Proposals(TextItem):
     name, title = "proposals", "今後の提案"
+    aliases = ("提案",)
     question = "今後に向けて、どのような提案をしましたか。"
     example = "（例：3か月以内にECサイトを開設し、顧客管理表を社内で共有する）"
 
@@ -332,15 +333,22 @@ class Proposals(TextItem):
 _KEEP_DEFAULT = ("はい", "ok", "このまま", "そのまま", "この時間", "この時間でよい")
 
 
-class Minutes(Step):
+class Minutes(Item):
     name = "minutes"
     title = "対面時間"
     help = ("謝金の対象は事業者と対面で支援した時間だけです。チェックインからチェックアウトまでの時間が上限で、"
             "移動や休憩の時間は除いてください。分（例：90）または「1:30」「1時間30分」の形で入力できます。")
 
+    aliases = ("時間",)
+
+    def answered(self, draft: dict[str, Any]) -> bool:
+        return "minutes" in draft  # 0 minutes is an answer
+
+    def summary(self, ctx: Context, draft: dict[str, Any]) -> str:
+        minutes = draft.get("minutes")
+        return duration(minutes) if minutes is not None else "—"
+
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         report = session_report(s, ctx)
         elapsed = elapsed_minutes(report.dispatch) if report else None
         if elapsed is None:
@@ -368,7 +376,7 @@ class Minutes(Step):
         else:
             minutes = parse_minutes(inp.text)
         if minutes is None:
-            return _menu_word(s, inp, ctx) or Invalid("時間は分（例：90）か「1:30」「1時間30分」の形で入力してください。")
+            return Invalid("時間は分（例：90）か「1:30」「1時間30分」の形で入力してください。")
         if minutes <= 0 and elapsed != 0:
             return Invalid("対面時間は1分以上で入力してください。")
         # A check-out in the check-in's minute leaves 0 minutes: the report is
@@ -386,15 +394,22 @@ class Minutes(Step):
 _NONE_WORDS = ("なし", "無し", "ない", "0", "0円", "請求しない", "不要")
 
 
-class Travel(Step):
+class Travel(Item):
     name = "travel"
     title = "交通費"
     help = ("交通費は請求額のとおり、謝金とは別に（上限の対象外で）支払われます。"
             "請求する場合は金額（円）を、請求しない場合は「なし」と送ってください。")
 
+    aliases = ("経路",)  # the route is fixed through the amount
+
+    def answered(self, draft: dict[str, Any]) -> bool:
+        return "travel_yen" in draft  # 0 (なし) is an answer
+
+    def summary(self, ctx: Context, draft: dict[str, Any]) -> str:
+        travel = draft.get("travel_yen")
+        return "—" if travel is None else ("なし" if not travel else f"{yen(travel)}（{draft.get('travel_route', '—')}）")
+
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         if again:
             return [msg.text("交通費の金額（円）を入力するか、「なし」と送ってください。", ["なし"])]
         return [msg.text("【交通費】\n交通費を請求しますか？\n金額（円）を入力するか、請求しない場合は「なし」と送ってください（例：1200）。",
@@ -411,30 +426,31 @@ class Travel(Step):
             return Advance([msg.text("交通費は「なし」で保存しました。")])
         amount = parse_yen(inp.text)
         if amount is None:
-            return _menu_word(s, inp, ctx) or Invalid("金額は数字で入力してください（例：1200）。請求しない場合は「なし」です。")
+            return Invalid("金額は数字で入力してください（例：1200）。請求しない場合は「なし」です。")
         if amount > MAX_TRAVEL_YEN:
             return Invalid(f"{yen(MAX_TRAVEL_YEN)}を超える交通費は、事務局に直接ご相談ください。")
         save(report, travel_yen=amount)
         return Advance([msg.text(f"交通費を{yen(amount)}で保存しました。")], trigger="route")
 
 
-class TravelRoute(Step):
+class TravelRoute(Item):
     name = "travel_route"
     title = "交通費の経路"
+    missing_label = "交通費"
+    on_summary = False  # on the 交通費 row, fixed through the amount
     help = "交通費の確認に使います。利用した交通機関と区間を入力してください（例：JR新宿駅〜東京駅 往復）。"
 
+    def applies(self, draft: dict[str, Any]) -> bool:
+        return bool(draft.get("travel_yen"))
+
+
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         return [msg.text("経路を入力してください（例：JR新宿駅〜東京駅 往復）。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         report = session_report(s, ctx)
         if report is None or report.status not in EDITABLE_STATUSES:
             return Finish([msg.text("この報告書はすでに送信されています。")])
-        menu = _menu_word(s, inp, ctx)
-        if menu is not None:
-            return menu
         route = inp.raw_text.strip() if inp.kind == "text" else ""
         if len(route) < 2:
             return Invalid("経路を文字で入力してください（例：JR新宿駅〜東京駅 往復）。")
@@ -452,16 +468,23 @@ _DONE_WORDS = ("完了", "終了", "以上", "おわり", "終わり")
 _CLEAR_WORDS = ("写真を消す", "写真を削除", "削除")
 
 
-class Photos(Step):
+class Photos(Item):
     name = "photos"
     title = "写真（任意）"
     optional = True
     help = (f"支援の様子やホワイトボードなどの写真があれば送ってください（{MAX_PHOTOS}枚まで、任意）。"
             "JPEGまたはPNG、短い辺が320ピクセル以上、10MBまでです。送り終えたら「完了」、写真がなければ「なし」と送ってください。")
 
+    summary_label = "写真"
+
+    def answered(self, draft: dict[str, Any]) -> bool:
+        return bool(draft.get("photos_done"))  # 完了 / なし, or skipped to the summary
+
+    def summary(self, ctx: Context, draft: dict[str, Any]) -> str:
+        photos = draft.get("photos") or []
+        return f"{len(photos)}枚" if photos else "なし"
+
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         report = session_report(s, ctx)
         count = len((report.draft or {}).get("photos") or []) if report else 0
         if count:
@@ -497,27 +520,19 @@ class Photos(Step):
             if word in _DONE_WORDS or word in ("なし", "無し", "ない"):
                 save(report, photos=photos, photos_done=True)
                 return Advance()
-        return _menu_word(s, inp, ctx) or Invalid("写真を送るか、送り終えたら「完了」（写真がなければ「なし」）と送ってください。")
+        return Invalid("写真を送るか、送り終えたら「完了」（写真がなければ「なし」）と送ってください。")
 
 
 # --- 9. 確認 and 送信 ---------------------------------------------------------------------------------
 
 
 def summary_rows(ctx: Context, report: Report, fee: FeeBreakdown) -> list[flex.Row]:
+    """The dispatch, one row with 修正 per item (in the order asked), then the fee."""
     draft = report.draft or {}
-    travel = draft.get("travel_yen")
-    travel_text = "—" if travel is None else ("なし" if not travel else f"{yen(travel)}（{draft.get('travel_route', '—')}）")
-    photos = draft.get("photos") or []
-    minutes = draft.get("minutes")
-    rows: list[flex.Row] = [
-        ("派遣", describe(ctx, report.dispatch), None),
-        ("相談内容", draft.get("consultation") or "—", "p=edit&s=consultation"),
-        ("支援内容", draft.get("support") or "—", "p=edit&s=support"),
-        ("事業者の課題", draft.get("issues") or "—", "p=edit&s=issues"),
-        ("今後の提案", draft.get("proposals") or "—", "p=edit&s=proposals"),
-        ("対面時間", duration(minutes) if minutes is not None else "—", "p=edit&s=minutes"),
-        ("交通費", travel_text, "p=edit&s=travel"),
-        ("写真", f"{len(photos)}枚" if photos else "なし", "p=edit&s=photos"),
+    rows: list[flex.Row] = [("派遣", describe(ctx, report.dispatch), None)]
+    rows += [(item.summary_label or item.title, item.summary(ctx, draft), f"p=edit&s={item.name}")
+             for item in items() if item.on_summary]
+    rows += [
         ("謝金", yen(fee.gross_yen) + ("（上限適用）" if fee.capped else ""), None),
         ("源泉徴収", withholding_text(ctx, fee.withholding_yen), None),
         ("交通費（実費）", yen(fee.travel_yen), None),
@@ -526,20 +541,23 @@ def summary_rows(ctx: Context, report: Report, fee: FeeBreakdown) -> list[flex.R
     return rows
 
 
-LABEL_TO_STEP = {"相談内容": "consultation", "支援内容": "support", "事業者の課題": "issues", "課題": "issues",
-                 "今後の提案": "proposals", "提案": "proposals", "対面時間": "minutes", "時間": "minutes",
-                 "交通費": "travel", "経路": "travel", "写真": "photos"}
+def editable() -> list[str]:
+    """The items with a row (and 修正) on the summary."""
+    return [item.name for item in items() if item.on_summary]
+
+
+def label_to_step() -> dict[str, str]:
+    """The words of a typed 「修正 …」: each row's label and the item's aliases."""
+    return {label: item.name for item in items() if item.name in editable()
+            for label in (item.summary_label or item.title, *item.aliases)}
 
 
 def missing_items(report: Report) -> list[str]:
+    """The required questions still unanswered, as 送信 names them (交通費 once for amount and route)."""
     draft = report.draft or {}
-    titles = {"consultation": "相談内容", "support": "支援内容", "issues": "事業者の課題", "proposals": "今後の提案"}
-    missing = [titles[k] for k in TEXT_ITEMS if not draft.get(k)]
-    if "minutes" not in draft:
-        missing.append("対面時間")
-    if "travel_yen" not in draft or (draft["travel_yen"] and not draft.get("travel_route")):
-        missing.append("交通費")
-    return missing
+    labels = [item.missing_label or item.title for item in items()
+              if not item.optional and item.applies(draft) and not item.answered(draft)]
+    return list(dict.fromkeys(labels))
 
 
 class Confirm(Step):
@@ -548,8 +566,6 @@ class Confirm(Step):
     help = "内容と謝金を確認し、直す項目は「修正」、よろしければ「送信」を押してください。送信すると支援機関と事務局が確認します。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        if _asks_nothing(s):
-            return []
         report = session_report(s, ctx)
         if report is None:
             return [msg.text("報告書が見つかりませんでした。「報告書」と送ってください。")]
@@ -568,7 +584,7 @@ class Confirm(Step):
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         return summary_answer(s, inp, editable=EDITABLE, label_to_step=LABEL_TO_STEP,
                               on_submit=lambda: submit(s, ctx), submit_words=("送信", "提出")) \
-            or _menu_word(s, inp, ctx) or Invalid(
+            or Invalid(
                 "「送信」を押すか、直したい項目の「修正」を押してください（例：「修正 対面時間」と入力しても直せます）。")
 
 
@@ -636,12 +652,23 @@ class ReportFlow(Flow):
             report.save(only=[Report.draft, Report.updated_at])
 
 
+# The one declaration of the order: everything else (next, open_*, edit_*, where a report
+# reopens, where 戻る goes, what is missing, the summary's rows) follows from it.
+STEPS: list[Step] = [PickDispatch(), Consultation(), Support(), Issues(), Proposals(), Minutes(), Travel(), TravelRoute(),
+                     Photos(), Confirm()]
 FLOW = ReportFlow(
     "report",
     "支援実施報告書",
-    [PickDispatch(), Consultation(), Support(), Issues(), Proposals(), Minutes(), Travel(), TravelRoute(),
-     Photos(), Confirm()],
-    TRANSITIONS,
+    STEPS,
+    [
+        *({"trigger": f"open_{step.name}", "source": "dispatch", "dest": step.name} for step in STEPS[1:]),
+        *TRANSITIONS,
+        *({"trigger": f"edit_{step.name}", "source": "confirm", "dest": step.name}
+          for step in STEPS if isinstance(step, Item) and step.on_summary),
+    ],
     start_words=START_WORDS,
+    interrupts={word: to_attendance(kind) for kind, words in attendance.START_WORDS.items() for word in words},
 )
-assert FLOW.order == STATES, "the steps must be listed in STATES order"
+STATES = FLOW.order
+EDITABLE = editable()
+LABEL_TO_STEP = label_to_step()

@@ -17,7 +17,7 @@ from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent,
 
 from conversations import attendance, flex
 from conversations import messages as msg
-from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
+from conversations.engine import ENGINE, ConfirmStep, Context, Flow, ReasonStep
 from conversations.report_common import STATUS_LABELS, describe, duration, expert_name, find_report, yen
 from conversations.report_fee import compute_fee, fee_month, month_label, withholding_text
 from conversations.report_reminders import schedule_after_return
@@ -207,8 +207,7 @@ class DecisionConfirm(ConfirmStep):
         return apply(ctx, OPS[s.data["op"]], s.data["report_id"], s.data.get("reason"))
 
 
-DECISION = Flow("report_decision", "報告書の確認", [Reason(), DecisionConfirm()],
-                [{"trigger": "next", "source": "reason", "dest": "confirm"}])
+DECISION = Flow("report_decision", "報告書の確認", [Reason(), DecisionConfirm()])
 
 
 def _decision_handler(key: str) -> Callable[[Session, Context, dict[str, str]], list[Message]]:
@@ -223,11 +222,8 @@ def _decision_handler(key: str) -> Callable[[Session, Context, dict[str, str]], 
         if report.status != "submitted":
             return [msg.text(f"報告書No.{report.id} は現在「{STATUS_LABELS.get(report.status, report.status)}」のため、"
                              f"{op.cannot}。")]
-        s.reset()
-        s.flow = DECISION.name
-        s.data = {"op": op.key, "report_id": report.id}
-        s.state = "reason" if op.needs_reason else "confirm"
-        return DECISION.steps[s.state].ask(s, ctx)
+        return ENGINE.enter(DECISION, s, ctx, state="reason" if op.needs_reason else "confirm",
+                            data={"op": op.key, "report_id": report.id}, back=[])
 
     return handler
 

@@ -19,7 +19,7 @@ from linebot.v3.messaging import Message
 
 from conversations import flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import ConfirmStep, Context, Flow, ReasonStep
+from conversations.engine import ENGINE, ConfirmStep, Context, Flow, ReasonStep
 from conversations.lifecycle import IllegalTransition
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from storage.models import Expert, LineUser
@@ -142,19 +142,21 @@ class Confirm(ConfirmStep):
         return apply(ctx, OPS[s.data["op"]], s.data["expert_id"], s.data.get("reason"))
 
 
-DECISION = Flow("decision", "審査の判断", [Reason(), Confirm()], [{"trigger": "next", "source": "reason", "dest": "confirm"}])
+DECISION = Flow("decision", "審査の判断", [Reason(), Confirm()])
 
 
 def begin_decision(s: Session, ctx: Context, op: Op, expert_id: int, reason: str | None = None,
                    **extra: str) -> list[Message]:
-    """Start (or restart) the decision conversation for one application."""
-    s.reset()
-    s.flow = DECISION.name
-    s.data = {"op": op.key, "expert_id": expert_id, **extra}
+    """Start (or restart) the decision conversation for one application.
+
+    A reason given up front (``/return 12 理由``) skips its question; 戻る
+    never leads back to it (``back=[]``): the decision starts where it starts.
+    """
+    data: dict[str, object] = {"op": op.key, "expert_id": expert_id, **extra}
     if reason:
-        s.data["reason"] = reason
-    s.state = "reason" if op.needs_reason and not reason else "confirm"
-    return DECISION.steps[s.state].ask(s, ctx)
+        data["reason"] = reason
+    state = "reason" if op.needs_reason and not reason else "confirm"
+    return ENGINE.enter(DECISION, s, ctx, state=state, data=data, back=[])
 
 
 def begin_revoke(s: Session, ctx: Context, user: LineUser) -> list[Message]:

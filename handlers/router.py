@@ -22,7 +22,7 @@ from linebot.v3.messaging import Message
 from conversations import (admin, attendance, changes, commission, dispatch, lifecycle, profile, reports, review, roles,
                            submission)
 from conversations import messages as msg
-from conversations.engine import PAUSED, Context, Engine, Input, fit_five
+from conversations.engine import ENGINE, PAUSED, Context, Input, fit_five
 from storage import repo
 from storage.models import Expert
 from storage.sessions import Session
@@ -32,7 +32,7 @@ from storage.sessions import Session
 # ``at_rest(s, inp, ctx)`` (its keywords when no flow is active, or None).
 FEATURES: list[Any] = [dispatch, attendance, reports]
 
-ENGINE = Engine([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
+ENGINE.register([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
                  *(flow for feature in FEATURES for flow in feature.FLOWS)])
 
 GENERAL_HELP = (
@@ -95,15 +95,7 @@ def _degrees(value: Any, limit: float) -> float | None:
 
 def recover(s: Session, ctx: Context) -> None:
     """A lost or stale session: recompute the position from the SQL draft."""
-    for flow in ENGINE.flows.values():
-        state = flow.resume_state(ctx)
-        if state is not None:
-            s.reset()
-            s.flow, s.state = flow.name, state
-            s.data.update(flow.resume_data(ctx))
-            s.stack = flow.order[: flow.order.index(state)]
-            return
-    s.reset()
+    ENGINE.recover(s, ctx)
 
 
 def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
@@ -172,7 +164,7 @@ def _follow(s: Session, ctx: Context) -> list[Message]:
         return [msg.text("おかえりなさい。\n" + (REVIEWER_HELP if ctx.user.role == "reviewer" else "「/help」でコマンドを確認できます。"))]
     if expert is not None and expert.status not in profile.EDITABLE_STATUSES:
         return [_status("おかえりなさい。\n", ctx)]
-    return [msg.text("友だち追加ありがとうございます。\n中小企業119 専門家派遣の専門家登録を始めます。")] + ENGINE.begin(profile.FLOW, s, ctx)
+    return [msg.text("友だち追加ありがとうございます。\n中小企業119 専門家派遣の専門家登録を始めます。")] + ENGINE.enter(profile.FLOW, s, ctx)
 
 
 # --- 2. codes ------------------------------------------------------------------------------
@@ -206,7 +198,7 @@ def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Messag
     if s.flow == "profile" and not s.data.get(PAUSED):
         step = profile.FLOW.steps[s.state]
         return [ack] + step.ask(s, ctx, again=True)
-    return [ack] + ENGINE.begin(profile.FLOW, s, ctx)
+    return [ack] + ENGINE.enter(profile.FLOW, s, ctx)
 
 
 # --- 3. button actions ----------------------------------------------------------------------
@@ -273,11 +265,11 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
         if not changes.can_change(expert):
             return [msg.text("変更申請の審査中です。結果が届くまでお待ちください。")]
         return [msg.text("登録内容の変更です。直したい項目の「修正」を押し、最後に「送信」してください。\n"
-                         "支援機関の承認までは、現在の登録内容が有効です。")] + ENGINE.begin(profile.FLOW, s, ctx, state="confirm")
+                         "支援機関の承認までは、現在の登録内容が有効です。")] + ENGINE.enter(profile.FLOW, s, ctx, state="confirm")
     if text in profile.FLOW.start_words:
         if not profile.can_edit(ctx):
             return [_status("登録申請はすでに送信済みです。\n", ctx)]
-        return ENGINE.begin(profile.FLOW, s, ctx)
+        return ENGINE.enter(profile.FLOW, s, ctx)
     if expert is not None and commission.needs_consent(ctx, expert):
         if text in commission.CONSENT_WORDS:
             return commission.conditions_messages(ctx)

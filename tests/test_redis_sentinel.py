@@ -51,7 +51,9 @@ QUIET_USERS = ["U" + c * 32 for c in "abc"]  # mid-registration before the switc
 REDELIVERY_DELAY = 0.2  # s; LINE waits longer, the test has no time to
 SEND_PAUSE = 0.03  # s between one user's events
 RECOVERY_LIMIT = 10.0  # s from the sentinels agreeing to 200s again
-SETTLED = 1.0  # s after the sentinels agree: no failure from then on (the load goes on 3 s)
+# s after the sentinels agree: no failure from then on (the load goes on 3 s). The requirement is
+# 200s within 10 s; on a loaded 2-core machine a last burst of 503s came 1.1 s after agreement.
+SETTLED = 2.0
 
 
 # --- the URL form -------------------------------------------------------------------------------
