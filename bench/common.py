@@ -186,13 +186,6 @@ class PlatformClient:
         self.http.close()
 
 
-def message_text(message: dict[str, Any]) -> str:
-    kind = message.get("type")
-    if kind in ("text", "textV2"):
-        return str(message.get("text", ""))
-    if kind in ("template", "flex", "imagemap"):
-        return str(message.get("altText", ""))
-    return f"[{kind}]"
 
 
 # --- load --------------------------------------------------------------------------------

@@ -53,12 +53,12 @@ from bench.common import (  # noqa: E402
     gunicorn_args,
     install_sigterm_as_interrupt,
     max_worker_rss_mb,
-    message_text,
     rnd,
     run_load,
     wait_http,
     worker_pids,
 )
+from simulator.state import message_text  # noqa: E402
 
 TARGET_RATIO = 0.70
 TARGET_P99_FACTOR = 2.0
