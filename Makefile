@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test bench chaos screenshots clean
+.PHONY: run test check bench chaos screenshots clean
 
 # What production installs (make run needs nothing more)…
 $(STAMP): requirements.txt constraints.txt
@@ -25,8 +25,14 @@ $(DEV): $(STAMP) requirements-dev.txt
 run: $(STAMP)
 	$(PY) bot.py demo
 
-test: $(DEV)
+# The checks first (lint + import order, types, the layer contract), then the whole suite.
+test: $(DEV) check
 	$(PY) -m pytest -q
+
+check: $(DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(DEV)
 	$(PY) -m bench.webhook

@@ -21,8 +21,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jpholiday
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 DEFAULT_PATH = Path(__file__).with_name("program.toml")
 
@@ -448,7 +456,7 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
-_CLOSED_TABLES = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable}  # by loc[0]
+_CLOSED_TABLES: dict[str, type[BaseModel]] = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable}  # by loc[0]
 
 
 _PROBLEMS = {  # pydantic's error type → what to tell whoever edits the file

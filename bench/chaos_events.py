@@ -10,8 +10,8 @@ from typing import Any
 
 from bench.chaos_faults import Opts, Row, common_verdict, finish, start_run, stop_run
 from bench.chaos_load import Ledger, Sender, user_id
-from bench.chaos_users import STEPS, Registrant, Walkers, account, check_drafts
 from bench.chaos_rig import PUSH_PATH
+from bench.chaos_users import STEPS, Registrant, Walkers, account, check_drafts
 from simulator import events
 
 # --- 3. ordered answers ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_load import Ledger, Sender
+from bench.chaos_rig import REPLY_PATH, Stack, find_pid_by_port
 from bench.chaos_users import (
     Probe,
     Walkers,
@@ -24,7 +25,6 @@ from bench.chaos_users import (
     push_times,
     reply_times,
 )
-from bench.chaos_rig import REPLY_PATH, Stack, find_pid_by_port
 from simulator import events
 
 

@@ -9,6 +9,7 @@ button before they are applied.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from linebot.v3.messaging import Message
 from peewee import fn
@@ -200,7 +201,8 @@ def _staff(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message
     staff = list(LineUser.select().where(LineUser.role.in_(["secretariat", "reviewer"])).order_by(LineUser.id))
     if not staff:
         return [msg.text("事務局・担当者は登録されていません。")]
-    lines = [f"利用者No.{u.id} {roles.ROLE_LABELS[u.role]}" + (f"（{u.institution.name}）" if u.institution else "") for u in staff]
+    # cast: every row was selected by its (non-null) role.
+    lines = [f"利用者No.{u.id} {roles.ROLE_LABELS[cast(str, u.role)]}" + (f"（{u.institution.name}）" if u.institution else "") for u in staff]
     return [msg.text("事務局・担当者\n" + "\n".join(lines) + "\n\n取り消しは「/revoke <利用者No>」。")]
 
 

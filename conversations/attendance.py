@@ -30,13 +30,26 @@ from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations import commission
 from conversations import messages as msg
-from conversations.engine import (ENGINE, Advance, Context, Finish, Flow, Handoff, Input, Invalid, Outcome, Stay, Step, choose,
-                                  reason_from)
+from conversations.engine import (
+    ENGINE,
+    Advance,
+    Context,
+    Finish,
+    Flow,
+    Handoff,
+    Input,
+    Invalid,
+    Outcome,
+    Stay,
+    Step,
+    choose,
+    reason_from,
+)
 from conversations.roles import secretariat_ids
 from conversations.status_machine import IllegalTransition
 from conversations.statuses import DISPATCH
 from storage import repo
-from storage.models import Attendance, Business, Dispatch, Expert, ExceptionReport
+from storage.models import Attendance, Business, Dispatch, ExceptionReport, Expert
 from storage.sessions import Session
 
 MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
@@ -94,7 +107,8 @@ def duration(minutes: int) -> str:
 
 
 def distance_m(lat: float, lng: float, business: Business) -> float:
-    return geodesic((lat, lng), (business.latitude, business.longitude)).meters
+    meters: float = geodesic((lat, lng), (business.latitude, business.longitude)).meters
+    return meters
 
 
 def label(d: Dispatch, ctx: Context) -> str:
@@ -137,7 +151,7 @@ def usable(ctx: Context, dispatch_id: object, kind: str, day: date) -> Dispatch 
     """The dispatch to record on, or why it can no longer be used (checked again at the last moment)."""
     d = Dispatch.get_or_none(Dispatch.id == dispatch_id)
     expert = repo.expert_of(ctx.user)
-    if d is None or expert is None or d.expert_id != expert.id:
+    if d is None or expert is None or d.expert_id != expert.id:  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         return "この派遣は見つかりませんでした。"
     if kind == IN and d.status != STATUS_BEFORE[IN]:
         if d.status in ("checked_in", "completed"):

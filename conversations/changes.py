@@ -26,8 +26,10 @@ START_WORDS = ("登録内容の変更", "プロフィール変更", "口座変�
 
 
 def pending_change(expert: Expert) -> ChangeRequest | None:
-    return (ChangeRequest.select().where((ChangeRequest.expert == expert) & (ChangeRequest.status == "pending"))
-            .order_by(ChangeRequest.id.desc()).first())
+    change: ChangeRequest | None = (
+        ChangeRequest.select().where((ChangeRequest.expert == expert) & (ChangeRequest.status == "pending"))
+        .order_by(ChangeRequest.id.desc()).first())
+    return change
 
 
 def can_change(expert: Expert | None) -> bool:
@@ -54,7 +56,7 @@ def submit_change(ctx: Context, expert: Expert) -> list[Message] | str:
     change = ChangeRequest.create(expert=expert, changed=diff, bank_changed=bank_changed)
     ctx.audit("change.submitted", target=f"change:{change.id}", reason=", ".join(row[0] for row in diff))
     card = change_card(change)
-    recipients = reviewer_ids(expert.institution_id) or secretariat_ids()
+    recipients = reviewer_ids(expert.institution_id) or secretariat_ids()  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     for to in recipients:
         ctx.notify(to, [msg.text("登録内容の変更申請が届きました。")] + [card], "change_submitted")
     return [msg.text(
@@ -77,7 +79,7 @@ def may_decide(ctx: Context, change: ChangeRequest) -> bool:
     user = ctx.user
     if user.role == "secretariat":
         return True
-    return user.role == "reviewer" and user.institution_id is not None and user.institution_id == change.expert.institution_id
+    return user.role == "reviewer" and user.institution_id is not None and user.institution_id == change.expert.institution_id  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 
 
 def find(change_id: object) -> ChangeRequest | None:
@@ -92,7 +94,7 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
     if change is None:
         return [msg.text("変更申請が見つかりませんでした。")]
     if not may_decide(ctx, change):
-        return review.refuse(ctx, op.key, change.expert_id)
+        return review.refuse(ctx, op.key, change.expert_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     if change.status != "pending":
         return [msg.text(f"変更申請No.{change.id} はすでに処理済みです。")]
     expert = change.expert

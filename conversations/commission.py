@@ -10,14 +10,26 @@ and the expert accepts by typing their full name as a signature.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from linebot.v3.messaging import Message
 
 from conversations import documents, flex, lifecycle
 from conversations import messages as msg
-from conversations.engine import (ENGINE, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, confirmation, reason_from)
+from conversations.engine import (
+    ENGINE,
+    Advance,
+    Context,
+    Finish,
+    Flow,
+    Input,
+    Invalid,
+    Outcome,
+    Step,
+    confirmation,
+    reason_from,
+)
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
@@ -165,11 +177,12 @@ def letter_messages(ctx: Context, expert: Expert) -> list[Message]:
     """Render the letter (PNG for the chat, PDF for printing), store it encrypted, send a card."""
     number = commission_number(ctx, expert)
     start, end = term(ctx)
-    fields = dict(expert_name=full_name(expert), commission_number=number, term_start=start, term_end=end,
+    fields: dict[str, Any] = dict(expert_name=full_name(expert), commission_number=number, term_start=start, term_end=end,
                   issued_on=ctx.now.date(), program_name=ctx.program.name, secretariat_name=ctx.program.secretariat_name)
     png_id = ctx.files.put(documents.render_commission_letter(**fields), "image/png")
     pdf_id = ctx.files.put(documents.render_commission_letter_pdf(**fields), "application/pdf")
     ctx.audit("letter.sent", target=f"expert:{expert.id}", after=number)
+    assert ctx.link_for is not None, "set by the webhook"
     card = flex.letter_card(
         expert_name=full_name(expert), commission_number=number,
         term=f"{documents.format_date(start)}〜{documents.format_date(end)}", program_name=ctx.program.name,
@@ -231,7 +244,7 @@ class AcceptConfirm(Step):
         ctx.audit("commission.accepted", target=f"expert:{expert.id}", after=ctx.program.conditions.version)
         relink_menu(ctx, ctx.user_id)  # the expert menu (チェックイン, 報告書 …) from now on
         notice = [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が就任を承諾し、委嘱が完了しました。")]
-        for to in secretariat_ids() + reviewer_ids(expert.institution_id):
+        for to in secretariat_ids() + reviewer_ids(expert.institution_id):  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
             ctx.notify(to, notice, "commissioned")
         return Finish([msg.text("就任承諾書を受け付けました。委嘱の手続きはすべて完了です。\n派遣の依頼が届くと、このトークでお知らせします。")])
 

@@ -17,7 +17,7 @@ from conversations.engine import Flow
 from conversations.statuses import MACHINES
 
 
-def _named(transitions: list[dict]) -> list[dict]:
+def _named(transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replace condition callables by their names (drawn as guards)."""
     out = []
     for t in transitions:
@@ -44,7 +44,7 @@ def _draw(title: str, states: Sequence[str], transitions: list[dict[str, Any]], 
         title=title,
         show_conditions=True,
     )
-    return str(model.get_graph().draw(None)).strip()
+    return str(model.get_graph().draw(None)).strip()  # type: ignore[attr-defined]  # GraphMachine adds get_graph to the model
 
 
 def mermaid(flow: Flow) -> str:
@@ -53,8 +53,10 @@ def mermaid(flow: Flow) -> str:
 
 def status_machines() -> list[tuple[str, str, Sequence[str], list[dict[str, Any]], str]]:
     """(column, title, states, transitions, initial) of each record's status machine."""
+    initial = lifecycle.MACHINE.initial
+    assert initial is not None  # the machine is built with initial="draft"
     machines: list[tuple[str, str, Sequence[str], list[dict[str, Any]], str]] = [
-        ("Expert.status", "専門家の状態", lifecycle.STATUSES, lifecycle.TRANSITIONS, lifecycle.MACHINE.initial)]
+        ("Expert.status", "専門家の状態", lifecycle.STATUSES, lifecycle.TRANSITIONS, initial)]
     for m in MACHINES:
         machines.append((f"{m.model.__name__}.status", m.title, m.states, m.transitions, m.initial))
     return machines

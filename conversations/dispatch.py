@@ -24,8 +24,22 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations import flex, review
 from conversations import messages as msg
-from conversations.engine import (ENGINE, Advance, ConfirmStep, Context, Finish, Flow, Input, Invalid, Outcome, ReasonStep, Step,
-                                  choose, confirmation, reason_from)
+from conversations.engine import (
+    ENGINE,
+    Advance,
+    ConfirmStep,
+    Context,
+    Finish,
+    Flow,
+    Input,
+    Invalid,
+    Outcome,
+    ReasonStep,
+    Step,
+    choose,
+    confirmation,
+    reason_from,
+)
 from conversations.status_machine import IllegalTransition
 from conversations.statuses import DISPATCH
 from conversations.validators import PREFECTURES, parse_prefecture
@@ -129,7 +143,7 @@ def picker(ctx: Context, data: str) -> QuickReplyItem:
 
 def reviewer_of(ctx: Context, dispatch: Dispatch) -> bool:
     user = ctx.user
-    return user.role == "secretariat" or (user.role == "reviewer" and user.institution_id == dispatch.institution_id)
+    return user.role == "secretariat" or (user.role == "reviewer" and user.institution_id == dispatch.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 
 
 def find_dispatch(raw: object) -> Dispatch | None:
@@ -152,7 +166,7 @@ def describe(ctx: Context, d: Dispatch) -> str:
 
 
 def _businesses(ctx: Context) -> list[Business]:
-    return list(Business.select().where(Business.institution == ctx.user.institution_id)
+    return list(Business.select().where(Business.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                 .order_by(Business.name).limit(MAX_CHOICES))
 
 
@@ -164,7 +178,7 @@ def _name_key(name: str) -> str:
 def _business_named(ctx: Context, name: str) -> Business | None:
     """The institution's business of that name, if it has one (the free-dispatch limit is per business)."""
     key = _name_key(name)
-    for business in Business.select().where(Business.institution == ctx.user.institution_id).order_by(Business.id):
+    for business in Business.select().where(Business.institution == ctx.user.institution_id).order_by(Business.id):  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         if _name_key(business.name) == key:
             return business
     return None
@@ -398,13 +412,13 @@ def create_request(s: Session, ctx: Context) -> list[Message]:
             return [msg.text(f"「{business.name}」は今年度の無料派遣の上限（{limit}回）に達しているため、依頼できません。"
                              f"（依頼済み・実施済み：{used}回）")]
     else:
-        business = Business.create(institution=ctx.user.institution_id, name=data["business_name"],
+        business = Business.create(institution=ctx.user.institution_id, name=data["business_name"],  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                                    corporate_number=data.get("corporate_number"), latitude=data["lat"],
                                    longitude=data["lng"], address=data.get("address") or None)
     expert = Expert.get_by_id(data["expert_id"])
     if expert.status != "commissioned":
         return [msg.text("この専門家は現在依頼を受けられません。別の専門家を選んでください。")]
-    dispatch = Dispatch.create(business=business, institution=ctx.user.institution_id, expert=expert,
+    dispatch = Dispatch.create(business=business, institution=ctx.user.institution_id, expert=expert,  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                                requested_by=ctx.user, theme=data["theme"],
                                scheduled_at=datetime.fromisoformat(data["when"]), status=DISPATCH.initial)
     ctx.audit("dispatch.requested", target=f"dispatch:{dispatch.id}", after="requested")
@@ -439,7 +453,7 @@ REQUEST = Flow(
 def _own_request(ctx: Context, fields: dict[str, str]) -> Dispatch | list[Message]:
     dispatch = find_dispatch(fields.get("id"))
     expert = repo.expert_of(ctx.user)
-    if dispatch is None or expert is None or dispatch.expert_id != expert.id:
+    if dispatch is None or expert is None or dispatch.expert_id != expert.id:  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         ctx.audit("auth.refused", target=f"dispatch:{fields.get('id')}", reason="not the dispatch's expert")
         return [msg.text("この依頼は見つかりませんでした。")]
     if dispatch.status != "requested":
@@ -456,7 +470,7 @@ def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
     if isinstance(dispatch, list):
         return dispatch
     limit = ctx.program.free_dispatches_per_business
-    used = counted_dispatches(ctx, dispatch.business_id, COUNTED, exclude=dispatch.id)
+    used = counted_dispatches(ctx, dispatch.business_id, COUNTED, exclude=dispatch.id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     if used >= limit:
         try:
             DISPATCH.move(dispatch, "cancel_over_limit", actor=ctx.user_id, reason="無料派遣の上限", event_id=ctx.event_id,
@@ -627,7 +641,7 @@ MANAGE = Flow(
 
 def upcoming_cards(ctx: Context) -> list[Message]:
     """依頼一覧: the institution's dispatches before check-in, with 取消 / 日時変更 buttons."""
-    query = (Dispatch.select().where((Dispatch.institution == ctx.user.institution_id)
+    query = (Dispatch.select().where((Dispatch.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                                      & Dispatch.status.in_(BEFORE_CHECK_IN))
              .order_by(Dispatch.scheduled_at).limit(4))
     items = list(query)

@@ -236,7 +236,7 @@ def render_commission_letter_image(
     issuer_lines = issuer_lines[:2]
     issuer_step = _line_height(issuer_font, 1.4)
     issuer_height = (len(issuer_lines) - 1) * issuer_step + issuer_font.size
-    date_y = max(y + 100, 1380)
+    date_y: float = max(y + 100, 1380)  # float: the stubs type a font's size as float
     issuer_y = min(date_y + 130, CONTENT_BOTTOM - issuer_height)
     date_y = min(date_y, issuer_y - 100)
     draw.text((left, date_y), format_date(issued_on, date_style), font=font(42), fill=INK)
@@ -331,7 +331,8 @@ def qr_matrix(data: str) -> list[list[bool]]:
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
     qr.add_data(data)
     qr.make(fit=True)
-    return qr.get_matrix()
+    matrix: list[list[bool]] = qr.get_matrix()
+    return matrix
 
 
 def render_institution_qr(*, basic_id: str, code: str, institution_name: str) -> bytes:

@@ -354,6 +354,12 @@ class Flow:
 
 # --- the engine ---------------------------------------------------------------------
 
+def _current(s: Session) -> str:
+    """The session's state where the engine has already placed it or checked it is in the flow."""
+    assert s.state is not None, "session without a state"
+    return s.state
+
+
 HELP_FOOTER = "困ったときは「戻る」「キャンセル」（一時停止）「最初から」「状況」と送ってください。"
 
 
@@ -389,7 +395,7 @@ class Engine:
             s.data.update(flow.resume_data(ctx))
             s.data.update(data or {})
             s.data.pop(PAUSED, None)  # entering the flow is what 続きから would have done
-        return flow.steps[s.state].ask(s, ctx)
+        return flow.steps[_current(s)].ask(s, ctx)
 
     def recover(self, s: Session, ctx: Context) -> None:
         """A lost or stale session: put it back where SQL says the user is, asking nothing."""
@@ -450,7 +456,7 @@ class Engine:
     # -- global commands ------------------------------------------------------
 
     def _command(self, flow: Flow, s: Session, cmd: str, ctx: Context) -> list[Message]:
-        step = flow.steps[s.state]
+        step = flow.steps[_current(s)]
         if cmd == "cancel":
             s.data[PAUSED] = True
             flow.keep_answers(s, ctx)
@@ -481,8 +487,8 @@ class Engine:
         return prefix + step.ask(s, ctx, again=True)
 
     def status_line(self, flow: Flow, s: Session) -> str:
-        n, total = flow.position(s.state)
-        step = flow.steps[s.state]
+        n, total = flow.position(_current(s))
+        step = flow.steps[_current(s)]
         line = f"現在「{flow.title}」の「{step.title}」を入力中です（{n}/{total}）。"
         if n < total:
             line += f"\nこのあとは「{flow.steps[flow.order[n]].title}」です。"
@@ -492,7 +498,7 @@ class Engine:
         if cmd == "resume" or (inp.kind == "text" and inp.text in flow.start_words):
             s.data.pop(PAUSED, None)
             flow.keep_answers(s, ctx)
-            return [msg.text("再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
+            return [msg.text("再開します。")] + flow.steps[_current(s)].ask(s, ctx, again=True)
         if cmd == "restart":
             s.data.pop(PAUSED, None)
             return self._command(flow, s, cmd, ctx)
@@ -510,12 +516,12 @@ class Engine:
             s.flow = flow.name
             s.state = flow.initial
             return [msg.text("入力内容を消しました。最初から始めます。")] + flow.steps[s.state].ask(s, ctx)
-        return [msg.text("やり直しを取りやめました。続きから入力してください。")] + flow.steps[s.state].ask(s, ctx, again=True)
+        return [msg.text("やり直しを取りやめました。続きから入力してください。")] + flow.steps[_current(s)].ask(s, ctx, again=True)
 
     # -- the step's own answer ------------------------------------------------------
 
     def _answer(self, flow: Flow, s: Session, inp: Input, ctx: Context) -> list[Message]:
-        step = flow.steps[s.state]
+        step = flow.steps[_current(s)]
         s.data.pop("_greeted", None)
         interrupt = flow.interrupts.get(inp.text) if inp.kind == "text" else None
         if interrupt is not None:
@@ -525,8 +531,8 @@ class Engine:
         else:
             outcome = step.answer(s, inp, ctx)
         if isinstance(outcome, Invalid):
-            tries = s.retries.get(s.state, 0) + 1
-            s.retries[s.state] = tries
+            tries = s.retries.get(_current(s), 0) + 1
+            s.retries[_current(s)] = tries
             if tries >= ctx.program.retry_limit:
                 offers = ["ヘルプ"] + (["スキップ"] if step.optional else []) + ["キャンセル"]
                 return [msg.text(
@@ -544,18 +550,18 @@ class Engine:
             flow.forget_answers(ctx)
             return self.hand_over(s, ctx, outcome)
         if isinstance(outcome, Pause):
-            s.retries.pop(s.state, None)
+            s.retries.pop(_current(s), None)
             s.data[PAUSED] = True
             flow.keep_answers(s, ctx)
             return fit_five(outcome.messages)
         if isinstance(outcome, Stay):
-            s.retries.pop(s.state, None)
+            s.retries.pop(_current(s), None)
             flow.keep_answers(s, ctx)
             return fit_five(list(outcome.messages) + step.ask(s, ctx, again=True))
         return self._advance(flow, s, outcome, ctx)
 
     def _advance(self, flow: Flow, s: Session, outcome: Advance, ctx: Context) -> list[Message]:
-        came_from = s.state
+        came_from = _current(s)
         s.retries.pop(came_from, None)
         trigger = outcome.trigger
         if (trigger == "next" and s.data.get(EDIT_FLAG) and flow.steps[came_from].group_end
@@ -567,7 +573,7 @@ class Engine:
         if s.state != came_from:
             s.stack.append(came_from)
         flow.keep_answers(s, ctx)
-        return fit_five(list(outcome.messages) + flow.steps[s.state].ask(s, ctx))
+        return fit_five(list(outcome.messages) + flow.steps[_current(s)].ask(s, ctx))
 
     def _unknown_state(self, flow: Flow, s: Session, ctx: Context) -> list[Message]:
         """A deploy removed the saved state: go back to the first unanswered step."""

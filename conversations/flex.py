@@ -21,10 +21,10 @@ import json
 from collections.abc import Sequence
 
 from linebot.v3.messaging import (
+    FlexBlockStyle,
     FlexBox,
     FlexBubble,
     FlexBubbleStyles,
-    FlexBlockStyle,
     FlexButton,
     FlexCarousel,
     FlexComponent,

@@ -19,7 +19,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from conversations.status_machine import IllegalTransition  # one error for every status machine
+from conversations.status_machine import IllegalTransition as IllegalTransition  # one error for every status machine
 from storage import repo
 from storage.models import Expert, utcnow
 

@@ -13,6 +13,7 @@ into the one flow below.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from linebot.v3.messaging import Message
 
@@ -47,7 +48,7 @@ def _named_a_qualification(ctx: Context) -> bool:
 # inside one item (その他 → its name, a requirement's years → detail, a
 # confirmation answered いいえ → the question again), so a fix made from
 # the summary only returns there once the item is complete (engine: EDIT_FLAG).
-TRANSITIONS = [
+TRANSITIONS: list[dict[str, Any]] = [
     # The institution code often arrives before the terms (from the QR
     # code), so its step is skipped when it is already known.
     {"trigger": "next", "source": "terms", "dest": "name", "conditions": _has_institution},
@@ -74,7 +75,7 @@ TRANSITIONS = [
 ]
 
 
-def _draft(ctx: Context) -> tuple[Expert, dict]:
+def _draft(ctx: Context) -> tuple[Expert, dict[str, Any]]:
     expert = repo.ensure_expert(ctx.user)
     return expert, dict(expert.draft or {})
 

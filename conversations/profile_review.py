@@ -8,6 +8,7 @@ into the draft. The summary is a Flex message (LINE for PC shows it) with a
 """
 from __future__ import annotations
 
+from typing import Any
 
 from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickReplyItem
 
@@ -120,7 +121,7 @@ class Confirm(Step):
         return Finish(submission.submit(ctx, expert))
 
 
-def required_photos(draft: dict) -> list[str]:
+def required_photos(draft: dict[str, Any]) -> list[str]:
     keys = ["face", "id_doc"] + (["qualification"] if draft.get("qualifications") else []) + ["passbook"]
     return keys
 

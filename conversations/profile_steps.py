@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -41,11 +42,11 @@ from conversations.validators import (
     REGIONS,
     format_phone_display,
     parse_birthdate,
-    show_birthdate,
     parse_email,
     parse_phone,
     parse_postal_code,
     parse_prefectures,
+    show_birthdate,
 )
 from program import Requirement
 from storage import repo
@@ -58,7 +59,7 @@ DONE_WORDS = ("完了", "かんりょう", "終わり", "おわり", "決定", "
 CHECK = "✓"
 
 
-def _draft(ctx: Context) -> tuple[Expert, dict]:
+def _draft(ctx: Context) -> tuple[Expert, dict[str, Any]]:
     expert = repo.ensure_expert(ctx.user)
     return expert, dict(expert.draft or {})
 
@@ -95,7 +96,7 @@ class TextStep(Step):
     current_key = ""  # the draft key shown as what is registered now (default: the step's name)
     current_label = "登録"
 
-    def current(self, draft: dict) -> object:
+    def current(self, draft: dict[str, Any]) -> object:
         """What the draft holds for this question now (shown when it is asked again)."""
         return draft.get(self.current_key or self.name)
 
@@ -299,7 +300,7 @@ def toggle(current: list[str], picked: list[str], order: list[str]) -> list[str]
     return [o for o in order if o in chosen]
 
 
-def selecting(draft: dict, step: str, saved: list[str]) -> list[str]:
+def selecting(draft: dict[str, Any], step: str, saved: list[str]) -> list[str]:
     """The choice in progress at ``step``, else the saved answer."""
     sel = draft.get("selecting") or {}
     if isinstance(sel, dict) and sel.get("step") == step:
@@ -311,7 +312,7 @@ def keep_selecting(ctx: Context, step: str, items: list[str]) -> None:
     _save(ctx, selecting={"step": step, "items": items})
 
 
-def numbered(options: list[str], chosen: list[str] = (), start: int = 1) -> str:
+def numbered(options: list[str], chosen: Sequence[str] = (), start: int = 1) -> str:
     return "\n".join(f"{i}. {CHECK if o in chosen else '　'}{o}" for i, o in enumerate(options, start))
 
 
@@ -426,16 +427,16 @@ def requirement(ctx: Context, key: str) -> Requirement | None:
     return next((r for r in ctx.program.requirements if r.key == key), None)
 
 
-def _entries(draft: dict) -> list[dict]:
+def _entries(draft: dict[str, Any]) -> list[dict[str, Any]]:
     value = draft.get("requirements")
     return [dict(e) for e in value if isinstance(e, dict) and e.get("key")] if isinstance(value, list) else []
 
 
-def _qualification_met(ctx: Context, draft: dict) -> bool:
+def _qualification_met(ctx: Context, draft: dict[str, Any]) -> bool:
     return qualification_requirement(ctx) is not None and bool(draft.get("qualifications"))
 
 
-def _qualifications_text(draft: dict) -> str:
+def _qualifications_text(draft: dict[str, Any]) -> str:
     names = [q for q in draft.get("qualifications") or []]
     if draft.get("qualification_other"):
         names = [f"{q}（{draft['qualification_other']}）" if q.startswith("その他") else q for q in names]
@@ -446,11 +447,11 @@ def _tag(r: Requirement) -> str:
     return f"({r.key})"
 
 
-def _req_sequence(draft: dict) -> list[tuple[str, str]]:
+def _req_sequence(draft: dict[str, Any]) -> list[tuple[str, str]]:
     return [(part, e["key"]) for e in _entries(draft) for part in ("years", "detail")]
 
 
-def req_target(s: Session, draft: dict, part: str) -> dict | None:
+def req_target(s: Session, draft: dict[str, Any], part: str) -> dict[str, Any] | None:
     """The requirement a sub-question (``part``: years | detail) is about.
 
     ``req_at`` points at the sub-question to ask. Arriving at the other
@@ -492,7 +493,7 @@ def requirements_refusal(ctx: Context) -> list[Message]:
     )]
 
 
-def conclude_requirements(s: Session, ctx: Context, before: list[Message] = ()) -> Outcome:
+def conclude_requirements(s: Session, ctx: Context, before: Sequence[Message] = ()) -> Outcome:
     """All chosen requirements answered: record which are met, go on or refuse politely."""
     expert, draft = _draft(ctx)
     met = [r.key for r in ctx.program.requirements if r.min_years is None and _qualification_met(ctx, draft)]
@@ -741,11 +742,12 @@ class Areas(Step):
                 f"選択中：{_areas_shown(chosen)}\n「{ALL_IN_REGION}」で{region}をまとめて選べます。"
                 f"ほかの地方は「{REGION_LIST}」から。選び終わったら「完了」を押してください。"
             )
-            choices = [marked(p, chosen) for p in prefs] + [(ALL_IN_REGION, f"{region}すべて"), (REGION_LIST, REGION_LIST), "完了"]
+            choices: list[msg.Choice] = [marked(p, chosen) for p in prefs]
+            choices += [(ALL_IN_REGION, f"{region}すべて"), (REGION_LIST, REGION_LIST), "完了"]
             return [msg.text(body, choices)]
         regions = list(REGIONS)
         lines = []
-        choices: list[msg.Choice] = []
+        choices = []
         for i, r in enumerate(regions, 1):
             n = sum(1 for p in REGIONS[r] if p in chosen)
             count = f"（{n}）" if n else ""
@@ -1039,7 +1041,7 @@ class Yucho(TextStep):
     saved = "振込用の口座「{branch_name}（店番 {branch_code}） {account_type} 口座番号{account_last4}」に変換して保存しました。"
     current_label = "登録（口座番号）"
 
-    def current(self, draft: dict) -> object:
+    def current(self, draft: dict[str, Any]) -> object:
         return draft.get("account_last4") if draft.get("branch_code") else None
 
     def parse(self, raw: str) -> tuple[str, str, str]:
@@ -1200,11 +1202,11 @@ class Holder(Step):
         return Advance([msg.text(f"振込口座を登録しました：{account_line(draft)}（ご本人名義）")])
 
 
-def own_kana(draft: dict) -> str:
+def own_kana(draft: dict[str, Any]) -> str:
     return format_name(draft.get("kana_family", ""), draft.get("kana_given", ""))
 
 
-def holder_is_not_own(ctx: Context, draft: dict) -> str | None:
+def holder_is_not_own(ctx: Context, draft: dict[str, Any]) -> str | None:
     """Why the account is not in the expert's own name, or None.
 
     Asked again at 送信: the holder was checked when typed, but the フリガナ
@@ -1219,7 +1221,7 @@ def holder_is_not_own(ctx: Context, draft: dict) -> str | None:
             "フリガナか口座名義を「修正」してください。")
 
 
-def account_line(draft: dict) -> str:
+def account_line(draft: dict[str, Any]) -> str:
     """「みずほ銀行 新宿支店 普通 ＊＊＊4567」: what chat may show of an account."""
     parts = [draft.get("bank_name"), draft.get("branch_name"), draft.get("account_type"), draft.get("account_last4")]
     return " ".join(str(p) for p in parts if p) or "—"

@@ -33,7 +33,7 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
     lines = []
     for r in query.limit(30):
         d = r.dispatch
-        lines.append(f"報告書No.{r.id} 申請No.{d.expert_id} 派遣No.{d.id} {expert_name(d.expert)} {day_text(ctx, d)}"
+        lines.append(f"報告書No.{r.id} 申請No.{d.expert_id} 派遣No.{d.id} {expert_name(d.expert)} {day_text(ctx, d)}"  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                      f" 謝金{yen(r.gross_yen)} 支払額{yen(r.net_yen)}"
                      + (f"（{STATUS_LABELS[r.status]}）" if status == "all" else ""))
     title = "報告書" + ("（すべて）" if status == "all" else f"（{STATUS_LABELS[status]}）") + f"：{total}件"
@@ -52,7 +52,7 @@ def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[M
             .where((Report.status == "accepted") & (Report.fee_month == month)).order_by(Dispatch.expert, Report.id))
     per: dict[int, dict[str, Any]] = {}
     for r in rows:
-        e = per.setdefault(r.dispatch.expert_id, {"name": expert_name(r.dispatch.expert), "n": 0, "gross": 0,
+        e = per.setdefault(r.dispatch.expert_id, {"name": expert_name(r.dispatch.expert), "n": 0, "gross": 0,  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                                                   "withholding": 0, "travel": 0, "net": 0})
         e["n"] += 1
         for key, value in (("gross", r.gross_yen), ("withholding", r.withholding_yen), ("travel", r.travel_yen),

@@ -23,7 +23,7 @@ def already_paid_today(ctx: Context, report: Report) -> int:
     start = datetime.combine(day, time.min, tz).astimezone(timezone.utc).replace(tzinfo=None)
     end = datetime.combine(day + timedelta(days=1), time.min, tz).astimezone(timezone.utc).replace(tzinfo=None)
     rows = (Report.select(Report.gross_yen).join(Dispatch)
-            .where((Dispatch.expert == d.expert_id) & Report.status.in_(PAID_STATUSES) & (Report.id != report.id)
+            .where((Dispatch.expert == d.expert_id) & Report.status.in_(PAID_STATUSES) & (Report.id != report.id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                    & (Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end)))
     return sum(int(r.gross_yen or 0) for r in rows)
 

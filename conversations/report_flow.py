@@ -24,10 +24,36 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 
 from conversations import attendance, flex
 from conversations import messages as msg
-from conversations.engine import (EDIT_FLAG, ENGINE, Advance, Context, Finish, Flow, Handoff, Input, Interrupt, Invalid,
-                                  Outcome, Pause, Stay, Step, choose, summary_answer)
-from conversations.report_common import (EDITABLE_STATUSES, PAID_STATUSES, STATUS_LABELS, describe, duration,
-                                         elapsed_minutes, parse_minutes, parse_yen, save, yen)
+from conversations.engine import (
+    EDIT_FLAG,
+    ENGINE,
+    Advance,
+    Context,
+    Finish,
+    Flow,
+    Handoff,
+    Input,
+    Interrupt,
+    Invalid,
+    Outcome,
+    Pause,
+    Stay,
+    Step,
+    choose,
+    summary_answer,
+)
+from conversations.report_common import (
+    EDITABLE_STATUSES,
+    PAID_STATUSES,
+    STATUS_LABELS,
+    describe,
+    duration,
+    elapsed_minutes,
+    parse_minutes,
+    parse_yen,
+    save,
+    yen,
+)
 from conversations.report_fee import compute_fee, fee_line, fee_month, month_label, withholding_text
 from conversations.report_reminders import cancel_reminder, schedule_first_reminder
 from conversations.report_review import decision_buttons, report_card
@@ -90,7 +116,7 @@ def session_report(s: Session, ctx: Context) -> Report | None:
         return None
     report_id = s.data.get("report_id")
     if report_id is not None:
-        report = (Report.select().join(Dispatch)
+        report: Report | None = (Report.select().join(Dispatch)
                   .where((Report.id == report_id) & (Dispatch.expert == expert.id)).first())
         if report is not None:
             return report
@@ -124,7 +150,7 @@ def reportable(expert: Expert) -> list[Dispatch]:
     """Checked-out dispatches whose report is not yet sent (or came back)."""
     done = list(Dispatch.select().where((Dispatch.expert == expert.id) & (Dispatch.status == "completed"))
                 .order_by(Dispatch.scheduled_at, Dispatch.id))
-    sent = {r.dispatch_id for r in Report.select(Report.dispatch).where(
+    sent = {r.dispatch_id for r in Report.select(Report.dispatch).where(  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         Report.dispatch.in_([d.id for d in done]) & Report.status.in_(PAID_STATUSES))} if done else set()
     return [d for d in done if d.id not in sent]
 
@@ -626,7 +652,7 @@ def submit(s: Session, ctx: Context) -> Outcome:
     if resent and report.reason:
         head += f"\n（前回の差し戻し理由：{report.reason}）"
     card_actions = decision_buttons(report)
-    for to in reviewer_ids(d.institution_id) + secretariat_ids():
+    for to in reviewer_ids(d.institution_id) + secretariat_ids():  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         ctx.notify(to, [msg.text(head), report_card(ctx, report, card_actions)], "report_submitted")
     return Finish([msg.text(
         f"支援実施報告書を送信しました（報告書No.{report.id}）。\n{fee_line(ctx, fee, month)}\n"

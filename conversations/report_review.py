@@ -28,7 +28,6 @@ from conversations.statuses import REPORT
 from storage.models import Dispatch, Report, utcnow
 from storage.sessions import Session
 
-
 # --- what reviewers and the secretariat see ----------------------------------------------------------------
 
 
@@ -37,8 +36,8 @@ def may_review(ctx: Context, report: Report) -> bool:
     user = ctx.user
     if user.role == "secretariat":
         return True
-    return (user.role == "reviewer" and user.institution_id is not None
-            and user.institution_id == report.dispatch.institution_id)
+    return (user.role == "reviewer" and user.institution_id is not None  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+            and user.institution_id == report.dispatch.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 
 
 def refuse(ctx: Context, what: str, report_id: object) -> list[Message]:
@@ -55,6 +54,9 @@ def decision_buttons(report: Report) -> list[flex.Button]:
 
 def _stored_fee_rows(ctx: Context, report: Report) -> list[tuple[str, str]]:
     draft = report.draft or {}
+    withholding: int | None
+    travel: int | None
+    net: int | None
     if report.gross_yen is None:  # not sent yet: what it would be
         fee = compute_fee(ctx, report)
         gross, withholding, travel, net = fee.gross_yen, fee.withholding_yen, fee.travel_yen, fee.net_yen
@@ -154,7 +156,7 @@ def detail(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
 def review_queue(ctx: Context) -> list[Message]:
     """A reviewer's 「報告書」: the institution's reports waiting for a decision."""
     waiting = list(Report.select().join(Dispatch)
-                   .where((Report.status == "submitted") & (Dispatch.institution == ctx.user.institution_id))
+                   .where((Report.status == "submitted") & (Dispatch.institution == ctx.user.institution_id))  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                    .order_by(Report.submitted_at).limit(20))
     if not waiting:
         return [msg.text("確認待ちの報告書はありません。")]
@@ -200,6 +202,7 @@ class DecisionConfirm(ConfirmStep):
         who = f"（{expert_name(report.dispatch.expert)}さん・{report.dispatch.business.name}）" if report else ""
         text = f"報告書No.{s.data['report_id']}{who}を{op.will}。"
         if op.key == "rep_accept" and report is not None and report.net_yen is not None:
+            assert report.fee_month is not None  # a sent report has its amounts and month
             text += f"\n支払額 {yen(report.net_yen)}（{month_label(report.fee_month)}）が支払いの対象になります。"
         return text
 
@@ -246,6 +249,7 @@ def apply(ctx: Context, op: Op, report_id: object, reason: str | None) -> list[M
         return [msg.text(f"報告書No.{report.id} は現在「{STATUS_LABELS.get(report.status, report.status)}」のため、"
                          f"{op.cannot}。")]
     report = find_report(report.id)
+    assert report is not None  # moved just above
     ctx.audit(f"report.{'accept' if op.after == 'accepted' else 'return'}", target=f"report:{report.id}",
               before="submitted", after=op.after, reason=reason)
     if op.after == "returned":
@@ -258,6 +262,7 @@ def notify_decision(ctx: Context, op: Op, report: Report, reason: str | None) ->
     d = report.dispatch
     expert_line_id = d.expert.user.line_user_id
     if op.after == "accepted":
+        assert report.fee_month is not None  # a sent report has its amounts and month
         ctx.notify(expert_line_id, [msg.text(
             f"支援実施報告書が受理されました（報告書No.{report.id}）。\n{describe(ctx, d)}\n"
             f"謝金 {yen(report.gross_yen)}・源泉徴収 {withholding_text(ctx, report.withholding_yen)}・"
@@ -268,7 +273,7 @@ def notify_decision(ctx: Context, op: Op, report: Report, reason: str | None) ->
             f"支援実施報告書が差し戻されました（報告書No.{report.id}）。\n{describe(ctx, d)}\n理由：{reason}\n\n"
             "「報告書」と送ると内容を修正して再提出できます。", ["報告書"])], "report_returned")
     where = "事務局" if ctx.user.role == "secretariat" else "支援機関"
-    for to in reviewer_ids(d.institution_id) + secretariat_ids():
+    for to in reviewer_ids(d.institution_id) + secretariat_ids():  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         if to != ctx.user_id:
             ctx.notify(to, [msg.text(f"報告書No.{report.id}（{expert_name(d.expert)}さん）は{where}で{op.done_by}。")],
                        "report_decided")

@@ -26,7 +26,6 @@ from storage.models import Expert, LineUser
 from storage.sessions import Session
 
 
-
 @dataclass(frozen=True)
 class Op:
     """One decision someone can take on an application."""
@@ -69,13 +68,13 @@ def may_act(ctx: Context, op: Op, expert: Expert) -> bool:
     user = ctx.user
     if op.role == "secretariat":
         return user.role == "secretariat"
-    return user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id
+    return user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 
 
 def may_view(ctx: Context, expert: Expert) -> bool:
     user = ctx.user
     return user.role == "secretariat" or (
-        user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id)
+        user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 
 
 def refuse(ctx: Context, what: str, expert_id: object) -> list[Message]:
@@ -221,5 +220,5 @@ def notify_decision(ctx: Context, op: Op, expert: Expert, reason: str | None) ->
 
         ctx.notify(expert_id, [msg.text("専門家登録が承認されました。")] + commission.conditions_messages(ctx), "registered")
     if op.role == "secretariat":
-        for reviewer in reviewer_ids(expert.institution_id):
+        for reviewer in reviewer_ids(expert.institution_id):  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
             ctx.notify(reviewer, [msg.text(f"申請No.{expert.id}（{name}さん）は事務局で{op.verb}されました。")], "secretariat_decision")

@@ -67,6 +67,7 @@ def redeem(ctx: Context, code: str) -> list[Message] | None:
               reason=f"code:{row.id}")
     relink_menu(ctx, user.line_user_id)
     if row.purpose == "reviewer":
+        assert row.institution is not None  # reviewer codes are issued for an institution
         return [msg.text(
             f"「{row.institution.name}」の担当者として登録しました。\n"
             "専門家の申請が届くと、このトークでお知らせします。「審査待ち」と送ると一覧を確認できます。",

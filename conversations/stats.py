@@ -8,8 +8,10 @@ have not fixed.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from peewee import JOIN, fn
 
@@ -50,8 +52,11 @@ def late_reports(program: Program) -> int:
 
 
 def collect(program: Program) -> Stats:
-    experts = dict(Expert.select(Expert.status, fn.COUNT(Expert.id)).group_by(Expert.status).tuples())
-    dispatches = dict(Dispatch.select(Dispatch.status, fn.COUNT(Dispatch.id)).group_by(Dispatch.status).tuples())
+    # peewee's stubs type ``.tuples()`` as a query of models; it yields (status, count) rows.
+    experts = dict(cast(Iterable[tuple[str, int]],
+                        Expert.select(Expert.status, fn.COUNT(Expert.id)).group_by(Expert.status).tuples()))
+    dispatches = dict(cast(Iterable[tuple[str, int]],
+                           Dispatch.select(Dispatch.status, fn.COUNT(Dispatch.id)).group_by(Dispatch.status).tuples()))
     return Stats(
         experts={st: experts.get(st, 0) for st in lifecycle.STATUSES},
         dispatches={st: dispatches.get(st, 0) for st in dispatch.STATUS_LABELS},

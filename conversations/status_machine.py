@@ -105,9 +105,9 @@ class StatusMachine:
         values["status"] = after
         fields = self.model._meta.fields
         written = (self.model.update({fields[name]: value for name, value in values.items()})
-                   .where((self.model.id == record.id) & (self.model.status == before)).execute())
+                   .where((self.model.id == record.id) & (self.model.status == before)).execute())  # type: ignore[attr-defined]  # models with a status machine have these columns
         if not written:
-            stored = self.model.select(self.model.status).where(self.model.id == record.id).scalar()
+            stored = self.model.select(self.model.status).where(self.model.id == record.id).scalar()  # type: ignore[attr-defined]  # as above
             record.status = stored if stored is not None else before
             self._refuse(record, record.status, trigger, actor, reason, event_id)
         for name, value in values.items():

@@ -119,7 +119,7 @@ def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
     return [card] + extra
 
 
-def set_searchable_fields(expert: Expert, answers: dict) -> None:
+def set_searchable_fields(expert: Expert, answers: dict[str, Any]) -> None:
     """The columns /find and duplicate checks read, from the answers now in force
     (the application on 送信, the approved data after a change)."""
     expert.family_name, expert.given_name = answers.get("family_name"), answers.get("given_name")
@@ -133,12 +133,13 @@ def submit(ctx: Context, expert: Expert) -> list[Message]:
     expert.save()
     _, after = lifecycle.change_status(expert, "submit", actor=ctx.user_id, event_id=ctx.event_id)
     if after == "pending_institution":
-        recipients = reviewer_ids(expert.institution_id)
+        recipients = reviewer_ids(expert.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
         for reviewer in recipients:
             ctx.notify(reviewer, [msg.text("新しい専門家登録の申請が届きました。")] + cards_for(ctx, expert, "reviewer"),
                        "pending_institution")
         if not recipients:
             for sec in secretariat_ids():
+                assert expert.institution is not None  # pending_institution: the expert chose one
                 ctx.notify(sec, [msg.text(
                     f"申請No.{expert.id} が届きましたが、支援機関「{expert.institution.name}」に担当者が登録されていません。"
                     "「/code reviewer」で担当者登録コードを発行してください。")], "no_reviewer")

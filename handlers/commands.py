@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from handlers.config import Config
 
@@ -222,7 +223,7 @@ def cmd_logs(config: Config, *, user: str | None = None, flow: str | None = None
 
     logs.configure(config.signing_key, None, stdout=False)  # for pseudonymising --user
     log_dir = Path(config.data_dir, "log")
-    filters = dict(user=user, flow=flow, level=level, since=_when(since), until=_when(until))
+    filters: dict[str, Any] = dict(user=user, flow=flow, level=level, since=_when(since), until=_when(until))
     for entry in logs.read_entries(log_dir) if log_dir.exists() else []:
         if logs.matches(entry, **filters):
             print(json.dumps(entry, ensure_ascii=False))

@@ -39,11 +39,11 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     """``make run``: everything local, nothing to configure, Ctrl-C stops it all."""
     from werkzeug.serving import make_server
 
+    from handlers import demo_seed as demo_data
     from handlers import richmenu, runtime
     from handlers.app import create_app
     from handlers.logs import LogTail
     from program import load_program
-    from handlers import demo_seed as demo_data
     from simulator.platform import create_platform_app, run_platform_in_thread
     from storage import db as storage_db
     from storage.crypto import FieldCrypto

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 from conversations import roles
 from conversations.lifecycle import LABELS as STATUS_LABELS
@@ -41,6 +42,9 @@ from storage import repo
 from storage.crypto import FieldCrypto, last4
 from storage.db import database
 from storage.models import Business, ConditionsConsent, Dispatch, Expert, Institution, utcnow
+
+if TYPE_CHECKING:
+    from conversations.engine import Context
 
 # The chat page's preset personas (their ids are in chat.html's PRESETS).
 NEW_USER_ID = "U00000000000000000000000000000001"
@@ -204,7 +208,7 @@ def _staff(user_id: str, role: str, inst: Institution | None, created: list[str]
     """Grant the persona its role, unless the id already holds a different one (then leave it)."""
     user = repo.get_user(user_id)
     label = roles.ROLE_LABELS[role]
-    if user is not None and user.role == role and (inst is None or user.institution_id == inst.id):
+    if user is not None and user.role == role and (inst is None or user.institution_id == inst.id):  # type: ignore[attr-defined]  # peewee FK <name>_id accessor
         return
     if user is None or user.role is None:
         roles.grant(user_id, role, ACTOR, inst)
@@ -246,7 +250,7 @@ def _expert(program: Program, crypto: FieldCrypto, inst: Institution, created: l
     return expert
 
 
-def _profile(program: Program, crypto: FieldCrypto, inst: Institution) -> dict:
+def _profile(program: Program, crypto: FieldCrypto, inst: Institution) -> dict[str, Any]:
     """The answers the profile flow would have saved (bank fields encrypted the same way)."""
     phone = parse_phone("090-1234-5678")
     return {
@@ -293,7 +297,7 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
     start, end = _utc(program, day, time(0)), _utc(program, day + timedelta(days=1), time(0))
     businesses = _demo_businesses(inst)
     if businesses:
-        found = (Dispatch.select()
+        found: Dispatch | None = (Dispatch.select()
                  .where((Dispatch.expert == expert) & Dispatch.business.in_([b.id for b in businesses])
                         & (Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end))
                  .order_by(Dispatch.id).first())
@@ -318,7 +322,7 @@ def _free_used(program: Program, business: Business) -> int:
     from conversations.dispatch import COUNTED, counted_dispatches
 
     # counted_dispatches reads only ``ctx.program``.
-    return counted_dispatches(SimpleNamespace(program=program), business.id, COUNTED + ("requested",))
+    return counted_dispatches(cast("Context", SimpleNamespace(program=program)), business.id, COUNTED + ("requested",))
 
 
 def _records_of(user_id: str) -> str | None:

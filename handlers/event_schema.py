@@ -39,7 +39,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -327,7 +327,7 @@ def _prop(schemas: dict[str, Any], schema_name: str, prop: str) -> dict[str, Any
     schema = schemas[schema_name]
     for part in [schema, *schema.get("allOf", [])]:
         if prop in (part.get("properties") or {}):
-            return part["properties"][prop]
+            return cast("dict[str, Any]", part["properties"][prop])
     raise KeyError(f"{schema_name}.{prop} is not in the spec")
 
 

@@ -94,7 +94,7 @@ class LineApi:
         # directly, so the SDK's second argument validation is skipped with
         # ``raw_function``: together 0.4 ms per reply on the hottest path.
         request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))
-        raw = MessagingApi.reply_message_with_http_info.raw_function  # type: ignore[attr-defined]
+        raw = MessagingApi.reply_message_with_http_info.raw_function
         self.call("reply", raw, self.api, request)
 
     def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:

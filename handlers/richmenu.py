@@ -27,11 +27,11 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import structlog
-from linebot.v3.messaging import (MessageAction, RichMenuArea, RichMenuBounds, RichMenuRequest, RichMenuSize)
+from linebot.v3.messaging import MessageAction, RichMenuArea, RichMenuBounds, RichMenuRequest, RichMenuSize
 from PIL import Image, ImageDraw
 
 from conversations.documents import font
@@ -40,6 +40,9 @@ from handlers.logs import pseudonym
 from handlers.runtime import current
 from storage import repo
 from storage.models import Expert, LineUser
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 log = structlog.get_logger("richmenu")
 
@@ -414,7 +417,7 @@ def sync(line: LineApi, store: redis.Redis, layouts: Mapping[str, Layout] = LAYO
     line.call("richmenu.default", line.api.set_default_rich_menu, result.ids[DEFAULT_ROLE])
     pipe = store.pipeline()
     pipe.delete(REDIS_KEY)
-    pipe.hset(REDIS_KEY, mapping=result.ids)
+    pipe.hset(REDIS_KEY, mapping=cast("Mapping[FieldT, EncodableT]", result.ids))  # Mapping's key type is invariant
     pipe.execute()
     changed = {role for role, menu_id in result.ids.items() if relink_all or previous.get(role) != menu_id}
     for user_id, role in _users_with_menus():
@@ -465,7 +468,8 @@ def _users_with_menus() -> list[tuple[str, str]]:
 
 def stored_ids(store: redis.Redis) -> dict[str, str]:
     """role → richMenuId as the last sync left them (empty before the first sync)."""
-    return {k.decode(): v.decode() for k, v in store.hgetall(REDIS_KEY).items()}
+    stored = cast("dict[bytes, bytes]", store.hgetall(REDIS_KEY))  # the store does not decode responses
+    return {k.decode(): v.decode() for k, v in stored.items()}
 
 
 def link_user(line_user_id: str) -> str:

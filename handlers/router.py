@@ -19,10 +19,22 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
-from conversations import (admin, attendance, changes, commission, dispatch, lifecycle, profile, reports, review, roles,
-                           submission)
+from conversations import (
+    admin,
+    attendance,
+    changes,
+    commission,
+    dispatch,
+    lifecycle,
+    profile,
+    reports,
+    review,
+    roles,
+    submission,
+)
 from conversations import messages as msg
-from conversations.engine import ENGINE, PAUSED, Context, Input, fit_five
+from conversations.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered
+from conversations.engine import PAUSED, Context, Input, fit_five
 from storage import repo
 from storage.models import Expert
 from storage.sessions import Session
@@ -61,7 +73,7 @@ def to_input(event: dict[str, Any]) -> Input:
     year 9999, a latitude of 1e300) arrive as "absent"."""
     timestamp = event.get("timestamp")
     known = type(timestamp) is int and 0 < timestamp < _LAST_TIMESTAMP_MS
-    base = {"timestamp_ms": timestamp if known else 0, "event_id": event.get("webhookEventId")}
+    base: dict[str, Any] = {"timestamp_ms": timestamp if known else 0, "event_id": event.get("webhookEventId")}
     etype = event.get("type")
     if etype == "message":
         message = event.get("message") or {}
@@ -159,6 +171,7 @@ def _follow(s: Session, ctx: Context) -> list[Message]:
     if s.flow:
         flow = ENGINE.flows[s.flow]
         s.data.pop(PAUSED, None)
+        assert s.state is not None, "session without a state"
         return [msg.text("おかえりなさい。前回の続きから再開します。")] + flow.steps[s.state].ask(s, ctx, again=True)
     if ctx.user.role in ("reviewer", "secretariat"):
         return [msg.text("おかえりなさい。\n" + (REVIEWER_HELP if ctx.user.role == "reviewer" else "「/help」でコマンドを確認できます。"))]
@@ -196,6 +209,7 @@ def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Messag
     profile.set_institution(ctx, institution)
     ack = msg.text(f"機関コードを確認しました。支援機関「{institution.name}」で受け付けます。")
     if s.flow == "profile" and not s.data.get(PAUSED):
+        assert s.state is not None, "session without a state"
         step = profile.FLOW.steps[s.state]
         return [ack] + step.ask(s, ctx, again=True)
     return [ack] + ENGINE.enter(profile.FLOW, s, ctx)
@@ -220,7 +234,7 @@ def _decision(key: str) -> Callable[[Session, Context, dict[str, str]], list[Mes
             if change is None:
                 return [msg.text("変更申請が見つかりませんでした。")]
             if not changes.may_decide(ctx, change):
-                return review.refuse(ctx, op.key, change.expert_id)
+                return review.refuse(ctx, op.key, change.expert_id)  # type: ignore[attr-defined]  # peewee adds FK <name>_id accessors at runtime
             return review.begin_decision(s, ctx, op, change.id)
         expert = review.find_expert(fields.get("id"))
         if expert is None:
@@ -254,7 +268,7 @@ ACTIONS: dict[str, Callable[[Session, Context, dict[str, str]], list[Message]]] 
 
 def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
     for feature in FEATURES:
-        replies = feature.at_rest(s, inp, ctx)
+        replies: list[Message] | None = feature.at_rest(s, inp, ctx)
         if replies is not None:
             return replies
     text = inp.text if inp.kind == "text" else ""
@@ -299,7 +313,7 @@ REVIEW_CARDS = 4  # a reply holds 5 messages: the count, then the cards
 def _reviewer_queue(ctx: Context) -> list[Message]:
     """審査待ち: the oldest applications first (first come, first reviewed)."""
     query = Expert.select().where((Expert.status == "pending_institution")
-                                  & (Expert.institution == ctx.user.institution_id))
+                                  & (Expert.institution == ctx.user.institution_id))  # type: ignore[attr-defined]  # peewee FK <name>_id accessor
     total = query.count()
     if not total:
         return [msg.text("審査待ちの申請はありません。")]
@@ -325,7 +339,7 @@ def _status(prefix: str, ctx: Context) -> Message:
 
 def _status_text(ctx: Context) -> str:
     if ctx.user.role == "reviewer" and ctx.user.institution is not None:
-        n = Expert.select().where((Expert.status == "pending_institution") & (Expert.institution == ctx.user.institution_id)).count()
+        n = Expert.select().where((Expert.status == "pending_institution") & (Expert.institution == ctx.user.institution_id)).count()  # type: ignore[attr-defined]  # peewee FK <name>_id accessor
         return f"「{ctx.user.institution.name}」の担当者です。審査待ち：{n}件"
     expert = repo.expert_of(ctx.user)
     if expert is None:

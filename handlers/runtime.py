@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
+from redis import Redis
 from rq import Queue
 
 from handlers.config import Config
 from handlers.line_api import LineApi
 from program import Program, load_program
 from storage import db as storage_db
-from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
 from storage.crypto import FieldCrypto, LinkSigner
 from storage.files import EncryptedFileStore, signed_url
+from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
 from storage.sessions import KeyBuilder, RedisSessionStore
 from storage.user_gate import UserGate
 
@@ -34,8 +34,8 @@ EVENTS_QUEUE = "events"
 class Runtime:
     config: Config
     program: Program
-    redis: redis.Redis  # request path: fast-failing, no retries
-    worker_redis: redis.Redis  # RQ and CLI: long socket timeouts
+    redis: Redis  # request path: fast-failing, no retries
+    worker_redis: Redis  # RQ and CLI: long socket timeouts
     line: LineApi
     crypto: FieldCrypto
     files: EncryptedFileStore

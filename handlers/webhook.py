@@ -35,8 +35,8 @@ from handlers import event_schema, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import EVENTS_QUEUE, OUTBOX_QUEUE, Runtime, current
-from storage import repo
 from storage import db as storage_db
+from storage import repo
 from storage.db import database
 from storage.files import StoreUnavailable
 from storage.sessions import Session, decode
@@ -134,7 +134,8 @@ def event_score(event: dict[str, Any], order: int = 0) -> float:
 def accept(rt: Runtime, event: dict[str, Any], order: int = 0) -> str:
     """Dedupe and serialise one event (in LINE's order), then run it (or defer it). Returns the outcome."""
     started = time.perf_counter()
-    source = event.get("source") if isinstance(event.get("source"), dict) else {}
+    raw_source = event.get("source")
+    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
     user_id = source.get("userId")
     event_id = str(event.get("webhookEventId") or "")
     fields = {"webhook_event_id": event_id, "user": pseudonym(user_id), "event_type": event.get("type")}

@@ -116,12 +116,12 @@ _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 _FORMATS = FormatChecker(formats=())
 
 
-@_FORMATS.checks("uri")
+@_FORMATS.checks("uri")  # type: ignore[untyped-decorator]  # jsonschema's checks() is unannotated
 def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or bool(_URI_RE.match(value))
 
 
-@_FORMATS.checks("uuid", raises=ValueError)
+@_FORMATS.checks("uuid", raises=ValueError)  # type: ignore[untyped-decorator]  # as above
 def _is_uuid(value: object) -> bool:
     return not isinstance(value, str) or bool(uuid.UUID(value))
 
@@ -267,6 +267,6 @@ class ContractChecker:
             return [Violation("", "the request body is required")]
         return schema_validator(schema_name, self.spec_path).violations(body)
 
-    def check(self, method: str, path: str, body: dict | None) -> list[str]:
+    def check(self, method: str, path: str, body: dict[str, Any] | None) -> list[str]:
         """Human-readable violations; an empty list means the body is valid."""
         return [str(v) for v in self.violations(method, path, body)]

@@ -57,7 +57,8 @@ USER_ID_PATTERN = "^U[0-9a-f]{32}$"
 def _load_yaml(path: Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
     with path.open("rb") as fh:
-        return yaml.load(fh, Loader=loader)
+        spec: dict[str, Any] = yaml.load(fh, Loader=loader)
+        return spec
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -133,14 +134,15 @@ def _prop(schemas: dict[str, Any], schema_name: str, prop: str) -> dict[str, Any
     for part in [schema, *schema.get("allOf", [])]:
         props = part.get("properties") or {}
         if prop in props:
-            return props[prop]
+            found: dict[str, Any] = props[prop]
+            return found
     raise KeyError(f"{schema_name}.{prop} is not in the spec")
 
 
 def _part(schemas: dict[str, Any], schema_name: str) -> dict[str, Any]:
     """The schema dict of ``schema_name`` where extra keywords may be added
     (never a dict holding ``$ref``: Draft 4 ignores ``$ref``'s siblings)."""
-    schema = schemas[schema_name]
+    schema: dict[str, Any] = schemas[schema_name]
     if "$ref" in schema:
         raise ValueError(f"{schema_name} is a bare $ref")
     return schema

@@ -333,7 +333,9 @@ class PlatformState:
         location, image), with a reply token from this platform."""
         if kind not in ("text", "postback", "follow", "unfollow", "location", "image"):
             raise ValueError(f"unknown event type {kind!r}")
-        token = None if kind == "unfollow" else self.issue_reply_token(user_id)
+        if kind == "unfollow":
+            return events.unfollow(user_id, timestamp=self.now_ms())
+        token = self.issue_reply_token(user_id)
         at = self.now_ms()
         if kind == "text":
             return events.text(user_id, str(fields["text"]), token, timestamp=at)
@@ -341,8 +343,6 @@ class PlatformState:
             return events.postback(user_id, str(fields["data"]), token, fields.get("params") or None, timestamp=at)
         if kind == "follow":
             return events.follow(user_id, token, is_unblocked=bool(fields.get("isUnblocked", False)), timestamp=at)
-        if kind == "unfollow":
-            return events.unfollow(user_id, timestamp=at)
         if kind == "location":
             return events.location(
                 user_id, float(fields["latitude"]), float(fields["longitude"]), token,
@@ -387,4 +387,5 @@ def generated_name(user_id: str) -> str:
 
 def current_state() -> PlatformState:
     """The state of the platform app handling the current request."""
-    return current_app.extensions[EXTENSION_KEY]
+    state: PlatformState = current_app.extensions[EXTENSION_KEY]
+    return state

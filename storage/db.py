@@ -23,12 +23,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import structlog
-from peewee import Database, DatabaseProxy, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
-from peewee import _savepoint  # subclassed: see _Savepoint
+from peewee import (
+    Database,
+    DatabaseProxy,
+    InterfaceError,
+    OperationalError,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    _savepoint,  # subclassed: see _Savepoint
+)
 from playhouse import db_url
 from playhouse.pool import PooledDatabase
 from playhouse.shortcuts import ReconnectMixin
@@ -98,7 +105,7 @@ class Outage:
         log.warning("database.recovered", kind=kind, down_s=round(down, 1))
 
 
-class RecoveringMixin(ReconnectMixin):
+class RecoveringMixin(ReconnectMixin):  # type: ignore[misc]  # playhouse ships no type stubs (ReconnectMixin is Any)
     """Drop a connection the server (or the file system) broke; reconnect on the next statement.
 
     ReconnectMixin matches error messages, which libpq translates, and retries
@@ -271,7 +278,7 @@ def open_database(url: str) -> Database:
     cls = db_url.schemes.get(urlparse(url).scheme)
     params = db_url.parse(url)
     if cls is None or not params.get("database"):
-        return db_url.connect(url)  # raises its own clear message
+        return cast(Database, db_url.connect(url))  # raises its own clear message
     if issubclass(cls, PostgresqlDatabase):
         params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
     return recovering(cls)(**params)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from peewee import Model, Query
 
 from storage.db import database
+
+_M = TypeVar("_M", bound=Model)
 
 
 class Compiled:
@@ -37,10 +39,10 @@ class Compiled:
             raise TypeError(f"statement takes {entry[1]} parameters, got {n_params}")
         return entry[0]
 
-    def first(self, model: type[Model], *params: Any) -> Any:
+    def first(self, model: type[_M], *params: Any) -> _M | None:
         """The first row as a model instance (or None)."""
         for row in model.raw(self.sql(len(params)), *params):
-            return row
+            return cast(_M, row)
         return None
 
     def execute(self, *params: Any) -> Any:

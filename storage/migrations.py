@@ -14,7 +14,6 @@ from playhouse.migrate import SchemaMigrator, migrate
 from storage import models
 from storage.db import database
 
-
 V2_EXPERT_COLUMNS = (
     "submitted_at", "returned_by", "status_reason", "commission_number", "conditions_version",
     "conditions_sha256", "conditions_agreed_at", "accepted_at", "accepted_event_id", "account_blind",

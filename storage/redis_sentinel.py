@@ -38,7 +38,7 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 import structlog
@@ -60,7 +60,7 @@ SENTINEL_QUERY_TIMEOUT = 0.5  # s: the follower's own sentinel commands
 def sentinel_client(target: SentinelUrl, options: dict[str, Any]) -> redis.Redis:
     """The primary of ``target.service``, through connections the process's follower can cut."""
     timeout = min(options.get("socket_connect_timeout") or SENTINEL_QUERY_TIMEOUT, SENTINEL_QUERY_TIMEOUT)
-    sentinels = Sentinel(
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves Sentinel.__init__ unannotated
         list(target.hosts),
         sentinel_kwargs={
             "socket_timeout": timeout,
@@ -69,8 +69,10 @@ def sentinel_client(target: SentinelUrl, options: dict[str, Any]) -> redis.Redis
             "password": target.sentinel_password,
         },
     )
-    return sentinels.master_for(target.service, connection_class=FollowingConnection, db=target.db,
-                                username=target.username, password=target.password, **options)
+    client = sentinels.master_for(  # type: ignore[no-untyped-call]  # redis-py leaves master_for unannotated
+        target.service, connection_class=FollowingConnection, db=target.db,
+        username=target.username, password=target.password, **options)
+    return cast(redis.Redis, client)
 
 
 # --- following the sentinels -----------------------------------------------------------------
@@ -90,7 +92,7 @@ class FollowingConnection(SentinelManagedConnection):
         follower.admit(address)
         self._resolved = True
         try:
-            super().connect_to(address)
+            super().connect_to(address)  # type: ignore[no-untyped-call]  # redis-py leaves connect_to unannotated
         finally:
             self._resolved = False
         follower.track(self)
@@ -102,7 +104,7 @@ class FollowingConnection(SentinelManagedConnection):
         if self._sock or self._resolved:
             super().connect_check_health(check_health, retry_socket_connect)
             return
-        self._connect_retry()
+        self._connect_retry()  # type: ignore[no-untyped-call]  # redis-py leaves _connect_retry unannotated
 
     def cut(self) -> None:
         """Shut the socket down from another thread: its owner's next read or send fails
@@ -276,7 +278,7 @@ class _Follower:
         client = redis.Redis(host=host, port=port, password=self.password, socket_timeout=SENTINEL_QUERY_TIMEOUT,
                              socket_connect_timeout=SENTINEL_QUERY_TIMEOUT, retry=Retry(NoBackoff(), 0),
                              health_check_interval=0, decode_responses=True)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]  # redis-py leaves pubsub unannotated
         try:
             pubsub.subscribe(*self.CHANNELS)
             next_check, seen = 0.0, self._recheck  # ask at once: a switch may have happened meanwhile
@@ -294,7 +296,8 @@ class _Follower:
 
     def _check(self, client: redis.Redis, sentinel: tuple[str, int]) -> None:
         """Ask this sentinel for the primary (a missed message, a silently dead subscription)."""
-        state = client.sentinel_master(self.service)
+        # a dict here (redis-py parses SENTINEL MASTER); its stubs say ``dict | bool``
+        state = cast(dict[str, Any], client.sentinel_master(self.service))
         usable = state.get("is_master") and not state.get("is_sdown") and not state.get("is_odown")
         self.reported(sentinel, (str(state["ip"]), int(state["port"])) if usable else None)
 

@@ -121,7 +121,7 @@ def check_url(url: str) -> None:
         parse_sentinel_url(url)
         return
     try:
-        redis.connection.parse_url(url)
+        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves parse_url unannotated
     except ValueError as exc:
         raise RedisUrlError(f"REDIS_URL is malformed: {exc} (or use {SENTINEL_FORM}; got {_redacted(url)})") from None
 

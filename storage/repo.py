@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from storage.fastsql import Compiled
 from storage.models import AuditLog, Expert, FlowDraft, Institution, LineUser, Outbox, ProcessedEvent, utcnow
@@ -112,7 +112,7 @@ def expert_of(user: LineUser) -> Expert | None:
     for one event, because a step asks for it several times."""
     if _EXPERT not in user.__dict__:
         user.__dict__[_EXPERT] = _EXPERT_BY_USER.first(Expert, user.id)
-    return user.__dict__[_EXPERT]
+    return cast("Expert | None", user.__dict__[_EXPERT])
 
 
 def ensure_expert(user: LineUser) -> Expert:
@@ -165,7 +165,7 @@ def update_draft(expert: Expert, **fields: Any) -> None:
                                             expert.id)
     else:
         _SAVE_DRAFT.execute(Expert.draft.db_value(draft), expert.updated_at, expert.id)
-    expert._dirty.difference_update({"draft", "updated_at", "institution"})
+    expert._dirty.difference_update({"draft", "updated_at", "institution"})  # type: ignore[attr-defined]  # peewee's per-instance dirty set has no stub
 
 
 def clear_draft(expert: Expert) -> None:

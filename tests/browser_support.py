@@ -46,8 +46,8 @@ def _sqlite_only(request: pytest.FixtureRequest) -> None:
         pytest.skip("browser tests run on SQLite only (the chat page is under test, not the database)")
 
 
-@pytest.fixture
-def page(bot_app) -> Iterator["sync_api.Page"]:
+@pytest.fixture(name="page")  # imported by the browser test modules as page_fixture
+def page_fixture(bot_app) -> Iterator["sync_api.Page"]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         context = browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id="Asia/Tokyo")
@@ -68,8 +68,8 @@ def page(bot_app) -> Iterator["sync_api.Page"]:
 def start_demo(bot_app):
     """Seed every persona the way ``python bot.py demo`` does, sync the rich menus, and make the
     bot's file links point at the bot itself (``make run``: PUBLIC_BASE_URL is the bot's port)."""
-    from handlers import richmenu
     from handlers import demo_seed as demo
+    from handlers import richmenu
 
     rt = bot_app.rt
     rt.config = dataclasses.replace(rt.config, public_base_url=bot_app.url)

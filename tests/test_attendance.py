@@ -8,9 +8,23 @@ import pytest
 
 from simulator.events import redelivery
 from storage.models import Attendance, Dispatch, ExceptionReport, Outbox
-from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
-                          institution_with_reviewer, near, pin_business_time, pushed_texts, secretariat, send_location,
-                          state_of)
+from tests.actors import (
+    BUSINESS_LAT,
+    BUSINESS_LNG,
+    EXPERT,
+    REVIEWER,
+    SEC,
+    commissioned_expert,
+    dispatch_for,
+    institution_with_reviewer,
+    near,
+    pin_business_time,
+    pushed_texts,
+    say_at,
+    secretariat,
+    send_location,
+    state_of,
+)
 from tests.helpers import TOKYO, hhmm, now_ms
 
 OTHER_EXPERT = "U" + "e1" + "0" * 30

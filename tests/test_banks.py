@@ -23,7 +23,6 @@ from conversations.banks import (
 from conversations.normalize import InvalidInput
 from tests.helpers import FAST, raises_only_invalid_input, refusal
 
-
 # ---------------------------------------------------------------- find_bank
 
 @pytest.mark.parametrize(

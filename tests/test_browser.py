@@ -10,7 +10,7 @@ not installed; SQLite only. The whole demo, every flow, is walked in
 from __future__ import annotations
 
 from storage import repo
-from tests.browser_support import _sqlite_only, bot_says, page, shot, type_and_send  # noqa: F401  (fixtures, helpers)
+from tests.browser_support import _sqlite_only, bot_says, page_fixture, shot, type_and_send  # noqa: F401  (fixtures, helpers)
 
 
 def test_new_user_registers_through_the_page(bot_app, page, tmp_path):

@@ -5,8 +5,17 @@ persona per tab. (Every flow of the product is walked in
 from __future__ import annotations
 
 from storage import repo
-from tests.browser_support import PERSONAS, _sqlite_only, page  # noqa: F401  (fixtures)
-from tests.browser_support import as_persona, bot_says, open_chat, quick, say, shot
+from tests.browser_support import (  # noqa: F401  (fixtures)
+    PERSONAS,
+    _sqlite_only,
+    as_persona,
+    bot_says,
+    open_chat,
+    page_fixture,
+    quick,
+    say,
+    shot,
+)
 
 NEW_USER = PERSONAS["新規ユーザー"]
 

@@ -33,11 +33,29 @@ import pytest
 
 from handlers import demo_seed as demo
 from storage.models import Attendance, Dispatch, Report
-from tests.browser_support import _sqlite_only, page  # noqa: F401  (fixtures)
-from tests.browser_support import (answered, as_persona, bot_rows, bot_says, card_button, menu, open_chat, pick, quick,
-                                   sample_photo, say, scroll_to_bottom, send_location, send_photo, shot, show_menu,
-                                   start_demo, tap)
 from tests.actors import expert_of
+from tests.browser_support import (  # noqa: F401  (fixtures)
+    _sqlite_only,
+    answered,
+    as_persona,
+    bot_rows,
+    bot_says,
+    card_button,
+    menu,
+    open_chat,
+    page_fixture,
+    pick,
+    quick,
+    sample_photo,
+    say,
+    scroll_to_bottom,
+    send_location,
+    send_photo,
+    shot,
+    show_menu,
+    start_demo,
+    tap,
+)
 from tests.helpers import TOKYO
 
 

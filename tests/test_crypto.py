@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.crypto import DecryptionError, derive_key, FieldCrypto, LinkError, LinkSigner, last4
+from storage.crypto import DecryptionError, FieldCrypto, LinkError, LinkSigner, derive_key, last4
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()

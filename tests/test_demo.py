@@ -7,14 +7,24 @@ from datetime import datetime, timedelta, timezone
 from cryptography.fernet import Fernet
 
 import bot
-from program import load_program
 from handlers import demo_seed as demo
+from program import load_program
 from storage import repo
 from storage.crypto import FieldCrypto
-from storage.models import (ALL_MODELS, Attendance, AuditLog, Business, ConditionsConsent, Dispatch, Expert,
-                            Institution, LineUser)
+from storage.models import (
+    ALL_MODELS,
+    Attendance,
+    AuditLog,
+    Business,
+    ConditionsConsent,
+    Dispatch,
+    Expert,
+    Institution,
+    LineUser,
+)
 from tests.actors import BUSINESS_LAT, BUSINESS_LNG, near, send_location
 from tests.helpers import TOKYO
+
 PROGRAM = load_program()
 
 

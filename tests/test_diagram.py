@@ -1,10 +1,9 @@
 """The committed flow diagrams match the code, so a changed flow shows in review."""
 from pathlib import Path
 
+import bot
 from conversations.diagram import document
 from handlers.router import ENGINE
-
-import bot
 
 
 def test_committed_diagram_matches_the_flows():

@@ -7,8 +7,18 @@ import pytest
 
 from conversations.dispatch import corporate_number_ok
 from storage.models import AuditLog, Business, Dispatch, FlowDraft
-from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
-                          dispatch_for, institution_with_reviewer, secretariat)
+from tests.actors import (
+    BUSINESS_LAT,
+    BUSINESS_LNG,
+    EXPERT,
+    OTHER_REVIEWER,
+    REVIEWER,
+    SEC,
+    commissioned_expert,
+    dispatch_for,
+    institution_with_reviewer,
+    secretariat,
+)
 from tests.helpers import TOKYO
 
 

@@ -9,8 +9,18 @@ from datetime import datetime, timedelta
 
 from conversations import exports, payments
 from storage.models import Attendance, Dispatch, Report
-from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, institution_with_reviewer,
-                          near, secretariat, send_location)
+from tests.actors import (
+    BUSINESS_LAT,
+    BUSINESS_LNG,
+    EXPERT,
+    REVIEWER,
+    SEC,
+    commissioned_expert,
+    institution_with_reviewer,
+    near,
+    secretariat,
+    send_location,
+)
 from tests.helpers import TOKYO
 from tests.test_reports import ANSWERS
 

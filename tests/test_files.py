@@ -23,7 +23,6 @@ from handlers import files as files_handler
 from handlers import runtime
 from storage.crypto import DecryptionError, FieldCrypto, LinkSigner
 from storage.files import (
-    signed_url,
     MSG_NOT_READABLE,
     MSG_TOO_LARGE,
     MSG_TOO_MANY_PIXELS,
@@ -33,6 +32,7 @@ from storage.files import (
     InvalidFileId,
     InvalidImage,
     check_image,
+    signed_url,
 )
 
 KEY = Fernet.generate_key().decode()

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from handlers.line_api import LineApi, LineApiError
 from conversations.messages import text
+from handlers.line_api import LineApi, LineApiError
 from tests.conftest import TOKEN
 
 ERIN = "U" + "f" * 32

@@ -16,7 +16,6 @@ from conversations.normalize import (
 )
 from tests.helpers import FAST, raises_only_invalid_input, refusal
 
-
 # --------------------------------------------------------------------- clean
 
 @pytest.mark.parametrize(

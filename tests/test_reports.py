@@ -15,9 +15,24 @@ from rq.job import Job
 from conversations import reports
 from conversations.engine import Context
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
-from tests.actors import (say_at, BUSINESS_LAT, BUSINESS_LNG, EXPERT, OTHER_REVIEWER, REVIEWER, SEC, commissioned_expert,
-                          dispatch_for, institution_with_reviewer, pin_business_time, secretariat, send_photo, state_of,
-                          tap, utc_naive)
+from tests.actors import (
+    BUSINESS_LAT,
+    BUSINESS_LNG,
+    EXPERT,
+    OTHER_REVIEWER,
+    REVIEWER,
+    SEC,
+    commissioned_expert,
+    dispatch_for,
+    institution_with_reviewer,
+    pin_business_time,
+    say_at,
+    secretariat,
+    send_photo,
+    state_of,
+    tap,
+    utc_naive,
+)
 
 JUNE_10_AT_10 = datetime(2026, 6, 10, 1, 0)  # 10:00 in Tokyo, stored as UTC
 OTHER_EXPERT = "U" + "e2" + "0" * 30

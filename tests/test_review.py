@@ -6,8 +6,18 @@ import re
 import requests
 
 from storage.models import AuditLog, ConditionsConsent, Expert
-from tests.actors import (EXPERT, OTHER_REVIEWER, REVIEWER, SEC, institution_with_reviewer, pushed_texts, role_of,
-                          secretariat, submitted_application, tap)
+from tests.actors import (
+    EXPERT,
+    OTHER_REVIEWER,
+    REVIEWER,
+    SEC,
+    institution_with_reviewer,
+    pushed_texts,
+    role_of,
+    secretariat,
+    submitted_application,
+    tap,
+)
 
 
 def setup(bot_app):

@@ -19,8 +19,7 @@ import bot
 from handlers import richmenu
 from handlers.line_api import LineApiError
 from storage.models import Expert, LineUser
-from tests.actors import (EXPERT, REVIEWER, SEC, institution_with_reviewer, secretariat,
-                          submitted_application)
+from tests.actors import EXPERT, REVIEWER, SEC, institution_with_reviewer, secretariat, submitted_application
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -15,8 +15,18 @@ from conversations.status_machine import IllegalTransition, StatusMachine
 from conversations.statuses import CHANGE, DISPATCH, REPORT
 from storage import repo
 from storage.models import AuditLog, Business, ChangeRequest, Dispatch, Expert, Report
-from tests.actors import (BUSINESS_LAT, BUSINESS_LNG, EXPERT, REVIEWER, SEC, commissioned_expert, dispatch_for,
-                          institution_with_reviewer, secretariat, tap)
+from tests.actors import (
+    BUSINESS_LAT,
+    BUSINESS_LNG,
+    EXPERT,
+    REVIEWER,
+    SEC,
+    commissioned_expert,
+    dispatch_for,
+    institution_with_reviewer,
+    secretariat,
+    tap,
+)
 
 JUNE_10_AT_10 = datetime(2026, 6, 10, 1, 0)  # 10:00 in Tokyo, stored as UTC
 JUNE_11_AT_14 = datetime(2026, 6, 11, 5, 0)

@@ -11,12 +11,12 @@ import requests
 from peewee import SqliteDatabase
 
 import bot
-from tests.conftest import SECRET, make_config
 from handlers import runtime
 from simulator import events
 from storage import db as storage_db
 from storage import repo
 from storage.models import Expert, LineUser, Outbox, ProcessedEvent
+from tests.conftest import SECRET, make_config
 
 ALICE = "U" + "a" * 32
 BOB = "U" + "b" * 32
