@@ -14,7 +14,7 @@ from typing import cast
 from linebot.v3.messaging import Message
 from peewee import fn
 
-from conversations import lifecycle, reports, review, roles, stats
+from conversations import decision, lifecycle, reports, review, roles, stats
 from conversations import messages as msg
 from conversations.engine import Context
 from conversations.normalize import hira_to_kata
@@ -121,7 +121,7 @@ def _decide(key: str, name: str) -> Handler:
         reason = rest.split(None, 1)[1].strip() if len(rest.split(None, 1)) > 1 else ""
         if op.needs_reason and not reason:
             return _usage(name)
-        return review.begin_decision(s, ctx, op, expert.id, reason or None)
+        return decision.begin_decision(s, ctx, op, expert.id, reason or None)
 
     return handler
 
@@ -214,7 +214,7 @@ def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
             else LineUser.get_or_none(LineUser.line_user_id == target))
     if user is None or user.role is None:
         return [msg.text(f"役割をもつ利用者「{target[:40]}」は見つかりませんでした。「/staff」で一覧を確認できます。")]
-    return review.begin_revoke(s, ctx, user)
+    return decision.begin_revoke(s, ctx, user)
 
 
 def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:

@@ -21,9 +21,10 @@ event is deduped by the webhook, and ``Attendance.event_id`` is UNIQUE.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from geopy.distance import geodesic
 from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
@@ -256,11 +257,25 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
     return open_report(s, ctx, d, [msg.text("\n".join(lines))])
 
 
+# What check-out hands the session over to. The report flow registers its opening here when it is
+# imported (``on_check_out``): it builds on this module (its menu words), so this module cannot
+# import it back without an import cycle.
+ReportOpening = Callable[[Context, Dispatch, Sequence[Message]], Outcome]
+_Opening = TypeVar("_Opening", bound=ReportOpening)
+_report_opening: ReportOpening | None = None
+
+
+def on_check_out(opening: _Opening) -> _Opening:
+    """Register what opens the report after a check-out (the report flow, at import)."""
+    global _report_opening
+    _report_opening = opening
+    return opening
+
+
 def open_report(s: Session, ctx: Context, d: Dispatch, replies: list[Message]) -> Outcome:
     """After check-out the report (支援実施報告書) flow takes over the session: a ``Handoff``."""
-    from conversations import report_flow  # imported here: the report flow imports this module for its menu words
-
-    return report_flow.opening(ctx, d, replies)
+    assert _report_opening is not None, "conversations.report_flow registers the report's opening at import"
+    return _report_opening(ctx, d, replies)
 
 
 def points_to_check(ctx: Context, d: Dispatch) -> list[str]:

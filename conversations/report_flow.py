@@ -165,6 +165,7 @@ def ensure_report(d: Dispatch) -> Report:
 # --- starting: after check-out, or 「報告書」 ---------------------------------------------------------
 
 
+@attendance.on_check_out
 def opening(ctx: Context, dispatch: Dispatch, before: Sequence[Message] = ()) -> Finish | Handoff:
     """Open the report of a checked-out dispatch at its first unanswered question.
 

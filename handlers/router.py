@@ -24,6 +24,7 @@ from conversations import (
     attendance,
     changes,
     commission,
+    decision,
     dispatch,
     lifecycle,
     profile,
@@ -44,7 +45,7 @@ from storage.sessions import Session
 # ``at_rest(s, inp, ctx)`` (its keywords when no flow is active, or None).
 FEATURES: list[Any] = [dispatch, attendance, reports]
 
-ENGINE.register([profile.FLOW, review.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
+ENGINE.register([profile.FLOW, decision.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
                  *(flow for feature in FEATURES for flow in feature.FLOWS)])
 
 GENERAL_HELP = (
@@ -235,13 +236,13 @@ def _decision(key: str) -> Callable[[Session, Context, dict[str, str]], list[Mes
                 return [msg.text("変更申請が見つかりませんでした。")]
             if not changes.may_decide(ctx, change):
                 return review.refuse(ctx, op.key, change.expert_id)  # type: ignore[attr-defined]  # peewee adds FK <name>_id accessors at runtime
-            return review.begin_decision(s, ctx, op, change.id)
+            return decision.begin_decision(s, ctx, op, change.id)
         expert = review.find_expert(fields.get("id"))
         if expert is None:
             return [msg.text("申請が見つかりませんでした。")]
         if not review.may_act(ctx, op, expert):
             return review.refuse(ctx, op.key, expert.id)
-        return review.begin_decision(s, ctx, op, expert.id)
+        return decision.begin_decision(s, ctx, op, expert.id)
 
     return handler
 
