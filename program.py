@@ -265,7 +265,7 @@ def is_bank_holiday(day: date) -> bool:
 
 # The 全銀 character set (JIS X 0201 subset): half-width katakana without small
 # kana, A–Z, 0–9, space and a few symbols. Duplicated from
-# conversations.normalize.ZENGIN_ALLOWED because this module imports nothing of ours.
+# domain.normalize.ZENGIN_ALLOWED because this module imports nothing of ours.
 _ZENGIN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ().-/,\uff62\uff63\uff9e\uff9f\uff66"
     + "".join(chr(o) for o in range(0xFF71, 0xFF9E))

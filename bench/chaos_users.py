@@ -1,6 +1,6 @@
 """The chaos run's users and its accounting.
 
-``Registrant`` answers the registration form (conversations/profile.py) with
+``Registrant`` answers the registration form (conversations/registration/form.py) with
 valid, per-user distinct answers; ``Walkers`` keep several of them going, one
 event after the previous one's delivery, as people wait for the bot;
 ``Probe`` polls ``/healthz`` and sends a fresh user's follow every 0.25 s.
@@ -32,7 +32,7 @@ FAMILY = [("山田", "やまだ"), ("佐藤", "さとう"), ("鈴木", "すず�
 GIVEN = [("太郎", "たろう"), ("花子", "はなこ"), ("健一", "けんいち"), ("美咲", "みさき"), ("大輔", "だいすけ"),
          ("陽子", "ようこ"), ("翔太", "しょうた"), ("恵子", "けいこ"), ("拓也", "たくや")]
 # The registration form's first questions, in the order the profile flow asks them
-# (conversations/profile.py TRANSITIONS), and the draft keys each answer is saved under.
+# (conversations/registration/form.py TRANSITIONS), and the draft keys each answer is saved under.
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "follow": (), "terms": ("terms_version",), "institution": ("institution_id",),
     "name": ("family_name", "given_name"), "kana": ("kana_family", "kana_given"), "birthdate": ("birthdate",),
@@ -71,8 +71,8 @@ class Registrant:
 
     def expected(self) -> dict[str, Any]:
         """The draft values the app's own parsers make of these answers."""
-        from conversations.normalize import clean, parse_kana_name, parse_person_name
-        from conversations.validators import parse_birthdate, parse_email, parse_phone, parse_postal_code
+        from domain.normalize import clean, parse_kana_name, parse_person_name
+        from domain.validators import parse_birthdate, parse_email, parse_phone, parse_postal_code
 
         a = self.answers
         fam, giv = parse_person_name(str(a["name"]))

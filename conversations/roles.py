@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from linebot.v3.messaging import Message
 
-from conversations import messages as msg
-from conversations.engine import Context
+from conversations.kit import messages as msg
+from conversations.kit.engine import Context
 from storage import repo
 from storage.models import Institution, LineUser, OneTimeCode, utcnow
 

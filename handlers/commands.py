@@ -154,7 +154,7 @@ def cmd_richmenu(config: Config, relink: bool) -> int:
 
 def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str | None) -> int:
     """A PNG QR code that opens the chat with the institution code pre-filled."""
-    from conversations.documents import institution_qr_url, render_institution_qr
+    from domain.documents import institution_qr_url, render_institution_qr
     from storage import db as storage_db
     from storage.models import Institution
 
@@ -178,7 +178,7 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
 
 def cmd_conditions_announce(config: Config) -> int:
     """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
-    from conversations.commission import announce_new_conditions
+    from conversations.commission.acceptance import announce_new_conditions
     from handlers import outbox, runtime
     from storage.db import database
 
@@ -192,7 +192,7 @@ def cmd_conditions_announce(config: Config) -> int:
 
 def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
     """Accepted reports of a fee month: CSV for Excel, or the 全銀 総合振込 file for the bank."""
-    from conversations import exports, payments
+    from domain import exports, payments
     from program import load_program
     from storage import db as storage_db
     from storage.crypto import FieldCrypto
@@ -249,7 +249,7 @@ def _when(value: str | None) -> datetime | None:
 
 def cmd_stats(config: Config) -> int:
     """Experts and dispatches per status, late reports, failed pushes (the secretariat's /stats)."""
-    from conversations import stats
+    from domain import stats
     from program import load_program
     from storage import db as storage_db
 
@@ -259,7 +259,7 @@ def cmd_stats(config: Config) -> int:
 
 
 def cmd_diagram(out: Path) -> int:
-    from conversations.diagram import document
+    from conversations.kit.diagram import document
     from handlers.router import ENGINE
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,9 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from conversations import roles
-from conversations.lifecycle import LABELS as STATUS_LABELS
-from conversations.normalize import format_name, to_zengin_kana
-from conversations.validators import format_phone_display, parse_phone
+from domain.lifecycle import LABELS as STATUS_LABELS
+from domain.normalize import format_name, to_zengin_kana
+from domain.validators import format_phone_display, parse_phone
 from program import Program
 from storage import repo
 from storage.crypto import FieldCrypto, last4
@@ -44,7 +44,7 @@ from storage.db import database
 from storage.models import Business, ConditionsConsent, Dispatch, Expert, Institution, utcnow
 
 if TYPE_CHECKING:
-    from conversations.engine import Context
+    from conversations.kit.engine import Context
 
 # The chat page's preset personas (their ids are in chat.html's PRESETS).
 NEW_USER_ID = "U00000000000000000000000000000001"
@@ -242,7 +242,7 @@ def _expert(program: Program, crypto: FieldCrypto, inst: Institution, created: l
         conditions_version=conditions.version, conditions_sha256=conditions.sha256, conditions_agreed_at=at,
         accepted_at=at, account_blind=profile["account_blind"],
     )
-    # <prefix>-<fiscal year>-<expert no>, as conversations.commission assigns it.
+    # <prefix>-<fiscal year>-<expert no>, as conversations.commission.acceptance assigns it.
     expert.commission_number = f"{program.commission_number_prefix}-{program.period_start.year}-{expert.id:05d}"
     expert.save()
     ConditionsConsent.create(expert=expert, version=conditions.version, sha256=conditions.sha256, agreed=True)
@@ -319,7 +319,8 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
 
 def _free_used(program: Program, business: Business) -> int:
     """Dispatches counted against the business's free limit, exactly as the request flow counts them."""
-    from conversations.dispatch import COUNTED, counted_dispatches
+    from conversations.dispatch.request import counted_dispatches
+    from domain.statuses import DISPATCH_COUNTED as COUNTED
 
     # counted_dispatches reads only ``ctx.program``.
     return counted_dispatches(cast("Context", SimpleNamespace(program=program)), business.id, COUNTED + ("requested",))

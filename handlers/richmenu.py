@@ -34,7 +34,7 @@ import structlog
 from linebot.v3.messaging import MessageAction, RichMenuArea, RichMenuBounds, RichMenuRequest, RichMenuSize
 from PIL import Image, ImageDraw
 
-from conversations.documents import font
+from domain.documents import font
 from handlers.line_api import LineApi, LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import current

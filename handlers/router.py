@@ -19,23 +19,18 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
-from conversations import (
-    admin,
-    attendance,
-    changes,
-    commission,
-    decision,
-    dispatch,
-    lifecycle,
-    profile,
-    reports,
-    review,
-    roles,
-    submission,
-)
-from conversations import messages as msg
-from conversations.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered
-from conversations.engine import PAUSED, Context, Input, fit_five
+from conversations import roles
+from conversations.commission import acceptance as commission
+from conversations.dispatch import attendance
+from conversations.dispatch import request as dispatch
+from conversations.kit import messages as msg
+from conversations.kit.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered
+from conversations.kit.engine import PAUSED, Context, Input, fit_five
+from conversations.registration import changes, decision, review, submission
+from conversations.registration import form as profile
+from conversations.reports import feature as reports
+from conversations.secretariat import admin
+from domain import lifecycle
 from storage import repo
 from storage.models import Expert
 from storage.sessions import Session

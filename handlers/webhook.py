@@ -29,8 +29,8 @@ from rq import Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from conversations import messages as msg
-from conversations.engine import Context
+from conversations.kit import messages as msg
+from conversations.kit.engine import Context
 from handlers import event_schema, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from conversations.normalize import InvalidInput
+from domain.normalize import InvalidInput
 
 # The bot's business time zone (program periods, dispatch days, times shown to users).
 TOKYO = timezone(timedelta(hours=9))

@@ -1,10 +1,10 @@
-"""Tests for conversations.banks against the real zengin-code data."""
+"""Tests for domain.banks against the real zengin-code data."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.banks import (
+from domain.banks import (
     ACCOUNT_TYPE_CODES,
     ACCOUNT_TYPES,
     YUCHO_BANK_CODE,
@@ -20,7 +20,7 @@ from conversations.banks import (
     parse_account_type,
     parse_yucho,
 )
-from conversations.normalize import InvalidInput
+from domain.normalize import InvalidInput
 from tests.helpers import FAST, raises_only_invalid_input, refusal
 
 # ---------------------------------------------------------------- find_bank

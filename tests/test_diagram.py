@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import bot
-from conversations.diagram import document
+from conversations.kit.diagram import document
 from handlers.router import ENGINE
 
 

@@ -7,7 +7,7 @@ import io
 import time
 from datetime import datetime, timedelta
 
-from conversations import exports, payments
+from domain import exports, payments
 from storage.models import Attendance, Dispatch, Report
 from tests.actors import (
     BUSINESS_LAT,

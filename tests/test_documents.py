@@ -10,7 +10,7 @@ import pytest
 import qrcode
 from PIL import Image, ImageDraw
 
-from conversations import documents
+from domain import documents
 
 LETTER = dict(
     expert_name="山田　太郎",

@@ -8,8 +8,8 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
-from conversations import messages as msg
-from conversations.engine import TEXT, Advance, Engine, Finish, Flow, Handoff, Input, Outcome, Pause, Step, in_order
+from conversations.kit import messages as msg
+from conversations.kit.engine import TEXT, Advance, Engine, Finish, Flow, Handoff, Input, Outcome, Pause, Step, in_order
 from storage.sessions import Session
 
 

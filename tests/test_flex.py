@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from linebot.v3.messaging import FlexMessage
 
-from conversations import flex
+from conversations.kit import flex
 from simulator.contract import ContractChecker
 
 CHECKER = ContractChecker()

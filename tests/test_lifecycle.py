@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.lifecycle import IllegalTransition, allowed, change_status
+from domain.lifecycle import IllegalTransition, allowed, change_status
 from storage.models import AuditLog, Expert, LineUser
 
 

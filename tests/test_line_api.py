@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conversations.messages import text
+from conversations.kit.messages import text
 from handlers.line_api import LineApi, LineApiError
 from tests.conftest import TOKEN
 

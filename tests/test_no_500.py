@@ -58,7 +58,7 @@ def test_other_event_kinds_at_any_step_are_answered_without_error(bot_app, step,
 
 # --- every question of the form, including photos and the summary --------------------------
 
-from conversations.profile import STATES  # noqa: E402
+from conversations.registration.form import STATES  # noqa: E402
 from tests.actors import send_photo, step_of  # noqa: E402
 from tests.test_profile_steps import ANSWERS  # noqa: E402
 

@@ -1,10 +1,10 @@
-"""Tests for conversations.normalize (widths, kana, names, 全銀 kana)."""
+"""Tests for domain.normalize (widths, kana, names, 全銀 kana)."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.normalize import (
+from domain.normalize import (
     InvalidInput,
     clean,
     digits_and_hyphens,

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from conversations.normalize import to_zengin_kana
-from conversations.payments import (
+from domain.normalize import to_zengin_kana
+from domain.payments import (
     FEE_CSV_COLUMNS,
     Transfer,
     fees_csv,

@@ -1,7 +1,7 @@
 """Profile entry steps 1–4, driven through signed webhooks like LINE does."""
 from __future__ import annotations
 
-from conversations import profile
+from conversations.registration import form as profile
 from storage import repo
 from storage.models import AuditLog, LineUser
 from tests.actors import draft_of

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rq.job import Job
 
-from conversations import reports
-from conversations.engine import Context
+from conversations.kit.engine import Context
+from conversations.reports import feature as reports
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
 from tests.actors import (
     BUSINESS_LAT,
@@ -291,7 +291,7 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
     [(delay, func, args, job_id)] = scheduled
     days = bot_app.rt.program.report_reminder_days
     due = start + timedelta(minutes=130, days=days)
-    assert func == "conversations.reports.remind" and args == (report.id, 1, days)
+    assert func == "conversations.reports.feature.remind" and args == (report.id, 1, days)
     assert abs((utcnow() + delay) - due) < timedelta(minutes=1), "N days after check-out"
     assert report.draft["reminder_job_id"] == job_id
 

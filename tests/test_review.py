@@ -219,7 +219,7 @@ def test_find_and_stats(bot_app):
 def test_revised_conditions_are_announced_and_consented_again(bot_app):
     import dataclasses
 
-    from conversations.commission import announce_new_conditions
+    from conversations.commission.acceptance import announce_new_conditions
     from handlers import outbox
     from program import VersionedText
 

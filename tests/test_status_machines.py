@@ -1,4 +1,4 @@
-"""The status machines of dispatches, reports and change requests (``conversations.statuses``):
+"""The status machines of dispatches, reports and change requests (``domain.statuses``):
 the moves the flows make are the only moves there are; each is audited, and anything else —
 an unknown move, a failed guard, a record that moved on meanwhile — is refused and audited."""
 from __future__ import annotations
@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from conversations import lifecycle
-from conversations.dispatch import STATUS_LABELS as DISPATCH_LABELS
-from conversations.report_common import STATUS_LABELS as REPORT_LABELS
-from conversations.status_machine import IllegalTransition, StatusMachine
-from conversations.statuses import CHANGE, DISPATCH, REPORT
+from domain import lifecycle
+from domain.status_machine import IllegalTransition, StatusMachine
+from domain.statuses import CHANGE, DISPATCH, DISPATCH_LABELS, REPORT, REPORT_LABELS
 from storage import repo
 from storage.models import AuditLog, Business, ChangeRequest, Dispatch, Expert, Report
 from tests.actors import (

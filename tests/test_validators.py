@@ -1,4 +1,4 @@
-"""Tests for conversations.validators (dates/和暦, phone, e-mail, postal, prefectures)."""
+"""Tests for domain.validators (dates/和暦, phone, e-mail, postal, prefectures)."""
 
 from datetime import date
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations.normalize import InvalidInput
-from conversations.validators import (
+from domain.normalize import InvalidInput
+from domain.validators import (
     ERAS,
     MAX_AGE,
     MIN_AGE,

@@ -1,0 +1,260 @@
+"""Commission conditions (委嘱条件), the commission letter (委嘱状) and acceptance (就任承諾).
+
+After the secretariat approves, the expert gets the conditions with
+同意する / 同意しない buttons. Consent is recorded with the text's version,
+its SHA-256, the time and the LINE event id. 同意しない asks why and tells
+the secretariat; the expert stays ``registered`` and can consent later
+(「委嘱条件」). After consent the letter is generated and sent (configurable),
+and the expert accepts by typing their full name as a signature.
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from linebot.v3.messaging import Message
+
+from conversations.kit import flex
+from conversations.kit import messages as msg
+from conversations.kit.engine import (
+    ENGINE,
+    Advance,
+    Context,
+    Finish,
+    Flow,
+    Input,
+    Invalid,
+    Outcome,
+    Step,
+    confirmation,
+    reason_from,
+)
+from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
+from domain import documents, lifecycle
+from storage import repo
+from storage.models import ConditionsConsent, Expert, utcnow
+from storage.sessions import Session
+
+if TYPE_CHECKING:
+    from program import Program
+
+CONSENT_WORDS = ("委嘱条件", "委嘱条件の確認", "同意")
+
+
+def expert_of(ctx: Context) -> Expert | None:
+    return repo.expert_of(ctx.user)
+
+
+def full_name(expert: Expert) -> str:
+    return f"{expert.family_name or ''}　{expert.given_name or ''}".strip()
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+
+def conditions_messages(ctx: Context) -> list[Message]:
+    """The conditions text and the buttons to answer it (both phone and PC show Flex)."""
+    c = ctx.program.conditions
+    yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
+    no = urlencode({"a": "consent", "ans": "no", "v": c.version})
+    return [
+        msg.text(c.text),
+        flex.choices_card("委嘱条件への同意", f"上記の委嘱条件（{c.version}）に同意しますか？", [("同意する", yes), ("同意しない", no)]),
+    ]
+
+
+def needs_consent(ctx: Context, expert: Expert) -> bool:
+    """Registered and not yet agreed, or commissioned under an older conditions version."""
+    if expert.status == "registered":
+        return True
+    return expert.status in ("conditions_agreed", "commissioned") and expert.conditions_version != ctx.program.conditions.version
+
+
+def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) -> list[Message]:
+    expert = expert_of(ctx)
+    if expert is None or not needs_consent(ctx, expert):
+        return [msg.text("現在、同意が必要な委嘱条件はありません。")]
+    if version and version != ctx.program.conditions.version:
+        return [msg.text("委嘱条件が改訂されています。最新の内容をご確認ください。")] + conditions_messages(ctx)
+    if not agreed:
+        return ENGINE.enter(REFUSAL, s, ctx, state="why")
+    c = ctx.program.conditions
+    ConditionsConsent.create(expert=expert, version=c.version, sha256=c.sha256, agreed=True, event_id=ctx.event_id)
+    expert.conditions_version, expert.conditions_sha256, expert.conditions_agreed_at = c.version, c.sha256, utcnow()
+    expert.save()
+    ctx.audit("conditions.agreed", target=f"expert:{expert.id}", after=c.version)
+    if expert.status != "registered":  # re-consent to a new version
+        return [msg.text(f"改訂後の委嘱条件（{c.version}）への同意を記録しました。ありがとうございます。")]
+    lifecycle.change_status(expert, "agree_conditions", actor=ctx.user_id, event_id=ctx.event_id)
+    for sec in secretariat_ids():
+        ctx.notify(sec, [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が委嘱条件に同意しました。")], "conditions_agreed")
+    replies = [msg.text("委嘱条件への同意を記録しました。ありがとうございます。")]
+    if ctx.program.letter_auto_send:
+        replies += letter_messages(ctx, expert)
+    else:
+        replies.append(msg.text("事務局から委嘱状をお送りします。しばらくお待ちください。"))
+    return replies
+
+
+def announce_new_conditions(program: "Program") -> list[int]:
+    """Send a new conditions version to every expert who agreed to an older one.
+
+    They must consent again before their next check-in (``needs_consent``).
+    Idempotent: an expert already told about this version is skipped.
+    Returns the outbox rows to deliver (after the caller commits).
+    """
+    from storage.models import AuditLog
+
+    c = program.conditions
+    told = {a.target for a in AuditLog.select(AuditLog.target).where(
+        (AuditLog.action == "conditions.announced") & (AuditLog.after == c.version))}
+    yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
+    no = urlencode({"a": "consent", "ans": "no", "v": c.version})
+    messages = [
+        msg.text(f"委嘱条件が改訂されました（{c.version}）。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
+        flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件（{c.version}）に同意しますか？", [("同意する", yes), ("同意しない", no)]),
+    ]
+    outbox_ids: list[int] = []
+    for expert in Expert.select().where(Expert.status.in_(["conditions_agreed", "commissioned"])
+                                        & (Expert.conditions_version != c.version)):
+        target = f"expert:{expert.id}"
+        if target in told:
+            continue
+        row = repo.queue_push(expert.user.line_user_id, [m.to_dict() for m in messages], "conditions_revised")
+        repo.audit("system", "conditions.announced", target=target, before=expert.conditions_version, after=c.version)
+        outbox_ids.append(row.id)
+    return outbox_ids
+
+
+class RefusalReason(Step):
+    name = "why"
+    title = "同意いただけない理由"
+    help = "事務局が内容を確認し、必要に応じてご連絡します。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [msg.text("差し支えなければ、同意いただけない理由を入力してください。事務局に伝えます。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        reason = reason_from(inp)
+        if isinstance(reason, Invalid):
+            return reason
+        expert = expert_of(ctx)
+        if expert is None:
+            return Finish([msg.text("登録情報が見つかりませんでした。")])
+        c = ctx.program.conditions
+        ConditionsConsent.create(expert=expert, version=c.version, sha256=c.sha256, agreed=False,
+                                 reason=reason[:1000], event_id=ctx.event_id)
+        ctx.audit("conditions.declined", target=f"expert:{expert.id}", after=c.version, reason=reason[:1000])
+        for sec in secretariat_ids():
+            ctx.notify(sec, [msg.text(
+                f"申請No.{expert.id}（{full_name(expert)}さん）が委嘱条件（{c.version}）に同意しませんでした。\n理由：{reason[:1000]}")],
+                "conditions_declined")
+        return Finish([msg.text(
+            "承知しました。理由を事務局に伝えました。\n改めて同意いただける場合は「委嘱条件」と送ってください。", ["委嘱条件"])])
+
+
+REFUSAL = Flow("consent_refusal", "委嘱条件への回答", [RefusalReason()])
+
+
+# --- the commission letter ---------------------------------------------------------------------------------
+
+
+def commission_number(ctx: Context, expert: Expert) -> str:
+    """Assigned once, at the first letter: <prefix>-<fiscal year>-<expert no>."""
+    if not expert.commission_number:
+        year = ctx.program.period_start.year
+        expert.commission_number = f"{ctx.program.commission_number_prefix}-{year}-{expert.id:05d}"
+        expert.save()
+    return expert.commission_number
+
+
+def term(ctx: Context) -> tuple[date, date]:
+    today = ctx.now.date()
+    return max(today, ctx.program.period_start), ctx.program.period_end
+
+
+def letter_messages(ctx: Context, expert: Expert) -> list[Message]:
+    """Render the letter (PNG for the chat, PDF for printing), store it encrypted, send a card."""
+    number = commission_number(ctx, expert)
+    start, end = term(ctx)
+    fields: dict[str, Any] = dict(expert_name=full_name(expert), commission_number=number, term_start=start, term_end=end,
+                  issued_on=ctx.now.date(), program_name=ctx.program.name, secretariat_name=ctx.program.secretariat_name)
+    png_id = ctx.files.put(documents.render_commission_letter(**fields), "image/png")
+    pdf_id = ctx.files.put(documents.render_commission_letter_pdf(**fields), "application/pdf")
+    ctx.audit("letter.sent", target=f"expert:{expert.id}", after=number)
+    assert ctx.link_for is not None, "set by the webhook"
+    card = flex.letter_card(
+        expert_name=full_name(expert), commission_number=number,
+        term=f"{documents.format_date(start)}〜{documents.format_date(end)}", program_name=ctx.program.name,
+        letter_url=ctx.link_for(png_id), accept_data="a=accept",
+    )
+    return [card, msg.text(f"印刷用（PDF）：{ctx.link_for(pdf_id)}\n※リンクの有効期限は短時間です。期限切れの場合は「委嘱状」と送ってください。")]
+
+
+def resend_letter(ctx: Context, expert: Expert) -> list[Message]:
+    """``/letter <no>``: send the letter again (to the expert, through the outbox)."""
+    if expert.status not in ("conditions_agreed", "commissioned"):
+        return [msg.text(f"申請No.{expert.id} は委嘱条件への同意前のため、委嘱状を送れません（{lifecycle.LABELS.get(expert.status)}）。")]
+    ctx.notify(expert.user.line_user_id, letter_messages(ctx, expert), "letter")
+    return [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）に委嘱状を送りました。")]
+
+
+# --- acceptance (就任承諾書) -------------------------------------------------------------------------
+
+
+class Signature(Step):
+    name = "signature"
+    title = "署名（氏名の入力）"
+    help = "就任承諾書への署名として、登録した氏名を漢字のフルネームで入力してください。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        first = [] if again else [msg.text(f"【就任承諾書】\n{ctx.program.acceptance()}")]
+        return first + [msg.text("署名として、氏名（漢字のフルネーム）を入力してください。")]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        expert = expert_of(ctx)
+        if expert is None:
+            return Finish([msg.text("登録情報が見つかりませんでした。")])
+        typed = "".join(inp.raw_text.split()) if inp.kind == "text" else ""
+        if typed != "".join(full_name(expert).split()):
+            return Invalid("登録されている氏名と一致しません。登録した氏名を漢字のフルネームで入力してください。")
+        return Advance()
+
+
+class AcceptConfirm(Step):
+    name = "accept_confirm"
+    title = "就任承諾の確認"
+    help = "「承諾する」で就任承諾書を提出します。"
+
+    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
+        return [flex.confirm_card("就任承諾書を提出します。よろしいですか？", ("承諾する", "c=yes"), ("やめる", "c=no"))]
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        answer = confirmation(inp, yes=("承諾する",), no=("やめる",))
+        if answer == "c=no":
+            return Finish([msg.text("就任承諾を取りやめました。承諾される場合は「就任承諾」と送ってください。", ["就任承諾"])])
+        if answer != "c=yes":
+            return Invalid("「承諾する」または「やめる」でお答えください。")
+        expert = expert_of(ctx)
+        if expert is None or expert.status != "conditions_agreed":
+            return Finish([msg.text("現在、就任承諾の手続きはありません。")])
+        lifecycle.change_status(expert, "accept_commission", actor=ctx.user_id, event_id=ctx.event_id)
+        expert.accepted_at, expert.accepted_event_id = utcnow(), ctx.event_id
+        expert.save()
+        ctx.audit("commission.accepted", target=f"expert:{expert.id}", after=ctx.program.conditions.version)
+        relink_menu(ctx, ctx.user_id)  # the expert menu (チェックイン, 報告書 …) from now on
+        notice = [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が就任を承諾し、委嘱が完了しました。")]
+        for to in secretariat_ids() + reviewer_ids(expert.institution_id):  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+            ctx.notify(to, notice, "commissioned")
+        return Finish([msg.text("就任承諾書を受け付けました。委嘱の手続きはすべて完了です。\n派遣の依頼が届くと、このトークでお知らせします。")])
+
+
+ACCEPTANCE = Flow("acceptance", "就任承諾", [Signature(), AcceptConfirm()])
+
+
+def begin_acceptance(s: Session, ctx: Context) -> list[Message]:
+    expert = expert_of(ctx)
+    if expert is None or expert.status != "conditions_agreed":
+        return [msg.text("現在、就任承諾の手続きはありません。")]
+    return ENGINE.enter(ACCEPTANCE, s, ctx, state="signature")

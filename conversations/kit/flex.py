@@ -1,0 +1,352 @@
+"""Flex message builders (line-bot-sdk v3 models) for cards with buttons.
+
+Why Flex and not quick replies: LINE for PC shows no quick replies, and
+reviewers and the secretariat mostly work on PC, so every action they take
+(承認, 差し戻し, 送信, 同意する…) must be a button inside the message.
+
+The builders keep every message one LINE accepts, whatever the data:
+* Flex text must not be empty: a missing value is shown as 「—」;
+* labels are cut to 20 characters (LINE allows 40 on Flex buttons, but 20
+  is what every client shows untruncated), alt text to 1,500;
+* a bubble's JSON is at most 30 KB and a carousel's 50 KB (LINE's limits):
+  long values are clipped, and what still does not fit is a ``ValueError``;
+* at most 12 bubbles in a carousel.
+Postback data are opaque strings chosen by the caller; they are passed
+through untouched, but one longer than LINE's 300 characters (or empty) is
+a ``ValueError`` here rather than a 400 from LINE later.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from linebot.v3.messaging import (
+    FlexBlockStyle,
+    FlexBox,
+    FlexBubble,
+    FlexBubbleStyles,
+    FlexButton,
+    FlexCarousel,
+    FlexComponent,
+    FlexMessage,
+    FlexSeparator,
+    FlexText,
+    PostbackAction,
+    URIAction,
+)
+
+from conversations.kit.messages import MAX_LABEL, clip
+
+MAX_ALT_TEXT = 1500
+MAX_POSTBACK_DATA = 300
+MAX_DISPLAY_TEXT = 300
+MAX_URI = 1000
+MAX_CAROUSEL_BUBBLES = 12
+MAX_BUBBLE_JSON_BYTES = 30_000  # LINE: 30 KB per bubble
+MAX_CAROUSEL_JSON_BYTES = 50_000  # LINE: 50 KB per carousel
+MAX_CHOICES = 10
+SUMMARY_ROWS_PER_BUBBLE = 8  # ~8 rows keep a bubble within one phone screen
+
+# How much of a free-text value a card shows; the full text lives elsewhere
+# (the summary is a check, not the record).
+MAX_VALUE_CHARS = 200
+MAX_LABEL_CHARS = 40
+MAX_BODY_CHARS = 2000
+
+MISSING = "—"
+
+# Colours: LINE green for the action that moves things forward, red for the
+# one that cannot be undone, greys for labels.
+GREEN = "#06C755"
+RED = "#D93A3A"
+LABEL_GREY = "#8C8C8C"
+SUB_GREY = "#666666"
+HEADER_BG = "#F3F6F4"
+
+Row = tuple[str, str, str | None]  # (label, value, edit postback data or None)
+Button = tuple[str, str]  # (label, postback data)
+
+
+# ---------------------------------------------------------------------------
+# Small pieces
+# ---------------------------------------------------------------------------
+
+def shown(value: object, limit: int = MAX_VALUE_CHARS) -> str:
+    """Text fit for a Flex text component: never empty, clipped to ``limit``."""
+    text = "" if value is None else str(value).strip()
+    return clip(text, limit) if text else MISSING
+
+
+def button_label(text: str) -> str:
+    """A button label of at most 20 characters; an empty label is a bug."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise ValueError("ボタンのラベルが空です")
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def check_postback_data(data: str) -> str:
+    """The caller's postback data, unchanged, if LINE will take it."""
+    if not isinstance(data, str) or not data:
+        raise ValueError("postback data must be a non-empty string")
+    if len(data) > MAX_POSTBACK_DATA:
+        raise ValueError(f"postback data is {len(data)} characters; LINE allows at most {MAX_POSTBACK_DATA}: {data[:40]!r}…")
+    return data
+
+
+def postback(label: str, data: str, display_text: str | None = None) -> PostbackAction:
+    """A postback action that also shows what was tapped in the chat, so the
+    conversation reads naturally and the user sees their choice."""
+    lab = button_label(label)
+    return PostbackAction(label=lab, data=check_postback_data(data),
+                          displayText=clip(display_text or " ".join(str(label).split()), MAX_DISPLAY_TEXT))
+
+
+def uri_action(label: str, url: str) -> URIAction:
+    """A link button's action; only http(s) URLs, which every client opens."""
+    url = str(url).strip()
+    if not url.startswith(("https://", "http://")) or len(url) > MAX_URI:
+        raise ValueError(f"links must be http(s) URLs of at most {MAX_URI} characters: {url[:60]!r}")
+    return URIAction(label=button_label(label), uri=url)
+
+
+def _text(value: object, *, size: str = "sm", color: str | None = None, weight: str | None = None,
+         flex: int | None = None, wrap: bool = True, limit: int = MAX_VALUE_CHARS,
+         align: str | None = None, margin: str | None = None) -> FlexText:
+    return FlexText(text=shown(value, limit), size=size, color=color, weight=weight, flex=flex,
+                    wrap=wrap, align=align, margin=margin)
+
+
+def _vbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
+    return FlexBox(layout="vertical", contents=list(contents), **kw)
+
+
+def _hbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
+    return FlexBox(layout="horizontal", contents=list(contents), **kw)
+
+
+def _action_button(label: str, data: str, *, style: str = "secondary", color: str | None = None,
+                  height: str = "sm", flex: int | None = None) -> FlexButton:
+    return FlexButton(action=postback(label, data), style=style, color=color, height=height, flex=flex)
+
+
+def _json_size(model: FlexBubble | FlexCarousel) -> int:
+    return len(json.dumps(model.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def flex_message(alt_text: str, container: FlexBubble | FlexCarousel) -> FlexMessage:
+    """Wrap a bubble or carousel, checking LINE's container limits."""
+    if isinstance(container, FlexCarousel):
+        if not 1 <= len(container.contents) <= MAX_CAROUSEL_BUBBLES:
+            raise ValueError(f"a carousel holds 1 to {MAX_CAROUSEL_BUBBLES} bubbles (got {len(container.contents)})")
+        limit = MAX_CAROUSEL_JSON_BYTES
+        for bubble in container.contents:
+            if _json_size(bubble) > MAX_BUBBLE_JSON_BYTES:
+                raise ValueError("a bubble is larger than LINE's 30 KB")
+    else:
+        limit = MAX_BUBBLE_JSON_BYTES
+    size = _json_size(container)
+    if size > limit:
+        raise ValueError(f"the Flex message is {size} bytes; LINE allows {limit}")
+    alt = " ".join(str(alt_text).split()) or "メッセージ"
+    return FlexMessage(altText=clip(alt, MAX_ALT_TEXT), contents=container)
+
+
+def _header(title: str, subtitle: str | None = None) -> FlexBox:
+    parts: list[FlexComponent] = [_text(title, size="md", weight="bold", limit=100)]
+    if subtitle:
+        parts.append(_text(subtitle, size="xs", color=SUB_GREY, limit=100))
+    return _vbox(parts, paddingAll="16px", backgroundColor=HEADER_BG, spacing="xs")
+
+
+# ---------------------------------------------------------------------------
+# Application summary (flow 1, step 15)
+# ---------------------------------------------------------------------------
+
+def _summary_row(label: str, value: str, edit: str | None) -> FlexBox:
+    cells: list[FlexComponent] = [_vbox([
+        _text(label, size="xs", color=LABEL_GREY, limit=MAX_LABEL_CHARS),
+        _text(value, size="sm"),
+    ], flex=1, spacing="xs")]
+    if edit is not None:
+        cells.append(FlexButton(action=postback("修正", edit, f"{' '.join(label.split()) or '項目'}を修正"),
+                                style="link", height="sm", flex=0, gravity="center"))
+    return _hbox(cells, spacing="sm", paddingTop="6px", paddingBottom="6px")
+
+
+def _rows_body(rows: Sequence[Row]) -> FlexBox:
+    contents: list[FlexComponent] = []
+    for i, (label, value, edit) in enumerate(rows):
+        if i:
+            contents.append(FlexSeparator())
+        contents.append(_summary_row(label, value, edit))
+    if not contents:
+        contents.append(_text("（項目はありません）", color=SUB_GREY))
+    return _vbox(contents, paddingAll="12px")
+
+
+def summary_bubble(title: str, rows: list[Row], submit: Button | None) -> FlexMessage:
+    """The confirmation before submitting: every answer with its 修正 button,
+    and 送信 at the end.
+
+    A profile has ~20 rows, too tall for one bubble on a phone, so more than
+    :data:`SUMMARY_ROWS_PER_BUBBLE` rows become a carousel; the submit button
+    is on the last page, after everything has been seen.
+    """
+    pages = [rows[i:i + SUMMARY_ROWS_PER_BUBBLE] for i in range(0, len(rows), SUMMARY_ROWS_PER_BUBBLE)] or [[]]
+    if len(pages) > MAX_CAROUSEL_BUBBLES:
+        raise ValueError(f"{len(rows)} rows do not fit in {MAX_CAROUSEL_BUBBLES} bubbles")
+    bubbles: list[FlexBubble] = []
+    for n, page in enumerate(pages, start=1):
+        last = n == len(pages)
+        subtitle = f"{n} / {len(pages)}" if len(pages) > 1 else None
+        footer: FlexBox | None = None
+        if last and submit is not None:
+            footer = _vbox([
+                _text("内容がよろしければ送信してください。", size="xs", color=SUB_GREY),
+                _action_button(submit[0], submit[1], style="primary", color=GREEN, height="md"),
+            ], spacing="sm", paddingAll="12px")
+        elif not last:
+            footer = _vbox([_text("横にスクロールすると続きがあります ▶", size="xs", color=SUB_GREY, align="end")],
+                          paddingAll="12px")
+        bubbles.append(FlexBubble(header=_header(title, subtitle), body=_rows_body(page), footer=footer))
+    container: FlexBubble | FlexCarousel = bubbles[0] if len(bubbles) == 1 else FlexCarousel(contents=bubbles)
+    return flex_message(title, container)
+
+
+# ---------------------------------------------------------------------------
+# Application card for reviewers and the secretariat (flows 2 and 3)
+# ---------------------------------------------------------------------------
+
+# A button's look follows what it does, so a reviewer on PC does not approve
+# or refuse by mistake: actions that move things forward are green, those
+# that destroy or end something red, the rest grey. Presentation only: the
+# caller's postback data decide what happens.
+_DANGER_WORDS = ("却下", "削除", "取り消", "取消", "最初から")
+_FORWARD_WORDS = ("承認", "承諾", "受理", "受諾", "同意する", "送信", "はい")
+
+
+def button_tone(label: str) -> str:
+    """"danger", "forward" or "neutral", from the words of the label."""
+    if any(word in label for word in _DANGER_WORDS):
+        return "danger"
+    if any(word in label for word in _FORWARD_WORDS):
+        return "forward"
+    return "neutral"
+
+
+def _styled_button(label: str, data: str, *, default: str = "neutral", flex: int | None = None) -> FlexButton:
+    tone = button_tone(label)
+    tone = default if tone == "neutral" else tone
+    if tone == "danger":
+        return _action_button(label, data, style="primary", color=RED, flex=flex)
+    if tone == "forward":
+        return _action_button(label, data, style="primary", color=GREEN, flex=flex)
+    return _action_button(label, data, style="secondary", flex=flex)
+
+
+def _key_value(label: str, value: str) -> FlexBox:
+    return FlexBox(layout="baseline", spacing="sm", contents=[
+        _text(label, size="xs", color=LABEL_GREY, flex=2, limit=MAX_LABEL_CHARS),
+        _text(value, size="sm", flex=5),
+    ])
+
+
+def application_card(
+    *,
+    expert_no: int,
+    name: str,
+    kana: str,
+    institution: str,
+    status_label: str,
+    rows: list[tuple[str, str]],
+    photo_links: list[tuple[str, str]],
+    actions: list[Button],
+) -> FlexMessage:
+    """One application as a reviewer sees it: who, where it stands, the key
+    answers, the photos (short-lived links) and the decisions they can take."""
+    if len(actions) > MAX_CHOICES:
+        raise ValueError(f"at most {MAX_CHOICES} actions on a card (got {len(actions)})")
+    header = _vbox([
+        _hbox([
+            _text(f"申請No.{expert_no}", size="xs", color=SUB_GREY, flex=1, wrap=False),
+            _text(status_label, size="xs", color=GREEN, weight="bold", align="end", flex=1, limit=40),
+        ]),
+        _text(name, size="lg", weight="bold", limit=60),
+        _text(kana, size="xs", color=SUB_GREY, limit=60),
+        _text(institution, size="xs", color=SUB_GREY, limit=100),
+    ], paddingAll="16px", backgroundColor=HEADER_BG, spacing="xs")
+
+    body: list[FlexComponent] = [_key_value(label, value) for label, value in rows]
+    if photo_links:
+        body.append(FlexSeparator(margin="md"))
+        body.append(_text("提出写真（リンクの有効期限は短時間です）", size="xs", color=LABEL_GREY, margin="md"))
+        body.extend(FlexButton(action=uri_action(label, url), style="link", height="sm") for label, url in photo_links)
+    if not body:
+        body.append(_text("（表示する項目はありません）", color=SUB_GREY))
+
+    footer = _vbox([_styled_button(label, data) for label, data in actions], spacing="sm",
+                  paddingAll="12px") if actions else None
+    bubble = FlexBubble(header=header, body=_vbox(body, spacing="sm", paddingAll="16px"), footer=footer)
+    return flex_message(f"申請No.{expert_no} {shown(name, 60)}さん（{shown(status_label, 40)}）", bubble)
+
+
+# ---------------------------------------------------------------------------
+# Confirmation, commission letter, generic choices
+# ---------------------------------------------------------------------------
+
+def confirm_card(text: str, yes: Button, no: Button) -> FlexMessage:
+    """Are-you-sure before an action that cannot be undone: the safe choice
+    grey on the left, the confirming one on the right, red when its label
+    says it destroys something (「最初からやり直す」「却下する」), else green."""
+    bubble = FlexBubble(
+        size="kilo",
+        body=_vbox([_text(text, size="md", limit=MAX_BODY_CHARS)], paddingAll="16px"),
+        footer=_hbox([
+            _action_button(no[0], no[1], style="secondary", flex=1),
+            _styled_button(yes[0], yes[1], default="forward", flex=1),
+        ], spacing="sm", paddingAll="12px"),
+    )
+    return flex_message(text, bubble)
+
+
+def letter_card(
+    *,
+    expert_name: str,
+    commission_number: str,
+    term: str,
+    program_name: str,
+    letter_url: str,
+    accept_data: str,
+) -> FlexMessage:
+    """The 委嘱状 as it arrives in the chat: what, to whom, a link to the
+    document itself and the button that starts the acceptance (就任承諾)."""
+    bubble = FlexBubble(
+        header=_header("委嘱状", program_name),
+        body=_vbox([
+            _text(f"{shown(expert_name, 60)} 殿", size="lg", weight="bold", limit=80),
+            _key_value("委嘱番号", commission_number),
+            _key_value("委嘱期間", term),
+            _text("委嘱状をご確認のうえ、就任を承諾される場合は下のボタンを押してください。",
+                 size="xs", color=SUB_GREY, margin="lg"),
+        ], spacing="sm", paddingAll="16px"),
+        footer=_vbox([
+            FlexButton(action=uri_action("委嘱状を開く", letter_url), style="secondary", height="sm"),
+            _action_button("就任を承諾する", accept_data, style="primary", color=GREEN),
+        ], spacing="sm", paddingAll="12px"),
+    )
+    return flex_message(f"委嘱状が届きました（{shown(program_name, 100)}）", bubble)
+
+
+def choices_card(title: str, text: str, buttons: list[Button]) -> FlexMessage:
+    """A question with up to 10 buttons (consent, menus) that LINE for PC
+    users can tap as well as phone users."""
+    if not 1 <= len(buttons) <= MAX_CHOICES:
+        raise ValueError(f"a choices card has 1 to {MAX_CHOICES} buttons (got {len(buttons)})")
+    bubble = FlexBubble(
+        header=_header(title),
+        body=_vbox([_text(text, size="sm", limit=MAX_BODY_CHARS)], paddingAll="16px"),
+        footer=_vbox([_styled_button(label, data) for label, data in buttons], spacing="sm", paddingAll="12px"),
+        styles=FlexBubbleStyles(footer=FlexBlockStyle(separator=True)),
+    )
+    return flex_message(f"{shown(title, 100)}：{shown(text, 1000)}", bubble)

@@ -1,0 +1,157 @@
+"""An application as others see it, and sending it off (送信).
+
+The expert's summary (with 修正 per item), the card reviewers and the
+secretariat get, and the detail view with short-lived photo links all read
+the same rows, so what the expert confirmed is exactly what is reviewed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from linebot.v3.messaging import Message
+
+from conversations.kit import messages as msg
+from conversations.kit.engine import Context
+from conversations.registration import review
+from conversations.roles import reviewer_ids, secretariat_ids
+from domain import lifecycle
+from domain.validators import show_birthdate
+from storage.models import Expert
+
+PHOTO_LABELS = {"face": "顔写真", "id_doc": "本人確認書類", "qualification": "資格証明書", "passbook": "通帳"}
+
+
+def _join(values: Any) -> str:
+    if isinstance(values, (list, tuple)):
+        return "、".join(str(v) for v in values) or "—"
+    return str(values) if values not in (None, "") else "—"
+
+
+def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(label, value, step to jump to for 修正) for every answer of the form."""
+    def name(a: str, b: str) -> str:
+        return f"{draft.get(a, '')}　{draft.get(b, '')}".strip() or "—"
+
+    years = {r.get("key"): r.get("years") for r in draft.get("requirements") or [] if isinstance(r, dict)}
+    req_text = "、".join(
+        "(a) 公的資格" if key == "a" else f"({key}) {years.get(key, '')}年" for key in draft.get("requirements_met") or []
+    )
+    bank = draft.get("bank_name")
+    account = "—"
+    if bank:
+        account = f"{bank} {draft.get('branch_name', '')} {draft.get('account_type', '')} {draft.get('account_last4', '')}".strip()
+    rows: list[tuple[str, str, str | None]] = [
+        ("支援機関", _join(draft.get("institution_name")), None),
+        ("氏名", name("family_name", "given_name"), "name"),
+        ("フリガナ", name("kana_family", "kana_given"), "kana"),
+        ("生年月日", show_birthdate(draft.get("birthdate")), "birthdate"),
+        ("電話番号", _join(draft.get("phone_display") or draft.get("phone")), "phone"),
+        ("メール", _join(draft.get("email")), "email"),
+        ("住所", f"〒{draft.get('postal', '')} {draft.get('address', '')}".strip() if draft.get("postal") else "—", "postal"),
+        ("保有資格", _join(draft.get("qualifications")), "qualifications"),
+        ("登録要件", req_text or "—", "requirements"),
+        ("専門分野", _join(draft.get("expertise")), "expertise"),
+        ("対応地域", _join(draft.get("areas")), "areas"),
+        ("振込口座", account, "bank"),
+    ]
+    photos = draft.get("photos") or {}
+    for key, label in PHOTO_LABELS.items():
+        if key == "qualification" and not draft.get("qualifications") and key not in photos:
+            continue
+        # The file id changes when the photo does, so a retake shows as a change.
+        value = f"提出済み（{photos[key][:6]}）" if key in photos else "—"
+        rows.append((label, value, f"photo_{key}"))
+    return rows
+
+
+def sharing_the_account(expert: Expert) -> list[int]:
+    """Other applications (not rejected) paid into the same bank account, found by the
+    keyed blind index: fees of two experts into one account need a look, and no one
+    has to decrypt anything to see it."""
+    blind = (expert.draft or {}).get("account_blind") or expert.account_blind
+    if not blind:
+        return []
+    return [e.id for e in Expert.select(Expert.id).where((Expert.account_blind == blind) & (Expert.id != expert.id)
+                                                         & (Expert.status != "rejected")).order_by(Expert.id)]
+
+
+def public_rows(expert: Expert) -> list[tuple[str, str]]:
+    """What reviewers see of an application; a shared account comes first (cards show the first rows)."""
+    rows = [(label, value) for label, value, _ in summary_rows(expert.draft or {})[1:]]
+    shared = sharing_the_account(expert)
+    if shared:
+        numbers = "、".join(f"申請No.{n}" for n in shared)
+        rows.insert(0, ("要確認", f"同じ振込口座が{numbers}でも登録されています"))
+    return rows
+
+
+def photo_links(ctx: Context, expert: Expert) -> list[tuple[str, str]]:
+    photos = (expert.draft or {}).get("photos") or {}
+    if ctx.link_for is None:
+        return []
+    return [(PHOTO_LABELS[k], ctx.link_for(photos[k])) for k in PHOTO_LABELS if k in photos]
+
+
+def ops_for(role: str | None, expert: Expert) -> list[review.Op]:
+    if role == "reviewer" and expert.status == "pending_institution":
+        return [review.OPS[k] for k in ("inst_approve", "inst_return", "inst_reject")]
+    if role == "secretariat" and expert.status == "pending_secretariat":
+        return [review.OPS[k] for k in ("sec_approve", "sec_return", "sec_reject")]
+    return []
+
+
+def cards_for(ctx: Context, expert: Expert, audience: str) -> list[Message]:
+    """The push a reviewer or the secretariat gets: the key rows and the decisions.
+
+    Photo links expire quickly, so the push carries none: 詳細 makes fresh ones.
+    """
+    return [review.application_card(ctx, expert, ops_for(audience, expert), public_rows(expert)[:6], [])]
+
+
+def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
+    """Everything about one application, for someone allowed to see it."""
+    if not review.may_view(ctx, expert):
+        return review.refuse(ctx, "detail", expert.id)
+    ctx.audit("application.viewed", target=f"expert:{expert.id}")
+    card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), photo_links(ctx, expert))
+    extra = []
+    if expert.status_reason and expert.status in ("returned", "rejected"):
+        extra.append(msg.text(f"前回の理由：{expert.status_reason}"))
+    return [card] + extra
+
+
+def set_searchable_fields(expert: Expert, answers: dict[str, Any]) -> None:
+    """The columns /find and duplicate checks read, from the answers now in force
+    (the application on 送信, the approved data after a change)."""
+    expert.family_name, expert.given_name = answers.get("family_name"), answers.get("given_name")
+    expert.kana = f"{answers.get('kana_family', '')}　{answers.get('kana_given', '')}".strip()
+    expert.account_blind = answers.get("account_blind")
+
+
+def submit(ctx: Context, expert: Expert) -> list[Message]:
+    """送信: freeze the answers into the record, move the status, tell the reviewers."""
+    set_searchable_fields(expert, expert.draft or {})
+    expert.save()
+    _, after = lifecycle.change_status(expert, "submit", actor=ctx.user_id, event_id=ctx.event_id)
+    if after == "pending_institution":
+        recipients = reviewer_ids(expert.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+        for reviewer in recipients:
+            ctx.notify(reviewer, [msg.text("新しい専門家登録の申請が届きました。")] + cards_for(ctx, expert, "reviewer"),
+                       "pending_institution")
+        if not recipients:
+            for sec in secretariat_ids():
+                assert expert.institution is not None  # pending_institution: the expert chose one
+                ctx.notify(sec, [msg.text(
+                    f"申請No.{expert.id} が届きましたが、支援機関「{expert.institution.name}」に担当者が登録されていません。"
+                    "「/code reviewer」で担当者登録コードを発行してください。")], "no_reviewer")
+        where = "支援機関"
+    else:
+        for sec in secretariat_ids():
+            ctx.notify(sec, [msg.text("差し戻した申請が再送信されました。")] + cards_for(ctx, expert, "secretariat"),
+                       "pending_secretariat")
+        where = "事務局"
+    return [msg.text(
+        f"登録申請を送信しました（申請No.{expert.id}）。\n{where}の審査結果をこのトークでお知らせします。「状況」と送ると進み具合を確認できます。",
+        ["状況"],
+    )]
+

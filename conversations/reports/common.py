@@ -1,0 +1,112 @@
+"""What every part of the 支援実施報告書 feature shares: statuses, wording and the draft.
+
+How yen, durations and a dispatch's day are written, the check-in and
+check-out behind the face-to-face minutes, the parsers for typed minutes
+and amounts, and the one way an answer reaches ``Report.draft``
+(:func:`save`). It sits below the writing flow, the review, the reminders
+and the secretariat's commands so that each can use it without importing
+the others.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from typing import Any
+
+from conversations.kit.engine import Context
+from storage import repo
+from storage.models import Attendance, Dispatch, Expert, Report, utcnow
+
+# --- small helpers: time, money, minutes -------------------------------------------------------
+
+
+def yen(amount: int | None) -> str:
+    return "—" if amount is None else f"{amount:,}円"
+
+
+def duration(minutes: int) -> str:
+    """130 → 「2時間10分（130分）」, 45 → 「45分」."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}分"
+    return f"{hours}時間{rest}分（{minutes}分）" if rest else f"{hours}時間（{minutes}分）"
+
+
+def local(tz: Any, utc_naive: datetime) -> datetime:
+    return utc_naive.replace(tzinfo=timezone.utc).astimezone(tz)
+
+
+def dispatch_day(ctx: Context, d: Dispatch) -> date:
+    """The dispatch date in Tokyo: it decides the fee month and the "day" cap."""
+    return local(ctx.program.timezone, d.scheduled_at).date()
+
+
+def day_text(ctx: Context, d: Dispatch) -> str:
+    when = local(ctx.program.timezone, d.scheduled_at)
+    return f"{when.month}月{when.day}日（{'月火水木金土日'[when.weekday()]}）"
+
+
+def describe(ctx: Context, d: Dispatch) -> str:
+    return f"派遣No.{d.id} {day_text(ctx, d)} {d.business.name}"
+
+
+def expert_name(expert: Expert) -> str:
+    draft = expert.draft or {}
+    family = expert.family_name or draft.get("family_name", "")
+    given = expert.given_name or draft.get("given_name", "")
+    return f"{family}　{given}".strip() or "（氏名未登録）"
+
+
+def checks(d: Dispatch) -> tuple[Attendance | None, Attendance | None]:
+    """The dispatch's check-in and check-out (the first in, the last out)."""
+    rows = list(Attendance.select().where(Attendance.dispatch == d).order_by(Attendance.line_timestamp))
+    ins = [a for a in rows if a.kind == "in"]
+    outs = [a for a in rows if a.kind == "out"]
+    return (ins[0] if ins else None), (outs[-1] if outs else None)
+
+
+def elapsed_minutes(d: Dispatch) -> int | None:
+    """Check-out − check-in in whole minutes, from LINE's own event times."""
+    check_in, check_out = checks(d)
+    if check_in is None or check_out is None:
+        return None
+    return max(0, int((check_out.line_timestamp - check_in.line_timestamp).total_seconds() // 60))
+
+
+def parse_minutes(text: str) -> int | None:
+    """「130」「130分」「2:10」「2時間10分」「2時間」「2時間10分（130分）」 → minutes (may be ≤ 0)."""
+    t = "".join(unicodedata.normalize("NFKC", text).split()).replace("−", "-")
+    if m := re.fullmatch(r".*\((\d+)分\)", t):
+        return int(m.group(1))
+    if m := re.fullmatch(r"(-?\d{1,5})分?", t):
+        return int(m.group(1))
+    if m := re.fullmatch(r"(\d{1,2}):(\d{2})", t):
+        return int(m.group(1)) * 60 + int(m.group(2)) if int(m.group(2)) < 60 else None
+    if m := re.fullmatch(r"(\d{1,2})時間(?:(\d{1,2})分)?", t):
+        return int(m.group(1)) * 60 + int(m.group(2) or 0) if int(m.group(2) or 0) < 60 else None
+    return None
+
+
+def parse_yen(text: str) -> int | None:
+    """「1,200円」「１２００」「¥1200」 → 1200; anything else → None."""
+    t = "".join(unicodedata.normalize("NFKC", text).split())
+    t = t.removeprefix("¥").removeprefix("\\").removesuffix("円").replace(",", "")
+    return int(t) if re.fullmatch(r"\d{1,9}", t) else None
+
+
+# --- the report in SQL -----------------------------------------------------------------------------
+
+
+def find_report(raw: object) -> Report | None:
+    try:
+        return Report.get_or_none(Report.id == int(str(raw)))
+    except (TypeError, ValueError):
+        return None
+
+
+def save(report: Report, **fields: Any) -> None:
+    """Save answers to the draft at once (``None`` removes a key)."""
+    report.draft = repo.merged(report.draft, fields)
+    report.updated_at = utcnow()
+    report.save(only=[Report.draft, Report.updated_at])

@@ -1,0 +1,1 @@
+"""The secretariat's admin commands, typed in LINE (``/pending``, ``/approve 12`` …)."""
