@@ -15,7 +15,7 @@ from datetime import timedelta
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from storage import repo
 from storage.models import Institution, LineUser, OneTimeCode, utcnow
 

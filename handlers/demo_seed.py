@@ -44,7 +44,7 @@ from storage.db import database
 from storage.models import Business, ConditionsConsent, Dispatch, Expert, Institution, utcnow
 
 if TYPE_CHECKING:
-    from conversations.kit.engine import Context
+    from conversations.kit.context import Context
 
 # The chat page's preset personas (their ids are in chat.html's PRESETS).
 NEW_USER_ID = "U00000000000000000000000000000001"

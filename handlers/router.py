@@ -24,8 +24,10 @@ from conversations.commission import acceptance as commission
 from conversations.dispatch import attendance
 from conversations.dispatch import request as dispatch
 from conversations.kit import messages as msg
+from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered
-from conversations.kit.engine import PAUSED, Context, Input, fit_five
+from conversations.kit.engine import fit_five
+from conversations.kit.flow import PAUSED
 from conversations.registration import changes, decision, review, submission
 from conversations.registration import form as profile
 from conversations.reports import feature as reports

@@ -30,7 +30,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from handlers import event_schema, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym

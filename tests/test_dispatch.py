@@ -204,7 +204,7 @@ def test_only_the_dispatchs_expert_can_answer(bot_app):
 ])
 def test_typed_dates_and_times(typed, expected):
     from conversations.dispatch.request import parse_when
-    from conversations.kit.engine import Context, Input
+    from conversations.kit.context import Context, Input
     from program import load_program
 
     program = load_program()

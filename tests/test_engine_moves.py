@@ -9,7 +9,9 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import TEXT, Advance, Engine, Finish, Flow, Handoff, Input, Outcome, Pause, Step, in_order
+from conversations.kit.context import Input
+from conversations.kit.engine import Engine
+from conversations.kit.flow import TEXT, Advance, Finish, Flow, Handoff, Outcome, Pause, Step, in_order
 from storage.sessions import Session
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rq.job import Job
 
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.reports import feature as reports
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
 from tests.actors import (

@@ -17,19 +17,10 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import (
-    ENGINE,
-    Advance,
-    Context,
-    Finish,
-    Flow,
-    Input,
-    Invalid,
-    Outcome,
-    Step,
-    confirmation,
-    reason_from,
-)
+from conversations.kit.context import Context, Input
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
+from conversations.kit.steps import confirmation, reason_from
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from domain import documents, lifecycle
 from storage import repo

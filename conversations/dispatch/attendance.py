@@ -31,21 +31,10 @@ from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations.commission import acceptance as commission
 from conversations.kit import messages as msg
-from conversations.kit.engine import (
-    ENGINE,
-    Advance,
-    Context,
-    Finish,
-    Flow,
-    Handoff,
-    Input,
-    Invalid,
-    Outcome,
-    Stay,
-    Step,
-    choose,
-    reason_from,
-)
+from conversations.kit.context import Context, Input
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import Advance, Finish, Flow, Handoff, Invalid, Outcome, Stay, Step
+from conversations.kit.steps import choose, reason_from
 from conversations.roles import secretariat_ids
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH

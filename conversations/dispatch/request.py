@@ -24,22 +24,10 @@ from linebot.v3.messaging import DatetimePickerAction, LocationAction, Message, 
 
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import (
-    ENGINE,
-    Advance,
-    ConfirmStep,
-    Context,
-    Finish,
-    Flow,
-    Input,
-    Invalid,
-    Outcome,
-    ReasonStep,
-    Step,
-    choose,
-    confirmation,
-    reason_from,
-)
+from conversations.kit.context import Context, Input
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
+from conversations.kit.steps import ConfirmStep, ReasonStep, choose, confirmation, reason_from
 from conversations.registration import review
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH, DISPATCH_BEFORE_CHECK_IN, DISPATCH_COUNTED, DISPATCH_LABELS

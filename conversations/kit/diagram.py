@@ -12,7 +12,7 @@ from typing import Any
 
 from transitions.extensions import GraphMachine
 
-from conversations.kit.engine import Flow
+from conversations.kit.flow import Flow
 from domain import lifecycle
 from domain.statuses import MACHINES
 

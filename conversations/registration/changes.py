@@ -14,7 +14,7 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.registration import review, submission
 from conversations.roles import reviewer_ids, secretariat_ids
 from domain.status_machine import IllegalTransition

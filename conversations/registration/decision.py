@@ -13,7 +13,10 @@ from linebot.v3.messaging import Message
 
 from conversations.commission import acceptance as commission
 from conversations.kit import messages as msg
-from conversations.kit.engine import ENGINE, ConfirmStep, Context, Flow, ReasonStep
+from conversations.kit.context import Context
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import Flow
+from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration import changes, submission
 from conversations.registration.review import CHANGE_OPS, OPS, Op, display_name, find_expert, may_act, refuse
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids

@@ -18,7 +18,9 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import TEXT, Advance, Context, Finish, Flow, Input, Invalid, Outcome, Step, choose
+from conversations.kit.context import Context, Input
+from conversations.kit.flow import TEXT, Advance, Finish, Flow, Invalid, Outcome, Step
+from conversations.kit.steps import choose
 from conversations.registration import steps
 from conversations.registration import summary as final
 from domain import banks

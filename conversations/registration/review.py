@@ -23,7 +23,7 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from domain import lifecycle
 from storage.models import Expert
 

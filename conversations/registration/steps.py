@@ -32,7 +32,9 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import TEXT, Advance, Context, Finish, Input, Invalid, Outcome, Stay, Step, choose
+from conversations.kit.context import Context, Input
+from conversations.kit.flow import TEXT, Advance, Finish, Invalid, Outcome, Stay, Step
+from conversations.kit.steps import choose
 from domain import banks
 from domain.normalize import InvalidInput, clean, format_name, to_zengin_kana
 from domain.validators import (

@@ -11,7 +11,7 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.registration import review
 from conversations.roles import reviewer_ids, secretariat_ids
 from domain import lifecycle

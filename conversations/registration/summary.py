@@ -14,7 +14,9 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import IMAGE, Advance, Context, Finish, Input, Invalid, Outcome, Step, summary_answer
+from conversations.kit.context import Context, Input
+from conversations.kit.flow import IMAGE, Advance, Finish, Invalid, Outcome, Step
+from conversations.kit.steps import summary_answer
 from conversations.registration import changes, submission
 from conversations.registration.steps import holder_is_not_own
 from storage import repo

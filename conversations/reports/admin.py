@@ -7,7 +7,7 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.reports.common import day_text, expert_name, yen
 from conversations.reports.fee import month_label
 from conversations.reports.review import detail

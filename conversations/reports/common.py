@@ -14,7 +14,7 @@ import unicodedata
 from datetime import date, datetime, timezone
 from typing import Any
 
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from storage import repo
 from storage.models import Attendance, Dispatch, Expert, Report, utcnow
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context, Input
+from conversations.kit.context import Context, Input
 from conversations.reports.admin import FEES_USAGE, REPORTS_USAGE, fees_command, reports_command
 from conversations.reports.reminders import REMIND_JOB, remind, reminder_job_id, schedule_reminder
 from conversations.reports.review import ACTIONS, DECISION, review_queue

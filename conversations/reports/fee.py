@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
 
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.reports.common import dispatch_day, yen
 from domain.statuses import REPORT_PAID
 from program import FeeBreakdown

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.reports.common import checks, find_report, save
 from domain.statuses import REPORT_EDITABLE
 from storage import repo

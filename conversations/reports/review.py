@@ -18,7 +18,10 @@ from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent,
 from conversations.dispatch import attendance
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import ENGINE, ConfirmStep, Context, Flow, ReasonStep
+from conversations.kit.context import Context
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import Flow
+from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration.review import action_data
 from conversations.reports.common import describe, duration, expert_name, find_report, yen
 from conversations.reports.fee import compute_fee, fee_month, month_label, withholding_text

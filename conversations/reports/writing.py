@@ -25,24 +25,22 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 from conversations.dispatch import attendance
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.engine import (
+from conversations.kit.context import Context, Input
+from conversations.kit.engine import ENGINE
+from conversations.kit.flow import (
     EDIT_FLAG,
-    ENGINE,
     Advance,
-    Context,
     Finish,
     Flow,
     Handoff,
-    Input,
     Interrupt,
     Invalid,
     Outcome,
     Pause,
     Stay,
     Step,
-    choose,
-    summary_answer,
 )
+from conversations.kit.steps import choose, summary_answer
 from conversations.reports.common import (
     describe,
     duration,

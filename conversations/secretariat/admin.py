@@ -16,7 +16,7 @@ from peewee import fn
 
 from conversations import roles
 from conversations.kit import messages as msg
-from conversations.kit.engine import Context
+from conversations.kit.context import Context
 from conversations.registration import decision, review
 from conversations.reports import feature as reports
 from domain import lifecycle, stats
