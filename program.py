@@ -4,7 +4,9 @@ The 中小企業119 rules change every fiscal year, so nothing here is a
 constant in code: the fee, cap, units, period, payer and texts all come from
 the TOML file. A mistake in that file must stop start-up with a message that
 names the key (``fee.cap_scope``), not surface later as a wrong payment, so
-every value is checked here (pydantic). This module imports nothing of ours.
+every value is checked (pydantic) against the schema in
+``domain.program_file``. That is the only module of ours imported here, and it
+does not import this one: everything else imports ``program``.
 """
 from __future__ import annotations
 
@@ -15,22 +17,14 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import jpholiday
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import ValidationError
+
+from domain.program_file import DEFAULT_ACCEPTANCE_TEXT, ProgramFile, problems
 
 DEFAULT_PATH = Path(__file__).with_name("program.toml")
 
@@ -129,7 +123,7 @@ class Program:
     letter_auto_send: bool = True
     secretariat_name: str = "中小企業119 事務局"
     commission_number_prefix: str = "119"
-    acceptance_text: str = "私は、{program}の専門家として委嘱されることを承諾し、委嘱条件（{version}）を遵守します。"
+    acceptance_text: str = DEFAULT_ACCEPTANCE_TEXT
     payer: Payer | None = None
     geofence_max_misses: int = 3  # check-ins/outs beyond the radius before the reason is asked
     checkin_tolerance_days: int = 0  # days either side of the dispatch's date on which check-in is allowed
@@ -259,232 +253,26 @@ def is_bank_holiday(day: date) -> bool:
     return jpholiday.is_holiday(day)
 
 
-# --- program.toml: its schema (pydantic, strict: "5280" is not a number, true is not 1) and loading ---------
-# A value the rules cannot use is refused with the words shown after "program.toml: key: ". Tables
-# that list every key (fee, payer, requirements) refuse unknown ones: they are typos.
-
-# The 全銀 character set (JIS X 0201 subset): half-width katakana without small
-# kana, A–Z, 0–9, space and a few symbols. Duplicated from
-# domain.normalize.ZENGIN_ALLOWED because this module imports nothing of ours.
-_ZENGIN_CHARS = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ().-/,\uff62\uff63\uff9e\uff9f\uff66"
-    + "".join(chr(o) for o in range(0xFF71, 0xFF9E))
-)
+# --- loading program.toml: the schema and its error wording are domain.program_file's -----------------------
 
 
-def _rate(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a decimal number in quotes, e.g. \"0.1021\" (got {value!r})")
-    try:
-        rate = Decimal(str(value))  # str() first: Decimal(0.1021) would carry the float's binary error
-    except InvalidOperation:
-        raise ValueError(f"must be a decimal number, e.g. \"0.1021\" (got {value!r})") from None
-    if not rate.is_finite():
-        raise ValueError(f"must be a finite number (got {value!r})")
-    if not Decimal(0) <= rate < Decimal(1):
-        raise ValueError(f"must be a fraction between 0 and 1, e.g. \"0.1021\" (got {rate})")
-    return rate
-
-
-def _texts(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"must be a list of texts (got {value!r})")
-    return tuple(value)
-
-
-def _digits(width: int) -> BeforeValidator:
-    def check(value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError(f"write the {width} digits in quotes so leading zeros stay (got {value!r})")
-        if isinstance(value, str) and not re.fullmatch(rf"[0-9]{{{width}}}", value):
-            raise ValueError(f"must be exactly {width} digits (got {value!r})")
-        return value  # anything else: "must be a text in quotes"
-
-    return BeforeValidator(check)
-
-
-def _kana(max_len: int) -> AfterValidator:
-    def check(value: str) -> str:
-        bad = "".join(dict.fromkeys(ch for ch in value if ch not in _ZENGIN_CHARS))
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if bad:
-            raise ValueError(f"only half-width 全銀 kana (ｱ-ﾝ, ﾞ, ﾟ, no small kana), A-Z, 0-9, space and ().-/, "
-                             f"are allowed (found {bad!r})")
-        if len(value) > max_len:
-            raise ValueError(f"at most {max_len} characters (got {len(value)})")
-        return value
-
-    return AfterValidator(check)
-
-
-Positive = Annotated[int, Field(gt=0)]
-Count = Annotated[int, Field(ge=0)]
-Texts = Annotated[tuple[str, ...], BeforeValidator(_texts)]
-
-
-class _Table(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True)  # keys of no use here are ignored; extra="forbid" refuses them
-
-
-class ProgramTable(_Table):
-    name: str
-    timezone: str = "Asia/Tokyo"
-    period_start: date
-    period_end: date
-
-    @field_validator("timezone")
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
-        return name
-
-    @field_validator("period_end")
-    def _not_before_start(cls, end: date, info: ValidationInfo) -> date:
-        start = info.data.get("period_start")
-        if start is not None and end < start:
-            raise ValueError(f"must not be before program.period_start ({start})")
-        return end
-
-
-class FeeTable(_Table, extra="forbid"):
-    hourly_yen: Positive
-    unit_minutes: Positive
-    cap_yen: Positive
-    cap_scope: Literal["dispatch", "day"]
-    withholding: bool
-    withholding_rate: Annotated[Decimal, BeforeValidator(_rate)]
-    withholding_base: Literal["fee", "fee_and_travel"]
-
-    @field_validator("unit_minutes")
-    def _whole_yen_unit(cls, unit_minutes: int, info: ValidationInfo) -> int:
-        hourly_yen = info.data.get("hourly_yen")
-        if hourly_yen is not None and (unit_minutes > 60 or hourly_yen * unit_minutes % 60):
-            raise ValueError(f"must be at most 60 and give a whole-yen unit fee (fee.hourly_yen × unit_minutes / 60"
-                             f" = {Decimal(hourly_yen * unit_minutes) / 60})")
-        return unit_minutes
-
-
-class PayerTable(_Table, extra="forbid"):
-    consignor_code: Annotated[str, _digits(10)]
-    consignor_name_kana: Annotated[str, _kana(40)]
-    bank_code: Annotated[str, _digits(4)]
-    bank_name_kana: Annotated[str, _kana(15)]
-    branch_code: Annotated[str, _digits(3)]
-    branch_name_kana: Annotated[str, _kana(15)]
-    account_type: Literal["1", "2"]
-    account_number: Annotated[str, _digits(7)]
-    transfer_day: Annotated[int, Field(ge=1, le=31)]  # a day of the month
-
-
-class DispatchTable(_Table):
-    free_per_business: Count
-    geofence_radius_m: Positive
-    geofence_max_misses: Positive = 3
-    checkin_tolerance_days: Count = 0
-    report_reminder_days: Count
-
-
-class SessionTable(_Table):
-    idle_minutes: Positive = 30
-    retry_limit: Positive = 3
-
-
-class VersionedTextTable(_Table):
-    version: str
-    text: str
-
-
-class CommissionTable(_Table):
-    letter_auto_send: bool = True
-    secretariat_name: str = "中小企業119 事務局"
-    number_prefix: str = "119"
-    acceptance_text: str = Program.acceptance_text
-
-
-class RequirementTable(_Table, extra="forbid"):
-    key: str
-    label: str
-    min_years: int | None = None
-
-
-class RegistrationTable(_Table):
-    qualifications: Texts
-    expertise: Texts
-    requirements: list[RequirementTable]
-
-
-class ProgramFile(_Table):
-    """The whole file; tables with defaults may be left out, ``[payer]`` until a 全銀 file is made."""
-
-    program: ProgramTable
-    fee: FeeTable
-    payer: PayerTable | None = None
-    dispatch: DispatchTable
-    session: SessionTable = Field(default_factory=SessionTable)
-    registration: RegistrationTable
-    commission: CommissionTable = Field(default_factory=CommissionTable)
-    terms: VersionedTextTable
-    conditions: VersionedTextTable
-
-    @field_validator("payer", mode="before")
-    def _empty_payer_is_none(cls, value: Any) -> Any:
-        return None if value == {} else value
-
-    def to_program(self) -> Program:
-        disp, com, reg = self.dispatch, self.commission, self.registration
-        return Program(
-            **self.program.model_dump(exclude={"timezone"}), timezone=ZoneInfo(self.program.timezone),
-            **self.fee.model_dump(),  # hourly_yen … withholding_base: the same names
-            **self.session.model_dump(),  # idle_minutes, retry_limit
-            free_dispatches_per_business=disp.free_per_business,
-            **disp.model_dump(exclude={"free_per_business"}),
-            terms=VersionedText(self.terms.version, self.terms.text),
-            conditions=VersionedText(self.conditions.version, self.conditions.text),
-            **reg.model_dump(exclude={"requirements"}),  # qualifications, expertise
-            requirements=tuple(Requirement(r.key, r.label, r.min_years) for r in reg.requirements),
-            commission_number_prefix=com.number_prefix,
-            **com.model_dump(exclude={"number_prefix"}),
-            payer=None if self.payer is None else Payer(**self.payer.model_dump()),
-        )
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    """``('registration', 'requirements', 0, 'key')`` → ``registration.requirements[0].key``."""
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-
-
-_CLOSED_TABLES: dict[str, type[BaseModel]] = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable}  # by loc[0]
-
-
-_PROBLEMS = {  # pydantic's error type → what to tell whoever edits the file
-    "int_type": "must be a whole number (got {input!r})",
-    "bool_type": "must be true or false (got {input!r})",
-    "string_type": "must be a text in quotes (got {input!r})",
-    "date_type": "must be a date like 2026-04-01 (got {input!r})",
-    "literal_error": "must be {expected} (got {input!r})",
-    "greater_than": "must be greater than {gt} (got {input})",
-    "greater_than_equal": "must be {ge} or more (got {input})",
-    "less_than_equal": "must be at most {le} (got {input})",
-    "list_type": "must be [[{where}]] tables",
-    "value_error": "{error}",  # the validators' own words
-}
-
-
-def _problem(error: Any) -> str:
-    """What is wrong, in words for whoever edits the file (the key is named before it)."""
-    kind, loc, where = error["type"], error["loc"], _dotted(error["loc"])
-    if kind == "missing":
-        return f"the [{where}] table is missing" if len(loc) == 1 else "is missing"
-    if kind == "extra_forbidden":
-        return "unknown key (typo?); known keys: " + ", ".join(sorted(_CLOSED_TABLES[loc[0]].model_fields))
-    if kind == "model_type":  # an item of [[registration.requirements]], or a table
-        return "must be a table with key and label" if isinstance(loc[-1], int) else f"must be a [{where}] table"
-    if kind in _PROBLEMS:
-        return _PROBLEMS[kind].format(input=error.get("input"), where=where, **error.get("ctx", {}))
-    return f"{error['msg']} (got {error.get('input')!r})"
+def _from_file(parsed: ProgramFile) -> Program:
+    """The checked tables as the rules: mostly the same names, a few renamed or turned into our types."""
+    disp, com, reg = parsed.dispatch, parsed.commission, parsed.registration
+    return Program(
+        **parsed.program.model_dump(exclude={"timezone"}), timezone=ZoneInfo(parsed.program.timezone),
+        **parsed.fee.model_dump(),  # hourly_yen … withholding_base: the same names
+        **parsed.session.model_dump(),  # idle_minutes, retry_limit
+        free_dispatches_per_business=disp.free_per_business,
+        **disp.model_dump(exclude={"free_per_business"}),
+        terms=VersionedText(parsed.terms.version, parsed.terms.text),
+        conditions=VersionedText(parsed.conditions.version, parsed.conditions.text),
+        **reg.model_dump(exclude={"requirements"}),  # qualifications, expertise
+        requirements=tuple(Requirement(r.key, r.label, r.min_years) for r in reg.requirements),
+        commission_number_prefix=com.number_prefix,
+        **com.model_dump(exclude={"number_prefix"}),
+        payer=None if parsed.payer is None else Payer(**parsed.payer.model_dump()),
+    )
 
 
 def load_program(path: str | Path | None = None) -> Program:
@@ -501,7 +289,5 @@ def load_program(path: str | Path | None = None) -> Program:
     try:
         parsed = ProgramFile.model_validate(raw)
     except ValidationError as exc:
-        raise ProgramConfigError(
-            "\n".join(f"{p.name}: {_dotted(e['loc'])}: {_problem(e)}" for e in exc.errors())
-        ) from None
-    return parsed.to_program()
+        raise ProgramConfigError("\n".join(f"{p.name}: {line}" for line in problems(exc))) from None
+    return _from_file(parsed)

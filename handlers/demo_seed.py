@@ -319,7 +319,7 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
 
 def _free_used(program: Program, business: Business) -> int:
     """Dispatches counted against the business's free limit, exactly as the request flow counts them."""
-    from conversations.dispatch.request import counted_dispatches
+    from conversations.dispatch.free_limit import counted_dispatches
     from domain.statuses import DISPATCH_COUNTED as COUNTED
 
     # counted_dispatches reads only ``ctx.program``.

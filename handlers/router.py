@@ -22,7 +22,7 @@ from linebot.v3.messaging import Message
 from conversations import roles
 from conversations.commission import acceptance as commission
 from conversations.dispatch import attendance
-from conversations.dispatch import request as dispatch
+from conversations.dispatch import feature as dispatch
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conversations.dispatch.request import corporate_number_ok
+from conversations.dispatch.businesses import corporate_number_ok
 from storage.models import AuditLog, Business, Dispatch, FlowDraft
 from tests.actors import (
     BUSINESS_LAT,
@@ -203,7 +203,7 @@ def test_only_the_dispatchs_expert_can_answer(bot_app):
     ("12月1日(火) 14時", (12, 1, 14, 0)),
 ])
 def test_typed_dates_and_times(typed, expected):
-    from conversations.dispatch.request import parse_when
+    from conversations.dispatch.schedule import parse_when
     from conversations.kit.context import Context, Input
     from program import load_program
 

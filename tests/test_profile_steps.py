@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from conversations.registration.steps import years_before
+from conversations.registration.identity import years_before
 from storage import repo
 from storage.db import database
 from storage.models import AuditLog, Expert, Outbox

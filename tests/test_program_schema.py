@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from program import DEFAULT_PATH, Payer, Program, ProgramConfigError, ProgramFile, Requirement, load_program
+from domain.program_file import ProgramFile
+from program import DEFAULT_PATH, Payer, Program, ProgramConfigError, Requirement, load_program
 
 
 def write(tmp_path: Path, *changes: tuple[str, str]) -> Path:

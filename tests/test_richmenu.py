@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import bot
-from handlers import richmenu
+from handlers import richmenu, richmenu_drawing
 from handlers.line_api import LineApiError
 from storage.models import Expert, LineUser
 from tests.actors import EXPERT, REVIEWER, SEC, institution_with_reviewer, secretariat, submitted_application
@@ -44,7 +44,7 @@ def test_sync_creates_one_menu_per_role_within_lines_limits(bot_app):
     assert len(menus) == 4 and sorted(result.created) == sorted(role_menu(r) for r in richmenu.LAYOUTS)
     for role, menu_id in result.ids.items():
         menu = menus[menu_id]
-        assert menu["name"].startswith(f"119-{role}-v{richmenu.RENDER_VERSION}-")
+        assert menu["name"].startswith(f"119-{role}-v{richmenu_drawing.RENDER_VERSION}-")
         data, content_type = bot_app.line.rich_menu_image(menu_id)
         assert content_type == "image/png" and data.startswith(PNG_SIGNATURE) and len(data) <= 1024 * 1024
         width, height = menu["size"]["width"], menu["size"]["height"]
@@ -68,8 +68,8 @@ def test_sync_creates_one_menu_per_role_within_lines_limits(bot_app):
 
 def test_labels_are_readable_on_their_tiles():
     for layout in richmenu.LAYOUTS.values():
-        for color in richmenu.tile_colors(layout):
-            assert richmenu.contrast_ratio(richmenu.WHITE, color) >= 4.5, (layout.role, color)
+        for color in richmenu_drawing.tile_colors(layout):
+            assert richmenu_drawing.contrast_ratio(richmenu_drawing.WHITE, color) >= 4.5, (layout.role, color)
 
 
 def test_a_second_sync_creates_and_deletes_nothing(bot_app):
@@ -87,7 +87,7 @@ def test_a_changed_layout_replaces_the_old_menu_and_moves_its_users(bot_app):
 
     expert_layout = richmenu.LAYOUTS["expert"]
     changed = dataclasses.replace(expert_layout, tiles=expert_layout.tiles[:5] + (
-        richmenu.Tile("使い方", "ヘルプ", "help"),))
+        richmenu_drawing.Tile("使い方", "ヘルプ", "help"),))
     layouts = {**richmenu.LAYOUTS, "expert": changed}
     result = sync(bot_app, layouts)
 

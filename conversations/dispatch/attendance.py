@@ -5,31 +5,42 @@ Reads top to bottom like the conversation: 「チェックイン」 or 「チェ
 location (LINE's location picker) → recorded, or, after three tries beyond
 the radius, the reason → recorded as flagged with an exception report.
 
-A LINE location is a pin the sender can move, so the position is
-self-reported. We keep what we can check: LINE's event timestamp next to
-our receive time, the pin and its distance to the business pin (geopy
-geodesic; the business pin is the truth, no geocoding). Patterns worth a
-look (pin exactly on the business point, identical in/out points, a check
-received long after its event time, out of range) are stored as ``flags``
-and pushed to the secretariat; nothing out of range is silently accepted.
+Which dispatch may be checked, and when, is in ``attendance_rules``; what a
+location shows and what the secretariat is told about it, in ``readings``.
+Nothing out of range is silently accepted: it is recorded with the
+expert's reason, flagged, and pushed to the secretariat.
 
-Guards: only commissioned experts, only their own dispatches, check-in
-only for an accepted dispatch scheduled today (Asia/Tokyo, ± a tolerance),
-check-out only after check-in, one of each per dispatch. A redelivered
-event is deduped by the webhook, and ``Attendance.event_id`` is UNIQUE.
+This module is the feature as others see it: ``handlers.router`` registers
+``FLOWS`` and ``ACTIONS`` and asks :func:`at_rest`; the report flow opens
+from check-out (:func:`on_check_out`), enters through :func:`opening` and
+shows reviewers :func:`points_to_check`. A redelivered event is deduped by
+the webhook, and ``Attendance.event_id`` is UNIQUE.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, TypeVar
 
-from geopy.distance import geodesic
 from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations.commission import acceptance as commission
+from conversations.dispatch.attendance_rules import (
+    IN,
+    OUT,
+    VERB,
+    candidates,
+    check_of,
+    day_bounds,
+    day_text,
+    duration,
+    expert_dispatches,
+    hhmm,
+    label,
+    local,
+    usable,
+)
+from conversations.dispatch.readings import FLAG_LABELS, Reading, flags_for, metres, secretariat_notice
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
@@ -39,171 +50,16 @@ from conversations.roles import secretariat_ids
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH
 from storage import repo
-from storage.models import Attendance, Business, Dispatch, ExceptionReport, Expert
+from storage.models import Attendance, Dispatch, ExceptionReport
 from storage.sessions import Session
 
-MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
-SAME_POINT_M = 1.0  # closer than this is "the same point"
-LATE_EVENT = timedelta(minutes=10)  # received this long after LINE's timestamp
-
-IN, OUT = "in", "out"
-VERB = {IN: "チェックイン", OUT: "チェックアウト"}
-STATUS_BEFORE = {IN: "accepted", OUT: "checked_in"}
 TRIGGER = {IN: "check_in", OUT: "check_out"}  # its move in the dispatch's status machine (domain.statuses)
 START_WORDS = {IN: ("チェックイン",), OUT: ("チェックアウト",)}
-
-FLAG_LABELS = {
-    "out_of_range": "事業所から{radius}m以上離れた位置で記録（3回とも範囲外）",
-    "pin_on_business_point": "位置が事業所の登録地点と完全に一致（ピンを動かした可能性）",
-    "same_point_in_out": "チェックインとチェックアウトの位置が同一",
-    "late_event": "位置情報の送信から受信まで10分以上経過",
-}
 
 PC_NOTE = "※位置情報はスマートフォンのLINEアプリから送れます（パソコン版LINEでは送れません）。"
 
 
-# --- time, distance, dispatches ---------------------------------------------------------
-
-
-def tolerance_days(ctx: Context) -> int:
-    """Days either side of the scheduled (Tokyo) date on which check-in is allowed (program.toml)."""
-    return ctx.program.checkin_tolerance_days
-
-
-def local(ctx: Context, utc_naive: datetime) -> datetime:
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone(ctx.program.timezone)
-
-
-def to_utc(aware: datetime) -> datetime:
-    return aware.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def hhmm(ctx: Context, utc_naive: datetime) -> str:
-    return f"{local(ctx, utc_naive):%H:%M}"
-
-
-def day_text(ctx: Context, utc_naive: datetime) -> str:
-    t = local(ctx, utc_naive)
-    return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t:%H:%M}"
-
-
-def metres(distance: float) -> str:
-    return f"{round(distance):,}m"
-
-
-def duration(minutes: int) -> str:
-    hours, rest = divmod(minutes, 60)
-    return f"{hours}時間{rest}分" if hours else f"{rest}分"
-
-
-def distance_m(lat: float, lng: float, business: Business) -> float:
-    meters: float = geodesic((lat, lng), (business.latitude, business.longitude)).meters
-    return meters
-
-
-def label(d: Dispatch, ctx: Context) -> str:
-    return f"派遣No.{d.id} {d.business.name}（{day_text(ctx, d.scheduled_at)}〜）"
-
-
-def _mine(ctx: Context) -> Any:
-    expert = repo.expert_of(ctx.user)
-    return Dispatch.select(Dispatch, Business).join(Business).where(Dispatch.expert == expert)
-
-
-def _day_bounds(ctx: Context, day: date) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of the Tokyo days within the tolerance around ``day``."""
-    tol = tolerance_days(ctx)
-    tz = ctx.program.timezone
-    start = datetime.combine(day - timedelta(days=tol), time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=tol + 1), time(0), tzinfo=tz)
-    return to_utc(start), to_utc(end)
-
-
-def on_schedule(ctx: Context, d: Dispatch, day: date) -> bool:
-    start, end = _day_bounds(ctx, day)
-    return start <= d.scheduled_at < end
-
-
-def candidates(ctx: Context, kind: str) -> list[Dispatch]:
-    """The expert's dispatches this check applies to now, earliest first."""
-    query = _mine(ctx).where(Dispatch.status == STATUS_BEFORE[kind])
-    if kind == IN:
-        start, end = _day_bounds(ctx, ctx.sent_day)
-        query = query.where((Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end))
-    return list(query.order_by(Dispatch.scheduled_at, Dispatch.id).limit(MAX_OPTIONS))
-
-
-def check_of(d: Dispatch, kind: str) -> Attendance | None:
-    return Attendance.get_or_none((Attendance.dispatch == d) & (Attendance.kind == kind))
-
-
-def usable(ctx: Context, dispatch_id: object, kind: str, day: date) -> Dispatch | str:
-    """The dispatch to record on, or why it can no longer be used (checked again at the last moment)."""
-    d = Dispatch.get_or_none(Dispatch.id == dispatch_id)
-    expert = repo.expert_of(ctx.user)
-    if d is None or expert is None or d.expert_id != expert.id:  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
-        return "この派遣は見つかりませんでした。"
-    if kind == IN and d.status != STATUS_BEFORE[IN]:
-        if d.status in ("checked_in", "completed"):
-            return f"派遣No.{d.id} はすでにチェックイン済みです。"
-        return f"派遣No.{d.id} は現在チェックインできません（取消・変更された可能性があります）。"
-    if kind == OUT and d.status != STATUS_BEFORE[OUT]:
-        if d.status == "completed":
-            return f"派遣No.{d.id} はすでにチェックアウト済みです。"
-        return f"派遣No.{d.id} はチェックインされていないため、チェックアウトできません。"
-    if kind == IN and not on_schedule(ctx, d, day):
-        return f"派遣No.{d.id} の予定日（{day_text(ctx, d.scheduled_at)}）ではないため、チェックインできません。"
-    if check_of(d, kind) is not None:
-        return f"派遣No.{d.id} はすでに{VERB[kind]}済みです。"
-    return d
-
-
-# --- one location reading ---------------------------------------------------------------
-
-
-@dataclass
-class Reading:
-    """A location as it arrived: the pin, LINE's time and ours, the event."""
-
-    lat: float
-    lng: float
-    distance: float
-    line_ts: datetime  # UTC naive
-    received: datetime  # UTC naive
-    event_id: str
-
-    @classmethod
-    def of(cls, inp: Input, ctx: Context, business: Business) -> "Reading":
-        received = to_utc(ctx.now)
-        line_ts = (datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).replace(tzinfo=None)
-                   if inp.timestamp_ms else received)
-        lat, lng = float(inp.latitude), float(inp.longitude)  # type: ignore[arg-type]
-        return cls(lat, lng, distance_m(lat, lng, business), line_ts, received, str(ctx.event_id or inp.event_id))
-
-    def to_data(self) -> dict[str, Any]:
-        return {"lat": self.lat, "lng": self.lng, "distance": self.distance, "line_ts": self.line_ts.isoformat(),
-                "received": self.received.isoformat(), "event_id": self.event_id}
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Reading":
-        return cls(float(data["lat"]), float(data["lng"]), float(data["distance"]),
-                   datetime.fromisoformat(data["line_ts"]), datetime.fromisoformat(data["received"]),
-                   str(data["event_id"]))
-
-
-def flags_for(kind: str, reading: Reading, d: Dispatch) -> list[str]:
-    """What the secretariat should look at for this reading."""
-    flags: list[str] = []
-    if reading.distance < SAME_POINT_M:
-        flags.append("pin_on_business_point")
-    if kind == OUT:
-        check_in = check_of(d, IN)
-        if check_in is not None and geodesic((check_in.latitude, check_in.longitude),
-                                             (reading.lat, reading.lng)).meters < SAME_POINT_M:
-            flags.append("same_point_in_out")
-    if reading.received - reading.line_ts > LATE_EVENT:
-        flags.append("late_event")
-    return flags
+# --- recording a check ------------------------------------------------------------------
 
 
 def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
@@ -278,24 +134,6 @@ def points_to_check(ctx: Context, d: Dispatch) -> list[str]:
     points += [f"{VERB[e.kind]}の例外：{e.reason}"
                for e in ExceptionReport.select().where(ExceptionReport.dispatch == d).order_by(ExceptionReport.id)]
     return points
-
-
-def secretariat_notice(ctx: Context, d: Dispatch, kind: str, reading: Reading, flags: list[str],
-                       reason: str | None, misses: list[int] | None) -> Message:
-    expert: Expert = d.expert
-    radius = ctx.program.geofence_radius_m
-    lines = [f"【要確認】{VERB[kind]}の記録",
-             f"派遣No.{d.id} {d.business.name}",
-             f"専門家：{commission.full_name(expert)}（申請No.{expert.id}）",
-             f"時刻：{day_text(ctx, reading.line_ts)}（受信 {hhmm(ctx, reading.received)}）",
-             f"事業所から{metres(reading.distance)}",
-             "確認事項："]
-    lines += ["・" + FLAG_LABELS.get(f, f).format(radius=radius) for f in flags]
-    if misses:
-        lines.append("各回の距離：" + " / ".join(metres(m) for m in misses))
-    if reason is not None:
-        lines.append(f"専門家の理由：{reason}")
-    return msg.text("\n".join(lines))
 
 
 # --- the steps --------------------------------------------------------------------------
@@ -462,14 +300,14 @@ def begin(s: Session, ctx: Context, kind: str) -> list[Message]:
 def nothing_to_check(ctx: Context, kind: str) -> Message:
     """Why there is nothing to check in/out, and what to do instead."""
     if kind == OUT:
-        done = list(_mine(ctx).where(Dispatch.status == "completed")
+        done = list(expert_dispatches(ctx).where(Dispatch.status == "completed")
                     .order_by(Dispatch.updated_at.desc()).limit(1))
         today = done and local(ctx, done[0].updated_at).date() == ctx.now.date()
         text = "チェックイン中の派遣がないため、チェックアウトできません。派遣先に着いたら、先に「チェックイン」をしてください。"
         if today:
             text = f"派遣No.{done[0].id}（{done[0].business.name}）はチェックアウト済みです。\n" + text
         return msg.text(text, ["チェックイン"] if candidates(ctx, IN) else ())
-    checked_in = list(_mine(ctx).where(Dispatch.status == "checked_in").order_by(Dispatch.scheduled_at))
+    checked_in = list(expert_dispatches(ctx).where(Dispatch.status == "checked_in").order_by(Dispatch.scheduled_at))
     if checked_in:
         d = checked_in[0]
         at = check_of(d, IN)
@@ -477,8 +315,8 @@ def nothing_to_check(ctx: Context, kind: str) -> Message:
         return msg.text(f"派遣No.{d.id}（{d.business.name}）はすでにチェックイン済みです{since}。\n"
                         "支援が終わったら「チェックアウト」と送ってください。", ["チェックアウト"])
     text = "本日チェックインできる派遣はありません（チェックインは派遣の予定日に行えます）。"
-    _, end = _day_bounds(ctx, ctx.now.date())
-    upcoming = (_mine(ctx).where((Dispatch.status == "accepted") & (Dispatch.scheduled_at >= end))
+    _, end = day_bounds(ctx, ctx.now.date())
+    upcoming = (expert_dispatches(ctx).where((Dispatch.status == "accepted") & (Dispatch.scheduled_at >= end))
                 .order_by(Dispatch.scheduled_at).first())
     if upcoming is not None:
         text += f"\n次の派遣予定：{day_text(ctx, upcoming.scheduled_at)} {upcoming.business.name}（派遣No.{upcoming.id}）"

@@ -122,7 +122,6 @@ class Engine:
         if (cmd is None and inp.kind == "text"
                 and time.time() - s.updated_at > ctx.program.idle_minutes * 60):
             step = flow.steps[s.state]
-            s.data["_greeted"] = True
             return [msg.text(
                 f"おかえりなさい。「{flow.title}」の「{step.title}」の途中です。\n続きから再開しますか？",
                 ["続きから", "最初から"],
@@ -200,7 +199,6 @@ class Engine:
 
     def _answer(self, flow: Flow, s: Session, inp: Input, ctx: Context) -> list[Message]:
         step = flow.steps[_current(s)]
-        s.data.pop("_greeted", None)
         interrupt = flow.interrupts.get(inp.text) if inp.kind == "text" else None
         if interrupt is not None:
             outcome = interrupt(s, inp, ctx)

@@ -15,14 +15,14 @@ from linebot.v3.messaging import Message
 from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
-from conversations.registration import review, submission
+from conversations.registration import bank, items, review, submission
 from conversations.roles import reviewer_ids, secretariat_ids
 from domain.status_machine import IllegalTransition
 from domain.statuses import CHANGE
 from storage.models import ChangeRequest, Expert, utcnow
 
 APPROVED_STATUSES = ("registered", "conditions_agreed", "commissioned")
-BANK_LABEL = "振込口座"
+BANK_LABEL = bank.Bank.summary_label  # a bank change needs a new passbook photo
 START_WORDS = ("登録内容の変更", "プロフィール変更", "口座変更", "変更")
 
 
@@ -39,8 +39,8 @@ def can_change(expert: Expert | None) -> bool:
 
 def differences(expert: Expert) -> list[list[str]]:
     """[label, in force, proposed] for every summary row that differs."""
-    before = {label: value for label, value, _ in submission.summary_rows(expert.profile or {})}
-    after = submission.summary_rows(expert.draft or {})
+    before = {label: value for label, value, _ in items.summary_rows(expert.profile or {})}
+    after = items.summary_rows(expert.draft or {})
     return [[label, before.get(label, "—"), value] for label, value, _ in after if before.get(label, "—") != value]
 
 

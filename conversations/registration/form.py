@@ -1,14 +1,17 @@
 """Profile entry (プロフィール登録): the expert's application form.
 
-Reads top to bottom like the conversation: the states, the transitions,
-then one step per question with its prompt beside it. Every answer is
-saved to the expert's draft in SQL the moment it is given; the session
-only remembers the position.
+Reads top to bottom like the conversation: the transitions the step order
+does not say, the entry (1. terms, 2. institution code), then the flow —
+the entry, the application's questions in the order asked (``items.py``:
+氏名 … 振込口座, 写真, each in the module named for what it asks) and the
+summary. Every answer is saved to the expert's draft in SQL the moment it
+is given; the session only remembers the position, and a lost one is
+recomputed from the draft along that same order.
 
-Steps 1–4 (terms, institution code, 氏名, フリガナ) are written here; the
-questions of steps 5–13 (生年月日 … 振込口座) live in
-``conversations/registration/steps.py`` in the same order, and are assembled
-into the one flow below.
+Why the questions are listed in ``items.py`` and not here: the summary's
+rows, the reviewers' cards and change requests all read that list, and
+they sit below this module (the summary step sends the application).
+Only the entry, which has no 修正 row, is written here.
 """
 from __future__ import annotations
 
@@ -19,19 +22,18 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
-from conversations.kit.flow import TEXT, Advance, Finish, Flow, Invalid, Outcome, Step
+from conversations.kit.flow import REVIEW_STATE, Advance, Finish, Flow, Invalid, Outcome
 from conversations.kit.steps import choose
-from conversations.registration import steps
+from conversations.registration import items
 from conversations.registration import summary as final
-from domain import banks
-from domain.normalize import InvalidInput, format_name, parse_kana_name, parse_person_name
+from conversations.registration.parts import Question, draft_of
 from storage import repo
-from storage.models import Expert, Institution
+from storage.models import Institution
 from storage.sessions import Session
 
 EDITABLE_STATUSES = ("draft", "returned")
 
-# --- transitions (the steps, in order, are listed in FLOW at the end) ------------------
+# --- transitions (the steps, in order: FLOW at the end, with items.QUESTIONS) ----------
 
 
 def _has_institution(ctx: Context) -> bool:
@@ -72,24 +74,20 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "next", "source": "photo_id_doc", "dest": "photo_qualification", "conditions": _named_a_qualification},
     {"trigger": "next", "source": "photo_id_doc", "dest": "photo_passbook"},
     # The summary: 修正 jumps to an item's first question; finishing the item comes back.
-    *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in final.EDITABLE),
+    *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in items.EDITABLE),
     {"trigger": "review", "source": "*", "dest": "confirm"},
 ]
-
-
-def _draft(ctx: Context) -> tuple[Expert, dict[str, Any]]:
-    expert = repo.ensure_expert(ctx.user)
-    return expert, dict(expert.draft or {})
 
 
 # --- 1. terms -----------------------------------------------------------------------
 
 
-class Terms(Step):
+class Terms(Question):
     name = "terms"
     title = "個人情報の取扱いへの同意"
     help = "登録情報の利用目的と共有先についての説明です。同意いただける場合は「同意する」、同意いただけない場合は「同意しない」と送ってください。"
     choices = ["同意する", "同意しない"]
+    answer_key = "terms_version"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         question = msg.text("上記の内容に同意しますか？", self.choices)
@@ -101,7 +99,7 @@ class Terms(Step):
         choice = choose(inp, self.choices)
         if choice is None:
             return Invalid("「同意する」または「同意しない」でお答えください。")
-        expert, _ = _draft(ctx)
+        expert, _ = draft_of(ctx)
         if choice == "同意しない":
             ctx.audit("terms.declined", target=f"expert:{expert.id}", reason=ctx.program.terms.version)
             return Finish([msg.text(
@@ -132,10 +130,11 @@ def parse_institution_code(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-class InstitutionCode(Step):
+class InstitutionCode(Question):
     name = "institution"
     title = "支援機関コード"
     help = "面談した支援機関（認定支援機関・よろず支援拠点）から受け取った6桁の英数字コードです。わからない場合は支援機関の担当者にお問い合わせください。"
+    answer_key = "institution_id"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         return [msg.text("支援機関から受け取った「機関コード」（英数字6桁）を入力してください。")]
@@ -152,70 +151,10 @@ class InstitutionCode(Step):
 
 
 def set_institution(ctx: Context, institution: Institution) -> None:
-    expert, draft = _draft(ctx)
+    expert, draft = draft_of(ctx)
     if draft.get("institution_id") != institution.id:
         repo.update_draft(expert, institution_id=institution.id, institution_name=institution.name)
         ctx.audit("draft.institution", target=f"expert:{expert.id}", after=str(institution.id))
-
-
-# --- 3. 氏名 ------------------------------------------------------------------------------
-
-
-class Name(Step):
-    name = "name"
-    title = "氏名"
-    help = "戸籍上のお名前を、姓と名の間にスペースを入れて入力してください（全角・半角どちらのスペースでも構いません）。"
-    accepts, wrong_kind_text = frozenset({TEXT}), "氏名を文字で入力してください。"
-
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text("氏名を入力してください。\n姓と名の間にスペースを入れてください（例：山田 太郎）。")]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        try:
-            family, given = parse_person_name(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        expert, _ = _draft(ctx)
-        repo.update_draft(expert, family_name=family, given_name=given)
-        return Advance()
-
-
-# --- 4. フリガナ ----------------------------------------------------------------------------
-
-
-class Kana(Step):
-    name = "kana"
-    title = "フリガナ"
-    help = "お名前の読みをカタカナで、姓と名の間にスペースを入れて入力してください。ひらがなで入力しても自動でカタカナに変換します。"
-    accepts, wrong_kind_text = frozenset({TEXT}), "フリガナを文字で入力してください。"
-
-    def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text("フリガナを入力してください（例：ヤマダ タロウ）。\nひらがなでも入力できます。")]
-
-    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
-        try:
-            family, given = parse_kana_name(inp.raw_text)
-        except InvalidInput as exc:
-            return Invalid(str(exc))
-        expert, _ = _draft(ctx)
-        repo.update_draft(expert, kana_family=family, kana_given=given)
-        return Advance([msg.text(f"フリガナを「{format_name(family, given)}」で保存しました。")])
-
-
-# --- 5–13: conversations/registration/steps.py ----------------------------------------------
-
-STEPS_5_TO_13 = [
-    steps.Birthdate(), steps.Phone(), steps.Email(), steps.Postal(), steps.Address(),
-    steps.Qualifications(), steps.QualificationOther(),
-    steps.Requirements(), steps.RequirementYears(), steps.RequirementDetail(),
-    steps.Expertise(), steps.Areas(),
-    steps.Bank(), steps.BankConfirm(), steps.Yucho(), steps.Branch(), steps.BranchConfirm(),
-    steps.AccountType(), steps.AccountNumber(), steps.Holder(),
-]
-
-
-# --- end of the steps built so far --------------------------------------------------------
-
 
 
 # --- the flow ------------------------------------------------------------------------------------
@@ -223,51 +162,14 @@ STEPS_5_TO_13 = [
 
 class ProfileFlow(Flow):
     def resume_state(self, ctx: Context) -> str | None:
-        """The first unanswered question, sub-questions included (bank chosen, no branch → branch)."""
+        """The first question this application asks and has no answer for, sub-questions
+        included (bank chosen, no branch → branch); everything answered: the summary."""
         expert = repo.expert_of(ctx.user)
         if expert is None or expert.status not in EDITABLE_STATUSES:
             return None
         draft = expert.draft or {}
-        simple = [
-            ("terms_version", "terms"), ("institution_id", "institution"), ("family_name", "name"),
-            ("kana_family", "kana"), ("birthdate", "birthdate"), ("phone", "phone"), ("email", "email"),
-            ("postal", "postal"), ("address", "address"),
-        ]
-        for key, state in simple:
-            if not draft.get(key):
-                return state
-        if "qualifications" not in draft:
-            return "qualifications"
-        other = steps.other_qualification(ctx)
-        if other in draft["qualifications"] and not draft.get("qualification_other"):
-            return "qualification_other"
-        if not isinstance(draft.get("requirements"), list):
-            return "requirements"
-        for entry in draft["requirements"]:
-            if "years" not in entry:
-                return "requirement_years"
-            if "detail" not in entry:
-                return "requirement_detail"
-        if not draft.get("requirements_met"):  # not concluded, or none met (refused): choose again
-            return "requirements"
-        for key, state in (("expertise", "expertise"), ("areas", "areas"), ("bank_code", "bank")):
-            if not draft.get(key):
-                return state
-        if draft["bank_code"] == banks.YUCHO_BANK_CODE:
-            if not draft.get("account_number_enc"):
-                return "yucho"
-        else:
-            for key, state in (("branch_code", "branch"), ("account_type", "account_type"),
-                               ("account_number_enc", "account_number")):
-                if not draft.get(key):
-                    return state
-        if not draft.get("holder_enc"):
-            return "holder"
-        photos = draft.get("photos") or {}
-        for key in final.required_photos(draft):
-            if key not in photos:
-                return f"photo_{key}"
-        return "confirm"
+        questions = [step for step in self.steps.values() if isinstance(step, Question)]
+        return next((q.name for q in questions if q.applies(ctx, draft) and not q.answered(draft)), REVIEW_STATE)
 
     def on_begin(self, ctx: Context) -> None:
         repo.ensure_expert(ctx.user)
@@ -281,12 +183,11 @@ class ProfileFlow(Flow):
 FLOW = ProfileFlow(
     "profile",
     "プロフィール登録",
-    [Terms(), InstitutionCode(), Name(), Kana(), *STEPS_5_TO_13,
-     final.FacePhoto(), final.IdPhoto(), final.QualificationPhoto(), final.PassbookPhoto(), final.Confirm()],
+    [Terms(), InstitutionCode(), *items.QUESTIONS, final.Confirm()],
     TRANSITIONS,
     start_words=["登録", "プロフィール登録", "プロフィール"],
 )
-STATES = FLOW.order  # the step names in the order they are asked (the list above is the one declaration)
+STATES = FLOW.order  # the step names in the order they are asked (the list above and items.QUESTIONS)
 
 
 def can_edit(ctx: Context) -> bool:

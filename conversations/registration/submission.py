@@ -2,7 +2,8 @@
 
 The expert's summary (with 修正 per item), the card reviewers and the
 secretariat get, and the detail view with short-lived photo links all read
-the same rows, so what the expert confirmed is exactly what is reviewed.
+the same rows (``items.summary_rows``), so what the expert confirmed is
+exactly what is reviewed.
 """
 from __future__ import annotations
 
@@ -12,56 +13,10 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
-from conversations.registration import review
+from conversations.registration import items, review
 from conversations.roles import reviewer_ids, secretariat_ids
 from domain import lifecycle
-from domain.validators import show_birthdate
 from storage.models import Expert
-
-PHOTO_LABELS = {"face": "顔写真", "id_doc": "本人確認書類", "qualification": "資格証明書", "passbook": "通帳"}
-
-
-def _join(values: Any) -> str:
-    if isinstance(values, (list, tuple)):
-        return "、".join(str(v) for v in values) or "—"
-    return str(values) if values not in (None, "") else "—"
-
-
-def summary_rows(draft: dict[str, Any]) -> list[tuple[str, str, str | None]]:
-    """(label, value, step to jump to for 修正) for every answer of the form."""
-    def name(a: str, b: str) -> str:
-        return f"{draft.get(a, '')}　{draft.get(b, '')}".strip() or "—"
-
-    years = {r.get("key"): r.get("years") for r in draft.get("requirements") or [] if isinstance(r, dict)}
-    req_text = "、".join(
-        "(a) 公的資格" if key == "a" else f"({key}) {years.get(key, '')}年" for key in draft.get("requirements_met") or []
-    )
-    bank = draft.get("bank_name")
-    account = "—"
-    if bank:
-        account = f"{bank} {draft.get('branch_name', '')} {draft.get('account_type', '')} {draft.get('account_last4', '')}".strip()
-    rows: list[tuple[str, str, str | None]] = [
-        ("支援機関", _join(draft.get("institution_name")), None),
-        ("氏名", name("family_name", "given_name"), "name"),
-        ("フリガナ", name("kana_family", "kana_given"), "kana"),
-        ("生年月日", show_birthdate(draft.get("birthdate")), "birthdate"),
-        ("電話番号", _join(draft.get("phone_display") or draft.get("phone")), "phone"),
-        ("メール", _join(draft.get("email")), "email"),
-        ("住所", f"〒{draft.get('postal', '')} {draft.get('address', '')}".strip() if draft.get("postal") else "—", "postal"),
-        ("保有資格", _join(draft.get("qualifications")), "qualifications"),
-        ("登録要件", req_text or "—", "requirements"),
-        ("専門分野", _join(draft.get("expertise")), "expertise"),
-        ("対応地域", _join(draft.get("areas")), "areas"),
-        ("振込口座", account, "bank"),
-    ]
-    photos = draft.get("photos") or {}
-    for key, label in PHOTO_LABELS.items():
-        if key == "qualification" and not draft.get("qualifications") and key not in photos:
-            continue
-        # The file id changes when the photo does, so a retake shows as a change.
-        value = f"提出済み（{photos[key][:6]}）" if key in photos else "—"
-        rows.append((label, value, f"photo_{key}"))
-    return rows
 
 
 def sharing_the_account(expert: Expert) -> list[int]:
@@ -76,8 +31,9 @@ def sharing_the_account(expert: Expert) -> list[int]:
 
 
 def public_rows(expert: Expert) -> list[tuple[str, str]]:
-    """What reviewers see of an application; a shared account comes first (cards show the first rows)."""
-    rows = [(label, value) for label, value, _ in summary_rows(expert.draft or {})[1:]]
+    """What reviewers see of an application; a shared account comes first (cards show the first rows).
+    The institution is not a row: the card names it."""
+    rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or {})]
     shared = sharing_the_account(expert)
     if shared:
         numbers = "、".join(f"申請No.{n}" for n in shared)
@@ -89,7 +45,7 @@ def photo_links(ctx: Context, expert: Expert) -> list[tuple[str, str]]:
     photos = (expert.draft or {}).get("photos") or {}
     if ctx.link_for is None:
         return []
-    return [(PHOTO_LABELS[k], ctx.link_for(photos[k])) for k in PHOTO_LABELS if k in photos]
+    return [(photo.what, ctx.link_for(photos[photo.key])) for photo in items.PHOTOS if photo.key in photos]
 
 
 def ops_for(role: str | None, expert: Expert) -> list[review.Op]:

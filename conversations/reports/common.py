@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from conversations.kit.context import Context
@@ -35,11 +35,6 @@ def duration(minutes: int) -> str:
 
 def local(tz: Any, utc_naive: datetime) -> datetime:
     return utc_naive.replace(tzinfo=timezone.utc).astimezone(tz)
-
-
-def dispatch_day(ctx: Context, d: Dispatch) -> date:
-    """The dispatch date in Tokyo: it decides the fee month and the "day" cap."""
-    return local(ctx.program.timezone, d.scheduled_at).date()
 
 
 def day_text(ctx: Context, d: Dispatch) -> str:

@@ -3,19 +3,22 @@
 The expert's report after a dispatch, its fee, and its review, in parts
 that each do one thing:
 
-- ``report_flow``: the expert writes the report, question by question, and sends it;
-- ``report_fee``: what the report pays (``Program.fee``), its month and wording;
-- ``report_review``: the reviewers' card, 詳細, and their decision (受理 / 差し戻し);
-- ``report_reminders``: the RQ job that reminds the expert of an unsent report;
-- ``report_admin``: the secretariat's /reports and /fees;
-- ``report_common``: statuses, wording and the draft, shared by all of them.
+- ``writing``: the expert's flow, from opening a report to its last step;
+- ``questions``: the report's questions (1–8), each knowing its answer in the draft;
+- ``sending``: the summary (確認) and 送信;
+- ``drafts``: which report the expert is writing, and which dispatches still owe one;
+- ``fee``: how a fee is worded (the amounts and the month are ``domain.fees``);
+- ``review``: the reviewers' card, 詳細, and their decision (受理 / 差し戻し);
+- ``reminders``: the RQ job that reminds the expert of an unsent report;
+- ``admin``: the secretariat's /reports and /fees;
+- ``common``: wording, parsers and the draft, shared by all of them.
 
 This module is the feature's entry point: ``handlers.router`` registers
 ``FLOWS``, ``ACTIONS`` and :func:`at_rest`, and the names other modules
 and tests use are re-exported here. One of them is load-bearing outside the
 code: RQ jobs already queued in production call
 ``conversations.reports.feature.remind`` by that dotted path, so :func:`remind`
-must stay importable from here (``report_reminders.REMIND_JOB`` keeps that
+must stay importable from here (``reminders.REMIND_JOB`` keeps that
 path for new jobs too).
 """
 from __future__ import annotations

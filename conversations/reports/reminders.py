@@ -19,11 +19,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from rq import Queue, get_current_job
+
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.reports.common import checks, find_report, save
 from domain.statuses import REPORT_EDITABLE
+from storage import db as storage_db
 from storage import repo
+from storage.db import database
 from storage.models import Dispatch, Report, utcnow
 
 MAX_REMINDERS = 2  # the first reminder, and once more
@@ -86,11 +90,6 @@ def remind(report_id: int, n: int = 1, days: float | None = None) -> str:
     push is enqueued for delivery at once and the next reminder scheduled
     on the same queue; called directly, the outbox sweep delivers it.
     """
-    from rq import Queue, get_current_job
-
-    from storage import db as storage_db
-    from storage.db import database
-
     job = get_current_job()
     with storage_db.serialized_writes(), database.atomic():
         report = find_report(report_id)

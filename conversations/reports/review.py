@@ -24,9 +24,10 @@ from conversations.kit.flow import Flow
 from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration.review import action_data
 from conversations.reports.common import describe, duration, expert_name, find_report, yen
-from conversations.reports.fee import compute_fee, fee_month, month_label, withholding_text
+from conversations.reports.fee import month_label, withholding_text
 from conversations.reports.reminders import schedule_after_return
 from conversations.roles import reviewer_ids, secretariat_ids
+from domain import fees
 from domain.status_machine import IllegalTransition
 from domain.statuses import REPORT, REPORT_LABELS
 from storage.models import Dispatch, Report, utcnow
@@ -62,12 +63,12 @@ def _stored_fee_rows(ctx: Context, report: Report) -> list[tuple[str, str]]:
     travel: int | None
     net: int | None
     if report.gross_yen is None:  # not sent yet: what it would be
-        fee = compute_fee(ctx, report)
+        fee = fees.compute_fee(ctx.program, report)
         gross, withholding, travel, net = fee.gross_yen, fee.withholding_yen, fee.travel_yen, fee.net_yen
-        month = fee_month(ctx, report)
+        month = fees.fee_month(ctx.program, report)
     else:
         gross, withholding, travel, net = report.gross_yen, report.withholding_yen, report.travel_yen, report.net_yen
-        month = report.fee_month or fee_month(ctx, report)
+        month = report.fee_month or fees.fee_month(ctx.program, report)
     route = f"（{draft['travel_route']}）" if travel and draft.get("travel_route") else ""
     minutes = report.minutes if report.minutes is not None else draft.get("minutes")
     return [

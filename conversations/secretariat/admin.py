@@ -222,7 +222,7 @@ def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
 
 
 def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    from conversations.dispatch import request as dispatch
+    from conversations.dispatch import listing as dispatch
 
     status = args[0] if args else None
     if status and status not in DISPATCH_LABELS:

@@ -1,0 +1,112 @@
+"""Which dispatch a check-in / check-out may be recorded on, and when: the time side of attendance.
+
+Only the expert's own dispatches; check-in only for an accepted dispatch
+scheduled today (the program's time zone, ± ``checkin_tolerance_days``),
+check-out only after check-in, one of each per dispatch. :func:`usable`
+asks it all again at the last moment, because a dispatch can be cancelled
+or moved while the expert is sending the location.
+
+Check times are stored as naive UTC and shown in the program's time zone
+(:func:`local`, :func:`hhmm`, :func:`day_text`).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from conversations.kit.context import Context
+from storage import repo
+from storage.models import Attendance, Business, Dispatch
+
+MAX_OPTIONS = 12  # quick reply: 13 items at most, one kept for キャンセル
+
+IN, OUT = "in", "out"
+VERB = {IN: "チェックイン", OUT: "チェックアウト"}
+STATUS_BEFORE = {IN: "accepted", OUT: "checked_in"}
+
+
+def tolerance_days(ctx: Context) -> int:
+    """Days either side of the scheduled (Tokyo) date on which check-in is allowed (program.toml)."""
+    return ctx.program.checkin_tolerance_days
+
+
+def local(ctx: Context, utc_naive: datetime) -> datetime:
+    return utc_naive.replace(tzinfo=timezone.utc).astimezone(ctx.program.timezone)
+
+
+def to_utc(aware: datetime) -> datetime:
+    return aware.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def hhmm(ctx: Context, utc_naive: datetime) -> str:
+    return f"{local(ctx, utc_naive):%H:%M}"
+
+
+def day_text(ctx: Context, utc_naive: datetime) -> str:
+    t = local(ctx, utc_naive)
+    return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t:%H:%M}"
+
+
+def duration(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}時間{rest}分" if hours else f"{rest}分"
+
+
+def label(d: Dispatch, ctx: Context) -> str:
+    return f"派遣No.{d.id} {d.business.name}（{day_text(ctx, d.scheduled_at)}〜）"
+
+
+def expert_dispatches(ctx: Context) -> Any:
+    """The expert's dispatches with their businesses, as a query to narrow."""
+    expert = repo.expert_of(ctx.user)
+    return Dispatch.select(Dispatch, Business).join(Business).where(Dispatch.expert == expert)
+
+
+def day_bounds(ctx: Context, day: date) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the Tokyo days within the tolerance around ``day``."""
+    tol = tolerance_days(ctx)
+    tz = ctx.program.timezone
+    start = datetime.combine(day - timedelta(days=tol), time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=tol + 1), time(0), tzinfo=tz)
+    return to_utc(start), to_utc(end)
+
+
+def on_schedule(ctx: Context, d: Dispatch, day: date) -> bool:
+    start, end = day_bounds(ctx, day)
+    return start <= d.scheduled_at < end
+
+
+def candidates(ctx: Context, kind: str) -> list[Dispatch]:
+    """The expert's dispatches this check applies to now, earliest first."""
+    query = expert_dispatches(ctx).where(Dispatch.status == STATUS_BEFORE[kind])
+    if kind == IN:
+        start, end = day_bounds(ctx, ctx.sent_day)
+        query = query.where((Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end))
+    return list(query.order_by(Dispatch.scheduled_at, Dispatch.id).limit(MAX_OPTIONS))
+
+
+def check_of(d: Dispatch, kind: str) -> Attendance | None:
+    return Attendance.get_or_none((Attendance.dispatch == d) & (Attendance.kind == kind))
+
+
+def usable(ctx: Context, dispatch_id: object, kind: str, day: date) -> Dispatch | str:
+    """The dispatch to record on, or why it can no longer be used (checked again at the last moment)."""
+    d = Dispatch.get_or_none(Dispatch.id == dispatch_id)
+    expert = repo.expert_of(ctx.user)
+    if d is None or expert is None or d.expert_id != expert.id:  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+        return "この派遣は見つかりませんでした。"
+    if kind == IN and d.status != STATUS_BEFORE[IN]:
+        if d.status in ("checked_in", "completed"):
+            return f"派遣No.{d.id} はすでにチェックイン済みです。"
+        return f"派遣No.{d.id} は現在チェックインできません（取消・変更された可能性があります）。"
+    if kind == OUT and d.status != STATUS_BEFORE[OUT]:
+        if d.status == "completed":
+            return f"派遣No.{d.id} はすでにチェックアウト済みです。"
+        return f"派遣No.{d.id} はチェックインされていないため、チェックアウトできません。"
+    if kind == IN and not on_schedule(ctx, d, day):
+        return f"派遣No.{d.id} の予定日（{day_text(ctx, d.scheduled_at)}）ではないため、チェックインできません。"
+    if check_of(d, kind) is not None:
+        return f"派遣No.{d.id} はすでに{VERB[kind]}済みです。"
+    return d
+
+

@@ -1,0 +1,34 @@
+"""Which experts a request may go to: commissioned, covering the theme and the business's prefecture.
+
+The reviewer narrows a long list by part of a name (kanji or kana) or by
+the expert's number; the request form asks for a prefecture only when the
+business's address names none, because the area match needs one.
+"""
+from __future__ import annotations
+
+from conversations.dispatch.common import expert_name
+from conversations.kit.context import Context
+from domain.validators import PREFECTURES
+from storage.models import Expert
+
+
+def prefecture_in(address: str) -> str | None:
+    """The prefecture an address names, if any."""
+    return next((p for p in PREFECTURES if p in address), None)
+
+
+def candidates(ctx: Context, theme: str, address: str, search: str | None = None) -> list[Expert]:
+    """Commissioned experts for this theme and the business's prefecture (by name or number)."""
+    pref = prefecture_in(address)
+    found = []
+    for e in Expert.select().where(Expert.status == "commissioned").order_by(Expert.kana, Expert.id):
+        profile = e.profile or e.draft or {}
+        if theme not in (profile.get("expertise") or []):
+            continue
+        if pref and pref not in (profile.get("areas") or []):
+            continue
+        if search and not (search == str(e.id) or search in expert_name(e).replace("　", "")
+                           or search in (e.kana or "").replace("　", "")):
+            continue
+        found.append(e)
+    return found
