@@ -155,8 +155,12 @@ class Db:
 
     def __enter__(self) -> "Db":
         from storage import db as storage_db
+        from storage import sealed
+        from storage.crypto import FieldCrypto
 
         storage_db.bind(self.url)
+        # The bot's keys: its drafts and names are sealed at rest (storage.sealed).
+        sealed.configure(FieldCrypto(tuple(k for k in self.keys.split(",") if k), self.signing_key))
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -131,6 +131,30 @@ def announce() -> int:
     return commands.cmd_conditions_announce(_config())
 
 
+@cli.group(context_settings=CONTEXT, help="personal data at rest")
+def data() -> None:
+    pass
+
+
+@data.command(help="encrypt personal values still stored in plaintext (after an upgrade)")
+@click.option("--dry-run", is_flag=True, help="only count")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, help="rows per transaction")
+def seal(dry_run: bool, batch: int) -> int:
+    return commands.cmd_data_seal(_config(local_fallback=True), dry_run, batch)
+
+
+@cli.group(context_settings=CONTEXT, help="encryption keys (DATA_ENCRYPTION_KEYS, newest first)")
+def keys() -> None:
+    pass
+
+
+@keys.command(help="re-encrypt every personal value and photo with the newest key")
+@click.option("--dry-run", is_flag=True, help="only count what is under older keys")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, help="rows per transaction")
+def rotate(dry_run: bool, batch: int) -> int:
+    return commands.cmd_keys_rotate(_config(local_fallback=True), dry_run, batch)
+
+
 @cli.command(help="accepted reports of a fee month: fees CSV or 全銀 transfer file")
 @click.argument("kind", type=click.Choice(["fees", "zengin"]))
 @click.option("--month", required=True, help="YYYY-MM (the month of the dispatch dates, Asia/Tokyo)")

@@ -15,16 +15,56 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from handlers import runtime
 from handlers.config import Config
 
 
 def cmd_init_db(config: Config) -> int:
-    from storage import db as storage_db
+    from storage import resealing
     from storage.migrations import apply_migrations
 
-    storage_db.bind(config.database_url)
+    runtime.open_database(config)
     before, after = apply_migrations()
     print(f"database ready: schema version {before} → {after}")
+    sealed_now = sum(t.changed for t in resealing.seal_plain())
+    if sealed_now:
+        print(f"sealed {sealed_now} personal values stored before encryption at rest")
+    return 0
+
+
+def cmd_data_seal(config: Config, dry_run: bool, batch: int) -> int:
+    """Encrypt personal values still stored in plaintext (an upgraded database), in batches."""
+    from storage import repo, resealing
+
+    runtime.open_database(config)
+    tallies = resealing.seal_plain(batch=batch, dry_run=dry_run)
+    for tally in tallies:
+        print(tally.line("would be sealed" if dry_run else "sealed"))
+    if not dry_run:
+        repo.audit("cli", "data.seal", after=str(sum(t.changed for t in tallies)))
+    return 0
+
+
+def cmd_keys_rotate(config: Config, dry_run: bool, batch: int) -> int:
+    """Re-encrypt every sealed value, nested token and photo with the newest key; say what is left."""
+    from storage import repo, resealing
+    from storage.files import EncryptedFileStore
+
+    crypto = runtime.open_database(config)
+    files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
+    tallies = resealing.rotate(files, batch=batch, dry_run=dry_run)
+    for tally in tallies:
+        print(tally.line("would move to the newest key" if dry_run else "moved to the newest key"))
+    if dry_run:
+        return 0
+    repo.audit("cli", "keys.rotate", after=str(sum(t.changed for t in tallies)))
+    left = resealing.left_under_old_keys(files)
+    if left:
+        print(f"{left} values or files are still not under the newest key (unreadable ones need their old key).")
+        return 1
+    older = crypto.key_count - 1
+    print("everything is under the newest key" + (
+        f": the {older} older key(s) can now be removed from DATA_ENCRYPTION_KEYS." if older else "."))
     return 0
 
 
@@ -50,7 +90,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
     """
     from rq import SimpleWorker
 
-    from handlers import logs, outbox, runtime
+    from handlers import logs, outbox
 
     scheduler = (not burst) if with_scheduler is None else with_scheduler
     rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
@@ -73,10 +113,9 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
 
 
 def cmd_institution_add(config: Config, name: str, kind: str) -> int:
-    from storage import db as storage_db
     from storage import repo
 
-    storage_db.bind(config.database_url)
+    runtime.open_database(config)
     try:
         inst = repo.create_institution(name, kind)
     except ValueError:
@@ -90,9 +129,8 @@ def cmd_institution_add(config: Config, name: str, kind: str) -> int:
 def cmd_admin(config: Config, action: str, user_id: str | None) -> int:
     """Bootstrap the secretariat: nobody knows their LINE user id, so print a code to send."""
     from conversations import roles
-    from storage import db as storage_db
 
-    storage_db.bind(config.database_url)
+    runtime.open_database(config)
     if action == "invite":
         code = roles.issue_code("secretariat", "cli")
         print("事務局メンバーの招待コード（24時間有効・1回限り）です。LINEでこのアカウントに次のように送ってください：")
@@ -134,7 +172,7 @@ def _relink_menu(config: Config, user_id: str) -> None:
 
 def cmd_richmenu(config: Config, relink: bool) -> int:
     """Create / replace the per-role rich menus on LINE (or the simulator) and set the default."""
-    from handlers import richmenu, runtime
+    from handlers import richmenu
     from handlers.line_api import LineApiError
 
     rt = runtime.build(config, start_embedded=False)
@@ -155,10 +193,9 @@ def cmd_richmenu(config: Config, relink: bool) -> int:
 def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str | None) -> int:
     """A PNG QR code that opens the chat with the institution code pre-filled."""
     from domain.documents import institution_qr_url, render_institution_qr
-    from storage import db as storage_db
     from storage.models import Institution
 
-    storage_db.bind(config.database_url)
+    runtime.open_database(config)
     inst = (Institution.get_or_none(Institution.id == int(institution_ref)) if institution_ref.isdigit()
             else Institution.get_or_none(Institution.name == institution_ref))
     if inst is None:
@@ -179,7 +216,7 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
 def cmd_conditions_announce(config: Config) -> int:
     """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
     from conversations.commission.acceptance import announce_new_conditions
-    from handlers import outbox, runtime
+    from handlers import outbox
     from storage.db import database
 
     rt = runtime.build(config, start_embedded=False)
@@ -194,19 +231,16 @@ def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
     """Accepted reports of a fee month: CSV for Excel, or the 全銀 総合振込 file for the bank."""
     from domain import exports, payments
     from program import load_program
-    from storage import db as storage_db
-    from storage.crypto import FieldCrypto
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         print("月は YYYY-MM で指定してください（例：2026-11）。", file=sys.stderr)
         return 2
-    storage_db.bind(config.database_url)
+    crypto = runtime.open_database(config)
     program = load_program(config.program_config)
     if kind == "fees":
         data = payments.fees_csv(exports.fee_rows(program, month))
         path = out or Path(config.data_dir, "exports", f"fees-{month}.csv")
     else:
-        crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
         data = exports.zengin_file(program, month, crypto)
         path = out or Path(config.data_dir, "exports", f"zengin-{month}.txt")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,9 +285,8 @@ def cmd_stats(config: Config) -> int:
     """Experts and dispatches per status, late reports, failed pushes (the secretariat's /stats)."""
     from domain import stats
     from program import load_program
-    from storage import db as storage_db
 
-    storage_db.bind(config.database_url)
+    runtime.open_database(config)
     print("\n".join(stats.collect(load_program(config.program_config)).lines()))
     return 0
 

@@ -56,7 +56,7 @@ class Config:
         return cls(
             channel_secret=env["LINE_CHANNEL_SECRET"].strip(),
             channel_access_token=env["LINE_CHANNEL_ACCESS_TOKEN"].strip(),
-            data_encryption_keys=tuple(k.strip() for k in env["DATA_ENCRYPTION_KEYS"].split(",") if k.strip()),
+            data_encryption_keys=_fernet_keys(env["DATA_ENCRYPTION_KEYS"]),
             signing_key=env["SIGNING_KEY"].strip(),
             line_api_base_url=env.get("LINE_API_BASE_URL", cls.line_api_base_url).rstrip("/"),
             line_data_api_base_url=env.get("LINE_DATA_API_BASE_URL", cls.line_data_api_base_url).rstrip("/"),
@@ -71,6 +71,19 @@ class Config:
 
     def with_(self, **changes: object) -> "Config":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _fernet_keys(value: str) -> tuple[str, ...]:
+    """Check the keys now: every personal field is sealed with them, so a bad one must stop start-up
+    in one line (naming its position, never echoing it), not fail the first read of a name."""
+    from storage.crypto import FieldCrypto
+
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    try:
+        FieldCrypto(keys, "check")
+    except ValueError as exc:
+        raise ConfigError(f"設定 DATA_ENCRYPTION_KEYS が正しくありません ({exc})") from None
+    return keys
 
 
 def _redis_url(url: str | None) -> str | None:

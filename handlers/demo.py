@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from handlers import runtime
 from handlers.config import ROOT, Config, read_env_file
 
 
@@ -40,13 +41,11 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     from werkzeug.serving import make_server
 
     from handlers import demo_seed as demo_data
-    from handlers import richmenu, runtime
+    from handlers import richmenu
     from handlers.app import create_app
     from handlers.logs import LogTail
     from program import load_program
     from simulator.platform import create_platform_app, run_platform_in_thread
-    from storage import db as storage_db
-    from storage.crypto import FieldCrypto
     from storage.migrations import apply_migrations
     from storage.redis_conn import EmbeddedRedis
 
@@ -66,11 +65,10 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = Config.from_env(env)
-    storage_db.bind(config.database_url)
+    crypto = runtime.open_database(config)
     apply_migrations()
     # Every persona of the chat page ready (idempotent: a second run creates nothing).
-    demo = demo_data.seed(load_program(config.program_config),
-                          FieldCrypto(config.data_encryption_keys, config.signing_key))
+    demo = demo_data.seed(load_program(config.program_config), crypto)
     worker = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "worker"], env={**os.environ, **env}, cwd=ROOT)
     platform = create_platform_app(
         channel_access_token=config.channel_access_token,

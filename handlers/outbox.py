@@ -17,7 +17,7 @@ from rq import Retry
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import OUTBOX_QUEUE, Runtime, current
-from storage.models import Outbox, utcnow
+from storage.models import LineUser, Outbox, utcnow
 
 log = structlog.get_logger("outbox")
 
@@ -42,9 +42,19 @@ def deliver(outbox_id: int) -> str:
     row = Outbox.get_or_none(Outbox.id == outbox_id)
     if row is None or row.status != "pending":
         return "skipped"
+    if _blocked(row.to):
+        # The user blocked the account: LINE would refuse or drop it, and a retry
+        # would only repeat that. Closed for good; a re-follow starts afresh.
+        log.info("outbox.blocked", outbox_id=row.id, to=pseudonym(row.to), reason=row.reason)
+        return _mark(row, "blocked", "blocked by the user")
     row.attempts += 1
     with structlog.contextvars.bound_contextvars(user=pseudonym(row.to), outbox_id=row.id):
         return _push(rt, row)
+
+
+def _blocked(line_user_id: str) -> bool:
+    user = LineUser.get_or_none(LineUser.line_user_id == line_user_id)
+    return user is not None and not user.following
 
 
 def _push(rt: Runtime, row: Outbox) -> str:
@@ -67,11 +77,14 @@ def _push(rt: Runtime, row: Outbox) -> str:
 
 
 def _mark(row: Outbox, status: str, error: str | None) -> str:
+    """Close the row. The rendered messages are cleared: once delivered (or failed for good) they
+    are only a copy of personal data; the metadata (to, kind, status, times, retry key) stays."""
     row.status = status
     row.last_error = error
+    row.messages = None
     if status == "sent":
         row.sent_at = utcnow()
-    row.save(only=[Outbox.status, Outbox.last_error, Outbox.sent_at, Outbox.attempts])
+    row.save(only=[Outbox.status, Outbox.last_error, Outbox.sent_at, Outbox.attempts, Outbox.messages])
     log.info("outbox.delivered" if status == "sent" else "outbox.closed", outbox_id=row.id, status=status,
              to=pseudonym(row.to), attempts=row.attempts)
     return status

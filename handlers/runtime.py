@@ -16,6 +16,7 @@ from handlers.config import Config
 from handlers.line_api import LineApi
 from program import Program, load_program
 from storage import db as storage_db
+from storage import sealed
 from storage.crypto import FieldCrypto, LinkSigner
 from storage.files import EncryptedFileStore, signed_url
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
@@ -75,6 +76,17 @@ def current() -> Runtime:
     return _current
 
 
+def open_database(config: Config) -> FieldCrypto:
+    """Bind the database and install the keys its sealed columns use (``storage.sealed``); returns them.
+
+    Every process that reads or writes personal data opens the database
+    this way: the web workers, the RQ worker, and each CLI command."""
+    storage_db.bind(config.database_url)
+    crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
+    sealed.configure(crypto)
+    return crypto
+
+
 def build(config: Config, *, redis_url: str | None = None, start_embedded: bool = True) -> Runtime:
     """Wire Redis, the database and LINE from ``config``; install it as current."""
     embedded = None
@@ -85,8 +97,7 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
             url = embedded.start()
         else:
             url = embedded.url
-    storage_db.bind(config.database_url)
-    crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
+    crypto = open_database(config)
     rt = Runtime(
         config=config,
         program=load_program(config.program_config),

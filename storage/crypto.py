@@ -67,7 +67,10 @@ class FieldCrypto:
     """Encrypts personal fields and computes keyed hashes over them."""
 
     def __init__(self, fernet_keys: Sequence[str], signing_key: str) -> None:
-        self._fernet = MultiFernet(_fernets(fernet_keys))
+        fernets = _fernets(fernet_keys)
+        self._fernet = MultiFernet(fernets)
+        self._newest = fernets[0]
+        self.key_count = len(fernets)
         if not signing_key or not signing_key.strip():
             raise ValueError("SIGNING_KEY is empty")
         self._signing_key = signing_key
@@ -95,6 +98,20 @@ class FieldCrypto:
         """Re-encrypt under the newest key (run over stored rows after adding a key)."""
         try:
             return self._fernet.rotate(token.encode("ascii", "replace")).decode("ascii")
+        except InvalidToken:
+            raise DecryptionError("ciphertext did not decrypt with any key in DATA_ENCRYPTION_KEYS") from None
+
+    def under_newest(self, token: str | bytes) -> bool:
+        """Whether ``token`` is encrypted with the newest key (nothing for ``rotate`` to do)."""
+        try:
+            self._newest.decrypt(token.encode("ascii", "replace") if isinstance(token, str) else token)
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.rotate(token)
         except InvalidToken:
             raise DecryptionError("ciphertext did not decrypt with any key in DATA_ENCRYPTION_KEYS") from None
 

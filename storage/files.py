@@ -170,6 +170,39 @@ class EncryptedFileStore:
             raise DecryptionError("stored file has no content type")
         return data, content_type.decode("ascii")
 
+    def file_ids(self) -> list[str]:
+        """Every stored file's id (for key rotation and retention)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.glob("??/*") if p.is_file() and is_valid_file_id(p.name))
+
+    def rotate(self, dry_run: bool = False) -> tuple[int, int, int]:
+        """Re-encrypt every file not under the newest key; (scanned, changed, unreadable)."""
+        scanned = changed = unreadable = 0
+        for file_id in self.file_ids():
+            path = self._path(file_id)
+            scanned += 1
+            token = path.read_bytes()
+            if self._crypto.under_newest(token):
+                continue
+            try:
+                plain = self._crypto.decrypt_bytes(token)
+            except DecryptionError:
+                unreadable += 1
+                continue
+            changed += 1
+            if not dry_run:
+                self._write(path, plain)
+        return scanned, changed, unreadable
+
+    def delete(self, file_id: str) -> bool:
+        """Remove a file (retention, withdrawal); False if it was not there."""
+        try:
+            self._path(file_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def exists(self, file_id: str) -> bool:
         """False for ids that are not well formed, too: no such file can exist."""
         return is_valid_file_id(file_id) and self._path(file_id).is_file()

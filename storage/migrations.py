@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase, TextField
 from playhouse.migrate import SchemaMigrator, migrate
 
 from storage import models
@@ -77,6 +77,29 @@ def _v6_event_order(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_column(user._meta.table_name, "last_event_ms", user.last_event_ms))
 
 
+def _v7_sealed_personal_data(db: Database, migrator: SchemaMigrator) -> None:
+    """Personal data sealed at rest: name columns wide enough for ciphertext, the outbox's
+    payload clearable after delivery, the blind-index table.
+
+    The rows themselves are sealed by ``storage.resealing.seal_plain`` (``init-db`` runs it;
+    ``python bot.py data seal`` too), in batches: a migration holds one transaction.
+    """
+    expert, outbox = models.Expert, models.Outbox
+    columns = {c.name: c for c in db.get_columns(expert._meta.table_name)}
+    ops = []
+    if "index_fp" not in columns:
+        ops.append(migrator.add_column(expert._meta.table_name, "index_fp", expert.index_fp))
+    if isinstance(db, PostgresqlDatabase):  # SQLite does not enforce VARCHAR lengths
+        for name in ("family_name", "given_name", "kana"):
+            if columns[name].data_type.lower() != "text":
+                ops.append(migrator.alter_column_type(expert._meta.table_name, name, TextField(null=True)))
+    outbox_columns = {c.name: c for c in db.get_columns(outbox._meta.table_name)}
+    if "messages" in outbox_columns and not outbox_columns["messages"].null:
+        ops.append(migrator.drop_not_null(outbox._meta.table_name, "messages"))
+    migrate(*ops)
+    db.create_tables([models.PersonIndex], safe=True)
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -84,6 +107,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v4_dispatches,
     _v5_flow_drafts,
     _v6_event_order,
+    _v7_sealed_personal_data,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -25,7 +25,9 @@ from peewee import (
     TextField,
 )
 
+from storage import people, sealed
 from storage.db import database
+from storage.sealed import SealedJSON, SealedText
 
 
 def utcnow() -> datetime:
@@ -93,17 +95,19 @@ class Expert(BaseModel):
     """An expert's application and record.
 
     ``draft`` holds every answer as it is given (so nothing typed is lost if
-    the session store is lost); the columns hold what was submitted.
+    the session store is lost); the columns hold what was submitted. The
+    answers, the approved profile and the name columns are sealed
+    (``storage.sealed``); ``PersonIndex`` is how they are found.
     """
 
     id = AutoField()
     user = ForeignKeyField(LineUser, unique=True, backref="expert", on_delete="CASCADE")
     status = CharField(max_length=32, default="draft", index=True)
     institution = ForeignKeyField(Institution, null=True, backref="experts", on_delete="SET NULL")
-    draft = JSONField(default=dict)
-    family_name = CharField(max_length=40, null=True)
-    given_name = CharField(max_length=40, null=True)
-    kana = CharField(max_length=80, null=True)
+    draft = SealedJSON(default=dict)
+    family_name = SealedText(null=True)
+    given_name = SealedText(null=True)
+    kana = SealedText(null=True)
     terms_version = CharField(max_length=40, null=True)
     terms_agreed_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
@@ -121,7 +125,45 @@ class Expert(BaseModel):
     account_blind = CharField(max_length=64, null=True, index=True)
     # v3: the answers in force (copied from ``draft`` when an application or
     # a change request is approved). ``draft`` is always the working copy.
-    profile = JSONField(null=True)
+    profile = SealedJSON(null=True)
+    # v7: the fingerprint of the expert's blind-index rows (PersonIndex), so
+    # an answer that changes no name, phone or e-mail rewrites nothing.
+    index_fp = CharField(max_length=32, null=True)
+
+    def save(self, *args: Any, **kwargs: Any) -> int:
+        rows: int = super().save(*args, **kwargs)
+        reindex(self)
+        return rows
+
+
+class PersonIndex(BaseModel):
+    """Keyed HMACs of an expert's name, kana, phone and e-mail tokens (``storage.people``)."""
+
+    id = AutoField()
+    expert = ForeignKeyField(Expert, backref="index_rows", on_delete="CASCADE")
+    kind = CharField(max_length=8)  # name / phone / email
+    digest = CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("kind", "digest"), False),)
+
+
+def reindex(expert: Expert) -> None:
+    """Bring the expert's ``PersonIndex`` rows in line with their personal fields (a no-op when unchanged)."""
+    if expert.id is None:
+        return
+    columns = {"family_name": expert.family_name, "given_name": expert.given_name, "kana": expert.kana}
+    pairs = people.digests(sealed.crypto(), people.tokens(columns, (expert.draft, expert.profile)))
+    fp = people.fingerprint(pairs)
+    if fp == expert.index_fp:
+        return
+    PersonIndex.delete().where(PersonIndex.expert == expert.id).execute()
+    if pairs:
+        PersonIndex.insert_many([(expert.id, kind, d) for kind, d in pairs],
+                                fields=[PersonIndex.expert, PersonIndex.kind, PersonIndex.digest]).execute()
+    Expert.update(index_fp=fp).where(Expert.id == expert.id).execute()
+    expert.index_fp = fp
+    expert._dirty.discard("index_fp")  # type: ignore[attr-defined]  # peewee's per-instance dirty set has no stub
 
 
 class ChangeRequest(BaseModel):
@@ -133,7 +175,7 @@ class ChangeRequest(BaseModel):
     id = AutoField()
     expert = ForeignKeyField(Expert, backref="changes", on_delete="CASCADE")
     status = CharField(max_length=16, default="pending", index=True)  # pending / approved / returned
-    changed = JSONField(default=list)  # [[label, old, new], …] as shown to the reviewer
+    changed = SealedJSON(default=list)  # [[label, old, new], …] as shown to the reviewer
     bank_changed = BooleanField(default=False)
     reason = TextField(null=True)
     created_at = DateTimeField(default=utcnow)
@@ -267,8 +309,10 @@ class Outbox(BaseModel):
     id = AutoField()
     uuid = CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
     to = CharField(max_length=64)
-    messages = JSONField()
-    status = CharField(max_length=16, default="pending", index=True)  # pending / sent / failed
+    # The rendered messages, sealed, and only until delivered or failed for
+    # good: then cleared (None), leaving the metadata for ops.
+    messages = SealedJSON(null=True)
+    status = CharField(max_length=16, default="pending", index=True)  # pending / sent / failed / blocked
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
     reason = CharField(max_length=64, null=True)  # what caused it, for ops
@@ -312,7 +356,7 @@ class FlowDraft(BaseModel):
     user = ForeignKeyField(LineUser, backref="flow_drafts", on_delete="CASCADE")
     flow = CharField(max_length=64)
     state = CharField(max_length=64)
-    data = JSONField(default=dict)
+    data = SealedJSON(default=dict)
     updated_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -324,6 +368,7 @@ ALL_MODELS: list[type[Model]] = [
     Institution,
     LineUser,
     Expert,
+    PersonIndex,
     AuditLog,
     Outbox,
     ProcessedEvent,

@@ -7,11 +7,25 @@ caller (the webhook) wraps a whole conversation step in one transaction.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
+from storage import people
 from storage.fastsql import Compiled
-from storage.models import AuditLog, Expert, FlowDraft, Institution, LineUser, Outbox, ProcessedEvent, utcnow
+from storage.models import (
+    AuditLog,
+    Expert,
+    FlowDraft,
+    Institution,
+    LineUser,
+    Outbox,
+    PersonIndex,
+    ProcessedEvent,
+    reindex,
+    utcnow,
+)
+from storage.sealed import crypto
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at interviews
 
@@ -166,6 +180,8 @@ def update_draft(expert: Expert, **fields: Any) -> None:
     else:
         _SAVE_DRAFT.execute(Expert.draft.db_value(draft), expert.updated_at, expert.id)
     expert._dirty.difference_update({"draft", "updated_at", "institution"})  # type: ignore[attr-defined]  # peewee's per-instance dirty set has no stub
+    if people.INDEXED_KEYS & fields.keys():
+        reindex(expert)
 
 
 def clear_draft(expert: Expert) -> None:
@@ -193,3 +209,16 @@ def queue_push(to: str, messages: list[dict[str, Any]], reason: str) -> Outbox:
     """Record a push; the webhook enqueues delivery after the transaction commits."""
     return Outbox.create(to=to, messages=messages, reason=reason)
 
+
+
+# --- people, by their blind indexes -------------------------------------------------
+
+
+def experts_matching(kind: str, typed: str) -> list[int]:
+    """Ids of experts with a ``kind`` token (name / phone / email) equal to what was typed (``storage.people``)."""
+    wanted = [people.digest(crypto(), kind, t) for t in people.query_tokens(kind, typed)]
+    if not wanted:
+        return []
+    rows = (PersonIndex.select(PersonIndex.expert).distinct()
+            .where((PersonIndex.kind == kind) & PersonIndex.digest.in_(wanted)).tuples())
+    return sorted(int(row[0]) for row in cast(Iterable[tuple[int]], rows))

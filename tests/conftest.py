@@ -28,6 +28,8 @@ from handlers.config import Config
 from simulator import events
 from simulator.platform import PlatformState, create_platform_app, run_platform_in_thread
 from storage import db as storage_db
+from storage import sealed
+from storage.crypto import FieldCrypto
 from storage.migrations import apply_migrations
 from storage.models import ALL_MODELS
 from storage.redis_conn import EmbeddedRedis
@@ -70,7 +72,13 @@ def database_url(db_kind: str, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'bot.db'}"
 
 
+# Keys for the sealed columns of tests that use the database without a running bot;
+# a bot built by a test installs its own configuration's keys.
+TEST_CRYPTO = FieldCrypto([Fernet.generate_key().decode()], "test-signing-key")
+
+
 def reset_database(url: str) -> None:
+    sealed.configure(TEST_CRYPTO)
     db = storage_db.bind(url)
     if not url.startswith("sqlite"):
         db.drop_tables(ALL_MODELS, safe=True, cascade=True)

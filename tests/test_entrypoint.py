@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.fernet import Fernet
 from linebot.v3.messaging.exceptions import ApiException
 
 import bot
@@ -16,8 +17,9 @@ from handlers.config import Config, load_dotenv_if_present, read_env_file
 from handlers.line_api import LineApi, LineApiError
 
 COMMANDS = {"serve", "demo", "worker", "init-db", "institution", "logs", "stats", "admin", "conditions", "export",
-            "qr", "richmenu", "diagram"}
-SUBCOMMANDS = {"institution": {"add"}, "admin": {"invite", "grant"}, "conditions": {"announce"}, "richmenu": {"sync"}}
+            "qr", "richmenu", "diagram", "data", "keys"}
+SUBCOMMANDS = {"institution": {"add"}, "admin": {"invite", "grant"}, "conditions": {"announce"}, "richmenu": {"sync"},
+               "data": {"seal"}, "keys": {"rotate"}}
 OPTIONS = {  # every option the argparse CLI had, by command path
     ("serve",): ["--host", "--port"],
     ("demo",): ["--host", "--port", "--sim-port"],
@@ -25,9 +27,12 @@ OPTIONS = {  # every option the argparse CLI had, by command path
     ("logs",): ["--user", "--flow", "--level", "--since", "--until", "-f", "--follow"],
     ("export",): ["--month", "--out"],
     ("qr",): ["--out", "--basic-id"],
+    ("data", "seal"): ["--dry-run", "--batch"],
+    ("keys", "rotate"): ["--dry-run", "--batch"],
     ("richmenu", "sync"): ["--relink"],
     ("diagram",): ["--out"],
 }
+VALID_KEY = Fernet.generate_key().decode()  # checked at start-up: every personal field is sealed with it
 SETTINGS = ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "DATA_ENCRYPTION_KEYS", "SIGNING_KEY")
 ROOT = Path(bot.ROOT)
 
@@ -100,7 +105,7 @@ def _capture(monkeypatch, name):
 ])
 def test_worker_scheduler_flag_is_passed_on(clean_env, monkeypatch, argv, expected):
     for name in SETTINGS:
-        monkeypatch.setenv(name, "x")
+        monkeypatch.setenv(name, VALID_KEY if name == "DATA_ENCRYPTION_KEYS" else "x")
     seen = _capture(monkeypatch, "cmd_worker")
     assert cli.main(argv) == 0
     assert seen["args"][1:] == expected
@@ -159,7 +164,7 @@ def test_local_keys_never_override_the_environment(clean_env, monkeypatch):
     bot.local_env_file(clean_env / "var")
     monkeypatch.setenv("SIGNING_KEY", "from-the-environment")
     for name in SETTINGS[:3]:
-        monkeypatch.setenv(name, "x")
+        monkeypatch.setenv(name, VALID_KEY if name == "DATA_ENCRYPTION_KEYS" else "x")
     seen = _capture(monkeypatch, "cmd_stats")
     assert cli.main(["stats"]) == 0
     assert seen["args"][0].signing_key == "from-the-environment"

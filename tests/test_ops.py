@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 import bot
 from handlers.config import Config, ConfigError
 from storage import repo
 from storage.migrations import LATEST, apply_migrations, current_version
+
+VALID_KEY = Fernet.generate_key().decode()  # the CLI opens sealed columns: a real key
 
 ROOT = Path(bot.ROOT)
 DAVE = "U" + "d" * 32
@@ -24,7 +27,7 @@ def test_init_db_is_idempotent_and_records_the_schema_version(bot_app):
 
 def test_init_db_command_on_a_fresh_sqlite_file(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t",
-           "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g", "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+           "DATA_ENCRYPTION_KEYS": VALID_KEY, "SIGNING_KEY": "g", "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
     for _ in range(2):
         out = subprocess.run([sys.executable, "bot.py", "init-db"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
@@ -33,7 +36,7 @@ def test_init_db_command_on_a_fresh_sqlite_file(tmp_path):
 
 @pytest.mark.parametrize("missing", ["LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "DATA_ENCRYPTION_KEYS", "SIGNING_KEY"])
 def test_missing_required_setting_is_named_in_one_line(missing):
-    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": VALID_KEY, "SIGNING_KEY": "g"}
     del env[missing]
     with pytest.raises(ConfigError, match=missing):
         Config.from_env(env)
@@ -41,7 +44,7 @@ def test_missing_required_setting_is_named_in_one_line(missing):
 
 def test_serve_refuses_to_start_without_a_required_setting(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "LINE_CHANNEL_SECRET": "s",
-           "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+           "DATA_ENCRYPTION_KEYS": VALID_KEY, "SIGNING_KEY": "g"}
     out = subprocess.run([sys.executable, "bot.py", "serve"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "LINE_CHANNEL_ACCESS_TOKEN" in out.stderr
@@ -49,7 +52,7 @@ def test_serve_refuses_to_start_without_a_required_setting(tmp_path):
 
 def test_gunicorn_entry_point_names_a_missing_setting_in_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "LINE_CHANNEL_SECRET": "s",
-           "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+           "DATA_ENCRYPTION_KEYS": VALID_KEY, "SIGNING_KEY": "g"}
     out = subprocess.run([sys.executable, "-c", "import bot; bot.wsgi_app()"], cwd=tmp_path, env={
         **env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
@@ -84,7 +87,7 @@ def test_logs_command_filters_by_user_flow_and_level(bot_app):
     other = "U" + "e" * 32
     bot_app.say(other, "follow")
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": bot_app.config.data_dir, "LINE_CHANNEL_SECRET": "s",
-           "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": bot_app.config.signing_key}
+           "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": VALID_KEY, "SIGNING_KEY": bot_app.config.signing_key}
     out = subprocess.run([sys.executable, "bot.py", "logs", "--user", DAVE], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+from cryptography.fernet import Fernet
 from redis.commands.core import Script
 from redis.sentinel import SentinelConnectionPool
 from rq import SimpleWorker
@@ -108,7 +109,7 @@ def test_bad_forms_say_what_is_wrong_and_name_redis_url(url, words):
 
 @pytest.mark.parametrize("url", ["redis+sentinel://h1/", "http://h1:6379/0", "sentinel://h1/mymaster"])
 def test_config_refuses_a_malformed_redis_url_in_one_line(url):
-    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k",
+    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
            "SIGNING_KEY": "g", "REDIS_URL": url}
     with pytest.raises(ConfigError, match="REDIS_URL"):
         Config.from_env(env)
@@ -117,7 +118,7 @@ def test_config_refuses_a_malformed_redis_url_in_one_line(url):
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/2", "unix:///tmp/r.sock?db=1",
                                  "redis+sentinel://a:1,b:2/mymaster/0"])
 def test_config_accepts_every_supported_form(url):
-    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k",
+    env = {"LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
            "SIGNING_KEY": "g", "REDIS_URL": f" {url} "}
     assert Config.from_env(env).redis_url == url
 

@@ -441,7 +441,8 @@ def test_stats_count_dispatches_and_reports_late_for_the_secretariat_and_ops(bot
     assert "提出が遅れている報告書：1件" in text, text
 
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": bot_app.config.data_dir, "LINE_CHANNEL_SECRET": "s",
-           "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g",
+           "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": ",".join(bot_app.config.data_encryption_keys),
+           "SIGNING_KEY": "g",
            "DATABASE_URL": bot_app.config.database_url}
     out = subprocess.run([sys.executable, "bot.py", "stats"], cwd=Path(__file__).resolve().parents[1], env=env,
                          capture_output=True, text=True, timeout=60)

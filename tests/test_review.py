@@ -245,7 +245,8 @@ def test_cli_admin_invite_code_makes_the_sender_secretariat(bot_app, tmp_path):
     import bot
 
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": bot_app.config.database_url,
-           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": ",".join(bot_app.config.data_encryption_keys),
+           "SIGNING_KEY": "g"}
     out = subprocess.run([sys.executable, "bot.py", "admin", "invite"], cwd=bot.ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -300,7 +301,8 @@ def test_cli_admin_grant(bot_app, tmp_path):
     import bot
 
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": bot_app.config.database_url,
-           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": "k", "SIGNING_KEY": "g"}
+           "LINE_CHANNEL_SECRET": "s", "LINE_CHANNEL_ACCESS_TOKEN": "t", "DATA_ENCRYPTION_KEYS": ",".join(bot_app.config.data_encryption_keys),
+           "SIGNING_KEY": "g"}
     out = subprocess.run([sys.executable, "bot.py", "admin", "grant", SEC], cwd=bot.ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr

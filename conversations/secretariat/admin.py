@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import cast
 
 from linebot.v3.messaging import Message
-from peewee import fn
 
 from conversations import roles
 from conversations.kit import messages as msg
@@ -20,7 +19,6 @@ from conversations.kit.context import Context
 from conversations.registration import decision, review
 from conversations.reports import feature as reports
 from domain import lifecycle, stats
-from domain.normalize import hira_to_kata
 from domain.statuses import DISPATCH_LABELS
 from storage import repo
 from storage.models import Expert, Institution, LineUser
@@ -131,21 +129,23 @@ def _decide(key: str, name: str) -> Handler:
 
 
 def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
+    """An application by number, or by a whole name part: 山田 / 太郎 / 山田太郎 / ヤマダ / やまだたろう.
+
+    Names are sealed at rest, so the search looks up their keyed blind
+    indexes (``storage.people``): a whole family name, given name or both
+    together, in kanji or kana; a fragment (「山」) matches no one.
+    """
     if not rest:
         return _usage("/find")
-    needle = rest.replace(" ", "").replace("　", "")
-    query = Expert.select()
+    needle = rest.replace(" ", "").replace("\u3000", "")
     if needle.isdigit():
-        query = query.where(Expert.id == int(needle))
+        found = list(Expert.select().where(Expert.id == int(needle)))
     else:
-        # Names are stored without a space, フリガナ with a full-width one between family
-        # and given name: compare both without spaces, and hiragana typed as katakana.
-        kana = fn.REPLACE(Expert.kana, "　", "")
-        query = query.where((Expert.family_name.concat(Expert.given_name) ** f"%{needle}%")
-                            | (kana ** f"%{hira_to_kata(needle)}%"))
-    found = list(query.order_by(Expert.id).limit(20))
+        ids = repo.experts_matching("name", needle)[:20]
+        found = list(Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id)) if ids else []
     if not found:
-        return [msg.text(f"「{rest[:30]}」に一致する申請はありません。")]
+        return [msg.text(f"「{rest[:30]}」に一致する申請はありません。\n"
+                         "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
     lines = [f"No.{e.id} {review.display_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found]
     return [msg.text("検索結果\n" + "\n".join(lines))]
 
