@@ -22,9 +22,9 @@ from storage.models import Institution, LineUser, OneTimeCode, utcnow
 CODE_LENGTH = 10
 CODE_TTL = timedelta(hours=24)
 ROLE_LABELS = {"secretariat": "事務局", "reviewer": "支援機関担当者", "expert": "専門家"}
-# The worker job that shows a user the rich menu of their (new) role. A dotted
-# path, not an import: conversations never reach the LINE transport.
-MENU_JOB = "handlers.richmenu.link_user"
+# The background job that shows a user the rich menu of their (new) role
+# (handlers.jobs runs it: conversations never reach the LINE transport).
+MENU_JOB = "menu.link"
 _CODE_MESSAGE = re.compile(rf"^(?:担当者登録|事務局登録)?([A-Z2-9]{{{CODE_LENGTH}}})$")
 
 

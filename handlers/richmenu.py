@@ -226,7 +226,7 @@ def stored_ids(store: redis.Redis) -> dict[str, str]:
 
 
 def link_user(line_user_id: str) -> str:
-    """RQ job, asked for by the flows after a role change (``conversations.roles.MENU_JOB``)."""
+    """The job ``conversations.roles.MENU_JOB`` (``handlers.jobs``), asked for by the flows after a role change."""
     rt = current()
     return link(rt.line, rt.worker_redis, line_user_id)
 

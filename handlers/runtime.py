@@ -20,7 +20,7 @@ from storage import sealed
 from storage.crypto import FieldCrypto, LinkSigner
 from storage.files import EncryptedFileStore, signed_url
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
-from storage.sessions import KeyBuilder, RedisSessionStore
+from storage.sessions import KeyBuilder
 from storage.user_gate import UserGate
 
 DEDUPE_TTL = 3 * 24 * 3600  # LINE redelivers for a while; SQL guards forever
@@ -46,7 +46,6 @@ class Runtime:
     embedded_redis: EmbeddedRedis | None = None
 
     def __post_init__(self) -> None:
-        self.sessions = RedisSessionStore(self.redis, self.keys)
         self.gate = UserGate(self.redis, self.keys, DEDUPE_TTL, LOCK_LEASE, LOCK_SLEEP)
 
     def queue(self, name: str, *, for_worker: bool = False) -> Queue:

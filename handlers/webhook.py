@@ -26,15 +26,13 @@ from flask import Blueprint, Response, jsonify, request
 from linebot.v3.messaging import Message
 from linebot.v3.webhook import SignatureValidator
 from rq import Retry
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
-from handlers import event_schema, outbox, router
+from handlers import event_schema, jobs, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
-from handlers.runtime import EVENTS_QUEUE, OUTBOX_QUEUE, Runtime, current
+from handlers.runtime import EVENTS_QUEUE, Runtime, current
 from storage import db as storage_db
 from storage import repo
 from storage.db import database
@@ -249,7 +247,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
     inp = router.to_input(event)
     if inp.kind == "image" and inp.message_id:
         inp.content = _download(rt, inp.message_id, user_id)
-    stored = rt.sessions.load(user_id) if raw_session is NOT_READ else decode(user_id, raw_session)  # type: ignore[arg-type]
+    stored = rt.gate.read_session(user_id) if raw_session is NOT_READ else decode(user_id, raw_session)  # type: ignore[arg-type]
     flow_before = state_before = None
     with storage_db.serialized_writes(), database.atomic() as txn:
         try:
@@ -290,7 +288,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
     # Committed. From here on, failures must not undo what the user sees.
     _reply(rt, event, replies, ctx)
     outbox.enqueue(ctx.outbox_ids)
-    _schedule_jobs(rt, ctx)
+    jobs.after_commit(rt, ctx)
     if session is not None:
         session.updated_at = time.time()
     try:
@@ -307,26 +305,6 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
     return Ran("late" if late else "processed", session.flow or flow_before, state_before, session.state)
 
 
-def _schedule_jobs(rt: Runtime, ctx: Context) -> None:
-    """Jobs the step asked for (report reminders, rich menu relinks), after commit; the job re-checks anyway.
-
-    A zero delay is queued at once: it should not wait for the scheduler's next tick."""
-    if not ctx.jobs and not ctx.cancelled_jobs:
-        return
-    queue = rt.queue(OUTBOX_QUEUE)
-    for delay, func, args, job_id in ctx.jobs:
-        try:
-            if delay.total_seconds() <= 0:
-                queue.enqueue(func, *args, job_id=job_id)
-            else:
-                queue.enqueue_in(delay, func, *args, job_id=job_id)
-        except redis.RedisError:
-            log.warning("jobs.schedule_failed", job_id=job_id)
-    for job_id in ctx.cancelled_jobs:
-        try:
-            Job.fetch(job_id, connection=rt.redis).cancel()
-        except (NoSuchJobError, InvalidJobOperation, redis.RedisError):
-            pass  # already run, never scheduled, or Redis busy: the job re-checks the report itself
 
 
 def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:

@@ -1,8 +1,11 @@
 """Where each user is in a conversation: one JSON document per user in Redis.
 
-Shape follows aiogram's ``fsm/storage``: a key builder, an abstract store,
-and one backend. One key per user (``sess:{userId}``) holds flow, state and
-data together — two keys for state and data drift apart. The TTL (30 days)
+One key per user (``sess:{userId}``, named by :class:`KeyBuilder` with
+every other key) holds flow, state and data together — two keys for state
+and data drift apart. The one path that reads and writes it is the user
+gate (``storage.user_gate``): its Lua scripts read the session while taking
+the user's lock and write it while releasing that lock, so a session is
+never written by someone who no longer holds the lock. The TTL (30 days)
 is refreshed on every write; the *logical* idle timeout (30 min) is checked
 by the engine on read to greet the user back.
 
@@ -13,11 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
-
-import redis
 
 SCHEMA_VERSION = 1
 SESSION_TTL_SECONDS = 30 * 24 * 3600
@@ -123,35 +123,3 @@ class KeyBuilder:
     def queue(self, user_id: str) -> str:
         """The user's events waiting for the lock, scored by LINE's timestamp."""
         return f"{self.prefix}wait:user:{user_id}"
-
-
-class SessionStore(ABC):
-    """What the conversation layer needs from a session backend."""
-
-    @abstractmethod
-    def load(self, user_id: str) -> Session | None: ...
-
-    @abstractmethod
-    def save(self, session: Session) -> None: ...
-
-    @abstractmethod
-    def delete(self, user_id: str) -> None: ...
-
-
-class RedisSessionStore(SessionStore):
-    """Sessions as one JSON string per user with a sliding TTL."""
-
-    def __init__(self, client: redis.Redis, keys: KeyBuilder | None = None, ttl: int = SESSION_TTL_SECONDS):
-        self.client = client
-        self.keys = keys or KeyBuilder()
-        self.ttl = ttl
-
-    def load(self, user_id: str) -> Session | None:
-        return decode(user_id, self.client.get(self.keys.session(user_id)))
-
-    def save(self, session: Session) -> None:
-        session.updated_at = time.time()
-        self.client.set(self.keys.session(session.user_id), session.to_json(), ex=self.ttl)
-
-    def delete(self, user_id: str) -> None:
-        self.client.delete(self.keys.session(user_id))

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import redis
 
 from storage.redis_sentinel import switch_count
-from storage.sessions import SESSION_TTL_SECONDS, KeyBuilder
+from storage.sessions import SESSION_TTL_SECONDS, KeyBuilder, Session, decode
 
 # Redis time in ms, inside a script (TIME is allowed: scripts replicate by effects).
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -279,6 +279,18 @@ class UserGate:
 
     def leave_queue(self, user_id: str, member: str) -> None:
         self.client.zrem(self.keys.queue(user_id), member)
+
+    # -- the session outside an event ---------------------------------------------------------
+
+    def read_session(self, user_id: str, client: redis.Redis | None = None) -> Session | None:
+        """The user's stored session, read without the lock (the webhook's fallback when entering
+        did not read it; ops and tests). Sessions are written only by :meth:`leave`, under the lock."""
+        raw = (client or self.client).get(self.keys.session(user_id))
+        return decode(user_id, raw)
+
+    def delete_session(self, user_id: str) -> None:
+        """Forget where the user is (the next event recomputes it from SQL)."""
+        self.client.delete(self.keys.session(user_id))
 
     def forget_event(self, event_id: str) -> None:
         """Release a failed event's dedupe marker so LINE's redelivery runs."""

@@ -75,7 +75,7 @@ def draft_of(user: str) -> dict[str, Any]:
 
 def state_of(bot_app: Any, user: str) -> tuple[str | None, str | None]:
     """``(flow, state)`` of the user's conversation; ``(None, None)`` when they have none."""
-    session = bot_app.rt.sessions.load(user)
+    session = bot_app.rt.gate.read_session(user)
     return (session.flow, session.state) if session else (None, None)
 
 

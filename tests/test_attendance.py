@@ -163,7 +163,7 @@ def test_checkout_states_elapsed_time_from_the_line_timestamps(bot_app):
     assert f"派遣No.{dispatch.id}" in texts[0] and "位置情報を送る" in bot_app.last_quick_reply(EXPERT)
     texts, _ = send_location(bot_app, EXPERT, near(60, 180), ts_out)
     assert "チェックアウトしました" in texts[0] and "事業所から60m" in texts[0]
-    assert f"時刻：{hhmm(ts_out)}" in texts[0] and f"経過時間：2時間10分（チェックイン {hhmm(ts_in)}）" in texts[0]
+    assert f"時刻：{hhmm(ts_out)}" in texts[0] and f"経過時間：2時間10分（130分）／チェックイン {hhmm(ts_in)}" in texts[0]
     check_out = Attendance.get(kind="out")
     assert not check_out.flagged
     assert Dispatch.get_by_id(dispatch.id).status == "completed"

@@ -125,7 +125,7 @@ def test_restart_asks_first_then_clears_the_draft(bot_app):
 def test_unfollow_clears_session_keeps_records(bot_app):
     at_the_name_step(bot_app)
     assert bot_app.say(USER, "unfollow") == []
-    assert bot_app.rt.sessions.load(USER) is None
+    assert bot_app.rt.gate.read_session(USER) is None
     assert draft_of(USER)["institution_id"]
     assert LineUser.get(LineUser.line_user_id == USER).following is False
     texts = bot_app.say(USER, "follow")  # back again: resumes from the draft

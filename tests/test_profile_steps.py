@@ -213,7 +213,7 @@ def test_requirements_short_of_the_minimum_are_dropped_and_none_met_is_refused(b
     assert expert.status == "draft" and expert.draft["requirements"] == []
     assert Outbox.select().count() == 0
     assert AuditLog.select().where(AuditLog.action == "registration.requirements_unmet").count() == 1
-    assert bot_app.rt.sessions.load(USER).flow is None  # at rest
+    assert bot_app.rt.gate.read_session(USER).flow is None  # at rest
     # 登録 later resumes at the requirements, answers kept.
     texts = bot_app.text(USER, "登録")
     assert step_of(bot_app, USER) == "requirements" and "(a)は対象外" in texts[-1]
@@ -320,7 +320,7 @@ def assert_no_plaintext(bot_app, *secrets: str) -> None:
     """Neither the draft, the session, the audit trail, the outbox nor the logs hold ``secrets``."""
     stores = {
         "draft": raw_draft(),
-        "session": bot_app.rt.sessions.load(USER).to_json() if bot_app.rt.sessions.load(USER) else "",
+        "session": bot_app.rt.gate.read_session(USER).to_json() if bot_app.rt.gate.read_session(USER) else "",
         "audit": json.dumps([a.__data__ for a in AuditLog.select()], default=str, ensure_ascii=False),
         "outbox": json.dumps([o.messages for o in Outbox.select()], ensure_ascii=False),
         "logs": "\n".join(bot_app.log_lines()),
@@ -440,7 +440,7 @@ def test_back_from_address_and_qualification_other(bot_app):
 
 def test_lost_session_resumes_at_the_first_unanswered_sub_step(bot_app):
     walk_to(bot_app, "branch")
-    bot_app.rt.sessions.delete(USER)
+    bot_app.rt.gate.delete_session(USER)
     texts = bot_app.text(USER, "新宿")
     # The position is recomputed from the draft: bank chosen, no branch yet.
     assert step_of(bot_app, USER) == "branch_confirm" and "新宿支店" in texts[-1]

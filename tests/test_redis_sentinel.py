@@ -44,7 +44,6 @@ from storage import redis_conn, redis_sentinel, redis_urls
 from storage.models import LineUser, ProcessedEvent
 from storage.redis_sentinel import FollowingConnection
 from storage.redis_urls import RedisUrlError, SentinelUrl, parse_sentinel_url
-from storage.sessions import RedisSessionStore
 from tests.conftest import SECRET, make_config, reset_database
 
 LOAD_USERS = ["U" + f"{i:x}" * 32 for i in range(1, 6)]  # five users sending all the time
@@ -536,15 +535,14 @@ def assert_exactly_once(harness: SentinelBot, load: Load) -> None:
 def assert_sessions_kept(harness: SentinelBot, sessions: dict[str, bytes], new_primary: redis.Redis) -> None:
     """Sessions written before the switch are on the new primary as they were, and the chat goes on;
     the senders' sessions there are as current as SQL."""
-    store = RedisSessionStore(new_primary, harness.rt.keys)
     for user, raw in sessions.items():
         assert new_primary.get(harness.rt.keys.session(user)) == raw, f"{user}'s session changed"
-        before = store.load(user)
+        before = harness.rt.gate.read_session(user, new_primary)
         texts = harness.say(user, text="999999")
-        assert before is not None and before.state == store.load(user).state
+        assert before is not None and before.state == harness.rt.gate.read_session(user, new_primary).state
         assert any("機関コード" in t for t in texts), texts
     for user in LOAD_USERS:
-        session = store.load(user)
+        session = harness.rt.gate.read_session(user, new_primary)
         rev = LineUser.get(LineUser.line_user_id == user).session_rev
         assert session is not None and session.v == rev, f"{user}'s session is behind SQL after the switch"
 

@@ -14,6 +14,7 @@ from rq.job import Job
 
 from conversations.kit.context import Context
 from conversations.reports import feature as reports
+from handlers import jobs
 from storage.models import Attendance, AuditLog, Dispatch, Outbox, Report, utcnow
 from tests.actors import (
     BUSINESS_LAT,
@@ -291,15 +292,15 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
     [(delay, func, args, job_id)] = scheduled
     days = bot_app.rt.program.report_reminder_days
     due = start + timedelta(minutes=130, days=days)
-    assert func == "conversations.reports.feature.remind" and args == (report.id, 1, days)
+    assert func == "report.remind" and args == (report.id, 1, days)
     assert abs((utcnow() + delay) - due) < timedelta(minutes=1), "N days after check-out"
     assert report.draft["reminder_job_id"] == job_id
 
     # Still a draft when the job runs: the expert is reminded.
-    assert reports.remind(report.id, 1, days) == "reminded"
+    assert reports.remind(report.id, 1, days).outcome == "reminded"
     pushed = Outbox.select().where((Outbox.reason == "report_reminder") & (Outbox.to == EXPERT))
     assert pushed.count() == 1 and "まだ提出されていません" in json.dumps(pushed[0].messages, ensure_ascii=False)
-    assert reports.remind(report.id, 1, days) == "already_sent"
+    assert reports.remind(report.id, 1, days).outcome == "already_sent"
 
     texts = bot_app.text(EXPERT, "報告書")  # while writing it: the question again, nothing scheduled twice
     assert "「支援実施報告書」の途中です" in texts[0] and "相談内容" in texts[-1] and len(scheduled) == 1
@@ -307,15 +308,15 @@ def test_reminder_is_scheduled_at_checkout_and_not_sent_after_submission(bot_app
     tap(bot_app, EXPERT, "p=submit")
     assert Report.get().status == "submitted"
     assert cancelled == [job_id], "submission cancels the pending reminder"
-    assert reports.remind(report.id, 2, days) == "not_needed"
+    assert reports.remind(report.id, 2, days).outcome == "not_needed"
     assert pushed.count() == 1, "a submitted report gets no reminder"
 
 
 def test_reminder_job_runs_in_the_worker_repeats_once_and_submission_cancels_it(bot_app, monkeypatch):
     queue = bot_app.rt.queue("outbox", for_worker=True)
     monkeypatch.setattr(Context, "schedule", lambda self, delay, func, *args, job_id:  # reminders only (not menu relinks)
-                        queue.enqueue_in(delay, func, *args, job_id=job_id) if func == reports.REMIND_JOB else None,
-                        raising=False)
+                        queue.enqueue_in(delay, jobs.run, func, *args, job_id=job_id)
+                        if func == reports.REMIND_JOB else None, raising=False)
     monkeypatch.setattr(Context, "unschedule", lambda self, job_id:
                         Job.fetch(job_id, connection=queue.connection).cancel(), raising=False)
     bot_app.rt.program = dataclasses.replace(bot_app.rt.program, report_reminder_days=0)
@@ -353,7 +354,8 @@ def test_the_second_reminder_is_the_last(bot_app, monkeypatch):
     setup(bot_app)
     bot_app.text(EXPERT, "報告書")
     report = Report.get()
-    reports.schedule_reminder(queue, report.id, 0)  # as the webhook does after commit
+    queue.enqueue_in(timedelta(0), jobs.run, reports.REMIND_JOB, report.id, 1, 0,  # as the webhook does
+                     job_id=reports.reminder_job_id(report.id, 1))
     for n in (1, 2):
         due = queue.scheduled_job_registry.get_jobs_to_schedule(int(datetime.now().timestamp()) + 1)
         assert due == [reports.reminder_job_id(report.id, n)]
@@ -402,7 +404,7 @@ def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_i
     write(bot_app)
     tap(bot_app, EXPERT, "p=submit")
     report = Report.get()
-    assert reports.remind(report.id, 1, 3) == "not_needed", "submitted: nothing owed"
+    assert reports.remind(report.id, 1, 3).outcome == "not_needed", "submitted: nothing owed"
     scheduled.clear()
     tap(bot_app, REVIEWER, f"a=rep_return&id={report.id}")
     bot_app.text(REVIEWER, "支援内容をもう少し具体的に書いてください。")
@@ -412,14 +414,14 @@ def test_a_returned_report_not_sent_again_is_reminded_and_resubmitting_cancels_i
     assert (delay, args) == (timedelta(days=days), (report.id, 1, days)), "N days after the return"
     assert Report.get_by_id(report.id).draft["reminder_job_id"] == job_id
 
-    assert reports.remind(report.id, 1, days) == "reminded"
+    assert reports.remind(report.id, 1, days).outcome == "reminded"
     pushed = Outbox.select().where((Outbox.reason == "report_reminder") & (Outbox.to == EXPERT))
     assert "差し戻された支援実施報告書がまだ再提出されていません" in json.dumps(pushed[0].messages, ensure_ascii=False)
 
     bot_app.text(EXPERT, "報告書")  # the returned report opens at its summary
     tap(bot_app, EXPERT, "p=submit")
     assert Report.get_by_id(report.id).status == "submitted" and cancelled[-1] == job_id
-    assert reports.remind(report.id, 2, days) == "not_needed"
+    assert reports.remind(report.id, 2, days).outcome == "not_needed"
 
 
 def test_stats_count_dispatches_and_reports_late_for_the_secretariat_and_ops(bot_app):

@@ -166,7 +166,7 @@ def test_one_users_concurrent_events_are_serialised(bot_app):
         t.join()
     bot_app.drain()
     user = LineUser.get(LineUser.line_user_id == ALICE)
-    session = bot_app.rt.sessions.load(ALICE)
+    session = bot_app.rt.gate.read_session(ALICE)
     assert session.v == user.session_rev == 12  # follow + agree + 10, none lost to a race
 
 

@@ -23,6 +23,7 @@ from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import confirmation, reason_from
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from domain import documents, lifecycle
+from domain.names import expert_name
 from storage import repo
 from storage.models import ConditionsConsent, Expert, utcnow
 from storage.sessions import Session
@@ -37,8 +38,6 @@ def expert_of(ctx: Context) -> Expert | None:
     return repo.expert_of(ctx.user)
 
 
-def full_name(expert: Expert) -> str:
-    return f"{expert.family_name or ''}　{expert.given_name or ''}".strip()
 
 
 # --- conditions ---------------------------------------------------------------------------------
@@ -79,7 +78,7 @@ def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) 
         return [msg.text(f"改訂後の委嘱条件（{c.version}）への同意を記録しました。ありがとうございます。")]
     lifecycle.change_status(expert, "agree_conditions", actor=ctx.user_id, event_id=ctx.event_id)
     for sec in secretariat_ids():
-        ctx.notify(sec, [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が委嘱条件に同意しました。")], "conditions_agreed")
+        ctx.notify(sec, [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）が委嘱条件に同意しました。")], "conditions_agreed")
     replies = [msg.text("委嘱条件への同意を記録しました。ありがとうございます。")]
     if ctx.program.letter_auto_send:
         replies += letter_messages(ctx, expert)
@@ -139,7 +138,7 @@ class RefusalReason(Step):
         ctx.audit("conditions.declined", target=f"expert:{expert.id}", after=c.version, reason=reason[:1000])
         for sec in secretariat_ids():
             ctx.notify(sec, [msg.text(
-                f"申請No.{expert.id}（{full_name(expert)}さん）が委嘱条件（{c.version}）に同意しませんでした。\n理由：{reason[:1000]}")],
+                f"申請No.{expert.id}（{expert_name(expert)}さん）が委嘱条件（{c.version}）に同意しませんでした。\n理由：{reason[:1000]}")],
                 "conditions_declined")
         return Finish([msg.text(
             "承知しました。理由を事務局に伝えました。\n改めて同意いただける場合は「委嘱条件」と送ってください。", ["委嘱条件"])])
@@ -169,14 +168,14 @@ def letter_messages(ctx: Context, expert: Expert) -> list[Message]:
     """Render the letter (PNG for the chat, PDF for printing), store it encrypted, send a card."""
     number = commission_number(ctx, expert)
     start, end = term(ctx)
-    fields: dict[str, Any] = dict(expert_name=full_name(expert), commission_number=number, term_start=start, term_end=end,
+    fields: dict[str, Any] = dict(expert_name=expert_name(expert), commission_number=number, term_start=start, term_end=end,
                   issued_on=ctx.now.date(), program_name=ctx.program.name, secretariat_name=ctx.program.secretariat_name)
     png_id = ctx.files.put(documents.render_commission_letter(**fields), "image/png")
     pdf_id = ctx.files.put(documents.render_commission_letter_pdf(**fields), "application/pdf")
     ctx.audit("letter.sent", target=f"expert:{expert.id}", after=number)
     assert ctx.link_for is not None, "set by the webhook"
     card = flex.letter_card(
-        expert_name=full_name(expert), commission_number=number,
+        expert_name=expert_name(expert), commission_number=number,
         term=f"{documents.format_date(start)}〜{documents.format_date(end)}", program_name=ctx.program.name,
         letter_url=ctx.link_for(png_id), accept_data="a=accept",
     )
@@ -188,7 +187,7 @@ def resend_letter(ctx: Context, expert: Expert) -> list[Message]:
     if expert.status not in ("conditions_agreed", "commissioned"):
         return [msg.text(f"申請No.{expert.id} は委嘱条件への同意前のため、委嘱状を送れません（{lifecycle.LABELS.get(expert.status)}）。")]
     ctx.notify(expert.user.line_user_id, letter_messages(ctx, expert), "letter")
-    return [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）に委嘱状を送りました。")]
+    return [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）に委嘱状を送りました。")]
 
 
 # --- acceptance (就任承諾書) -------------------------------------------------------------------------
@@ -208,7 +207,7 @@ class Signature(Step):
         if expert is None:
             return Finish([msg.text("登録情報が見つかりませんでした。")])
         typed = "".join(inp.raw_text.split()) if inp.kind == "text" else ""
-        if typed != "".join(full_name(expert).split()):
+        if typed != "".join(expert_name(expert).split()):
             return Invalid("登録されている氏名と一致しません。登録した氏名を漢字のフルネームで入力してください。")
         return Advance()
 
@@ -235,7 +234,7 @@ class AcceptConfirm(Step):
         expert.save()
         ctx.audit("commission.accepted", target=f"expert:{expert.id}", after=ctx.program.conditions.version)
         relink_menu(ctx, ctx.user_id)  # the expert menu (チェックイン, 報告書 …) from now on
-        notice = [msg.text(f"申請No.{expert.id}（{full_name(expert)}さん）が就任を承諾し、委嘱が完了しました。")]
+        notice = [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）が就任を承諾し、委嘱が完了しました。")]
         for to in secretariat_ids() + reviewer_ids(expert.institution_id):  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
             ctx.notify(to, notice, "commissioned")
         return Finish([msg.text("就任承諾書を受け付けました。委嘱の手続きはすべて完了です。\n派遣の依頼が届くと、このトークでお知らせします。")])

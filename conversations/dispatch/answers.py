@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
-from conversations.dispatch.common import describe, expert_name, find_dispatch, when_text
+from conversations.dispatch.common import describe, find_dispatch
 from conversations.dispatch.free_limit import counted_dispatches
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import reason_from
+from domain import clock
+from domain.names import expert_name
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH, DISPATCH_COUNTED, DISPATCH_LABELS
 from storage import repo
@@ -62,7 +64,7 @@ def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
         return _already(dispatch)
     ctx.audit("dispatch.accepted", target=f"dispatch:{dispatch.id}", before="requested", after="accepted")
     ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
-        f"派遣No.{dispatch.id}（{dispatch.business.name}、{when_text(ctx, dispatch.scheduled_at)}）を"
+        f"派遣No.{dispatch.id}（{dispatch.business.name}、{clock.when_text(ctx.program.timezone, dispatch.scheduled_at)}）を"
         f"{expert_name(dispatch.expert)}さんが受諾しました。")], "dispatch_accepted")
     return [msg.text(f"受諾しました。当日は事業所で「チェックイン」をお願いします。\n\n{describe(ctx, dispatch)}")]
 

@@ -32,12 +32,8 @@ from conversations.dispatch.attendance_rules import (
     candidates,
     check_of,
     day_bounds,
-    day_text,
-    duration,
     expert_dispatches,
-    hhmm,
     label,
-    local,
     usable,
 )
 from conversations.dispatch.readings import FLAG_LABELS, Reading, flags_for, metres, secretariat_notice
@@ -47,6 +43,7 @@ from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Advance, Finish, Flow, Handoff, Invalid, Outcome, Stay, Step
 from conversations.kit.steps import choose, reason_from
 from conversations.roles import secretariat_ids
+from domain import clock
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH
 from storage import repo
@@ -88,12 +85,13 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
             ctx.notify(sec, [notice], "attendance_flagged")
 
     lines = [f"{VERB[kind]}しました。", f"派遣No.{d.id} {d.business.name}",
-             f"時刻：{hhmm(ctx, reading.line_ts)}", f"事業所から{metres(reading.distance)}"]
+             f"時刻：{clock.hhmm(ctx.program.timezone, reading.line_ts)}", f"事業所から{metres(reading.distance)}"]
     if kind == OUT:
         check_in = check_of(d, IN)
         if check_in is not None:
             minutes = max(0, int((reading.line_ts - check_in.line_timestamp).total_seconds() // 60))
-            lines.append(f"経過時間：{duration(minutes)}（チェックイン {hhmm(ctx, check_in.line_timestamp)}）")
+            since = clock.hhmm(ctx.program.timezone, check_in.line_timestamp)
+            lines.append(f"経過時間：{clock.duration(minutes)}／チェックイン {since}")
     if reason is not None:
         lines.append("範囲外のため、理由とともに例外として記録し、事務局に報告しました。")
     if kind == IN:
@@ -154,7 +152,7 @@ class PickDispatch(Step):
             return [msg.text(f"{VERB[self.kind]}できる派遣がありません。「キャンセル」と送ってください。", ["キャンセル"])]
         body = f"{VERB[self.kind]}する派遣を選んでください（番号でも選べます）。\n" + "\n".join(
             f"{n}. {label(d, ctx)}" for n, d in enumerate(options, start=1))
-        choices = [(f"No.{d.id} {hhmm(ctx, d.scheduled_at)} {d.business.name}", f"派遣No.{d.id}") for d in options]
+        choices = [(f"No.{d.id} {clock.hhmm(ctx.program.timezone, d.scheduled_at)} {d.business.name}", f"派遣No.{d.id}") for d in options]
         return [msg.text(body, choices + ["キャンセル"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
@@ -252,7 +250,7 @@ class OutOfRangeReason(Step):
         if "last" not in s.data:
             return Finish([msg.text(f"位置情報が見つかりませんでした。もう一度「{VERB[self.kind]}」からお願いします。")])
         reading = Reading.from_data(s.data["last"])
-        d = usable(ctx, s.data.get("dispatch"), self.kind, local(ctx, reading.line_ts).date())
+        d = usable(ctx, s.data.get("dispatch"), self.kind, clock.to_local(ctx.program.timezone, reading.line_ts).date())
         if isinstance(d, str):
             return Finish([msg.text(d)])
         return record(s, ctx, d, self.kind, reading, reason=reason, misses=list(s.data.get("misses", [])))
@@ -302,7 +300,7 @@ def nothing_to_check(ctx: Context, kind: str) -> Message:
     if kind == OUT:
         done = list(expert_dispatches(ctx).where(Dispatch.status == "completed")
                     .order_by(Dispatch.updated_at.desc()).limit(1))
-        today = done and local(ctx, done[0].updated_at).date() == ctx.now.date()
+        today = done and clock.to_local(ctx.program.timezone, done[0].updated_at).date() == ctx.now.date()
         text = "チェックイン中の派遣がないため、チェックアウトできません。派遣先に着いたら、先に「チェックイン」をしてください。"
         if today:
             text = f"派遣No.{done[0].id}（{done[0].business.name}）はチェックアウト済みです。\n" + text
@@ -311,7 +309,7 @@ def nothing_to_check(ctx: Context, kind: str) -> Message:
     if checked_in:
         d = checked_in[0]
         at = check_of(d, IN)
-        since = f"（{hhmm(ctx, at.line_timestamp)}）" if at else ""
+        since = f"（{clock.hhmm(ctx.program.timezone, at.line_timestamp)}）" if at else ""
         return msg.text(f"派遣No.{d.id}（{d.business.name}）はすでにチェックイン済みです{since}。\n"
                         "支援が終わったら「チェックアウト」と送ってください。", ["チェックアウト"])
     text = "本日チェックインできる派遣はありません（チェックインは派遣の予定日に行えます）。"
@@ -319,7 +317,7 @@ def nothing_to_check(ctx: Context, kind: str) -> Message:
     upcoming = (expert_dispatches(ctx).where((Dispatch.status == "accepted") & (Dispatch.scheduled_at >= end))
                 .order_by(Dispatch.scheduled_at).first())
     if upcoming is not None:
-        text += f"\n次の派遣予定：{day_text(ctx, upcoming.scheduled_at)} {upcoming.business.name}（派遣No.{upcoming.id}）"
+        text += f"\n次の派遣予定：{clock.when_text(ctx.program.timezone, upcoming.scheduled_at)} {upcoming.business.name}（派遣No.{upcoming.id}）"
     return msg.text(text)
 
 

@@ -11,10 +11,11 @@ Check times are stored as naive UTC and shown in the program's time zone
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from conversations.kit.context import Context
+from domain import clock
 from storage import repo
 from storage.models import Attendance, Business, Dispatch
 
@@ -30,30 +31,8 @@ def tolerance_days(ctx: Context) -> int:
     return ctx.program.checkin_tolerance_days
 
 
-def local(ctx: Context, utc_naive: datetime) -> datetime:
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone(ctx.program.timezone)
-
-
-def to_utc(aware: datetime) -> datetime:
-    return aware.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def hhmm(ctx: Context, utc_naive: datetime) -> str:
-    return f"{local(ctx, utc_naive):%H:%M}"
-
-
-def day_text(ctx: Context, utc_naive: datetime) -> str:
-    t = local(ctx, utc_naive)
-    return f"{t.month}月{t.day}日（{'月火水木金土日'[t.weekday()]}）{t:%H:%M}"
-
-
-def duration(minutes: int) -> str:
-    hours, rest = divmod(minutes, 60)
-    return f"{hours}時間{rest}分" if hours else f"{rest}分"
-
-
 def label(d: Dispatch, ctx: Context) -> str:
-    return f"派遣No.{d.id} {d.business.name}（{day_text(ctx, d.scheduled_at)}〜）"
+    return f"派遣No.{d.id} {d.business.name}（{clock.when_text(ctx.program.timezone, d.scheduled_at)}〜）"
 
 
 def expert_dispatches(ctx: Context) -> Any:
@@ -68,7 +47,7 @@ def day_bounds(ctx: Context, day: date) -> tuple[datetime, datetime]:
     tz = ctx.program.timezone
     start = datetime.combine(day - timedelta(days=tol), time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=tol + 1), time(0), tzinfo=tz)
-    return to_utc(start), to_utc(end)
+    return clock.to_utc(start), clock.to_utc(end)
 
 
 def on_schedule(ctx: Context, d: Dispatch, day: date) -> bool:
@@ -104,7 +83,7 @@ def usable(ctx: Context, dispatch_id: object, kind: str, day: date) -> Dispatch 
             return f"派遣No.{d.id} はすでにチェックアウト済みです。"
         return f"派遣No.{d.id} はチェックインされていないため、チェックアウトできません。"
     if kind == IN and not on_schedule(ctx, d, day):
-        return f"派遣No.{d.id} の予定日（{day_text(ctx, d.scheduled_at)}）ではないため、チェックインできません。"
+        return f"派遣No.{d.id} の予定日（{clock.when_text(ctx.program.timezone, d.scheduled_at)}）ではないため、チェックインできません。"
     if check_of(d, kind) is not None:
         return f"派遣No.{d.id} はすでに{VERB[kind]}済みです。"
     return d

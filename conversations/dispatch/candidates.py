@@ -6,8 +6,8 @@ business's address names none, because the area match needs one.
 """
 from __future__ import annotations
 
-from conversations.dispatch.common import expert_name
 from conversations.kit.context import Context
+from domain.names import expert_name
 from domain.validators import PREFECTURES
 from storage.models import Expert
 
@@ -21,7 +21,7 @@ def candidates(ctx: Context, theme: str, address: str, search: str | None = None
     """Commissioned experts for this theme and the business's prefecture (by name or number)."""
     pref = prefecture_in(address)
     found = []
-    for e in Expert.select().where(Expert.status == "commissioned").order_by(Expert.kana, Expert.id):
+    for e in Expert.select().where(Expert.status == "commissioned").order_by(Expert.id):
         profile = e.profile or e.draft or {}
         if theme not in (profile.get("expertise") or []):
             continue
@@ -31,4 +31,5 @@ def candidates(ctx: Context, theme: str, address: str, search: str | None = None
                            or search in (e.kana or "").replace("　", "")):
             continue
         found.append(e)
-    return found
+    # In フリガナ order: names are sealed at rest, so SQL cannot sort them.
+    return sorted(found, key=lambda e: (e.kana or "", e.id))

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from linebot.v3.messaging import Message
 
-from conversations.dispatch.common import find_dispatch, to_utc, when_text
+from conversations.dispatch.common import find_dispatch
 from conversations.dispatch.schedule import WHEN_HELP, check_when, parse_when, picker
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Advance, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import ConfirmStep, ReasonStep
+from domain import clock
 from domain.status_machine import IllegalTransition
 from domain.statuses import DISPATCH, DISPATCH_BEFORE_CHECK_IN, DISPATCH_LABELS
 from storage.models import Dispatch
@@ -88,7 +89,7 @@ class NewWhen(Step):
             check_when(ctx, chosen)
         except ValueError as exc:
             return Invalid(str(exc))
-        s.data["when"] = to_utc(chosen).isoformat()
+        s.data["when"] = clock.to_utc(chosen).isoformat()
         return Advance(trigger="confirm")
 
 
@@ -99,14 +100,14 @@ class ManageConfirm(ConfirmStep):
     def describe(self, s: Session, ctx: Context) -> str:
         if s.data["op"] == "cancel":
             return f"派遣No.{s.data['dispatch_id']} を取り消します。"
-        return f"派遣No.{s.data['dispatch_id']} の日時を{when_text(ctx, datetime.fromisoformat(s.data['when']))} に変更します。"
+        return f"派遣No.{s.data['dispatch_id']} の日時を{clock.when_text(ctx.program.timezone, datetime.fromisoformat(s.data['when']))} に変更します。"
 
     def confirmed(self, s: Session, ctx: Context) -> list[Message]:
         dispatch = _manageable(ctx, {"id": str(s.data["dispatch_id"])})
         if isinstance(dispatch, list):
             return dispatch
         before = dispatch.status
-        old = when_text(ctx, dispatch.scheduled_at)
+        old = clock.when_text(ctx.program.timezone, dispatch.scheduled_at)
         try:
             if s.data["op"] == "cancel":
                 DISPATCH.move(dispatch, "cancel", actor=ctx.user_id, reason=s.data["reason"], event_id=ctx.event_id,
@@ -120,7 +121,7 @@ class ManageConfirm(ConfirmStep):
             note = f"派遣No.{dispatch.id}（{dispatch.business.name}）は取り消されました。\n理由：{s.data['reason']}"
         else:
             note = (f"派遣No.{dispatch.id}（{dispatch.business.name}）の日時が変更されました。\n"
-                    f"{old} → {when_text(ctx, dispatch.scheduled_at)}")
+                    f"{old} → {clock.when_text(ctx.program.timezone, dispatch.scheduled_at)}")
         ctx.audit(f"dispatch.{s.data['op']}", target=f"dispatch:{dispatch.id}", before=before, after=dispatch.status,
                   reason=s.data.get("reason"))
         ctx.notify(dispatch.expert.user.line_user_id, [msg.text(note)], f"dispatch_{s.data['op']}")

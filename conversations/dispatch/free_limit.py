@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from conversations.dispatch.common import to_utc
 from conversations.kit.context import Context
+from domain import clock
 from storage.models import Dispatch
 
 
@@ -21,7 +21,7 @@ def period_bounds(ctx: Context) -> tuple[datetime, datetime]:
     tz = ctx.program.timezone
     start = datetime.combine(ctx.program.period_start, time.min, tz)
     end = datetime.combine(ctx.program.period_end + timedelta(days=1), time.min, tz)
-    return to_utc(start), to_utc(end)
+    return clock.to_utc(start), clock.to_utc(end)
 
 
 def counted_dispatches(ctx: Context, business_id: int, statuses: tuple[str, ...], exclude: int | None = None) -> int:

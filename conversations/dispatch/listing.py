@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
-from conversations.dispatch.common import describe, expert_name, to_local, when_text
+from conversations.dispatch.common import describe
 from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.registration import review
+from domain import clock
+from domain.names import expert_name
 from domain.statuses import DISPATCH_BEFORE_CHECK_IN, DISPATCH_LABELS
 from storage.models import AuditLog, Dispatch
 
@@ -37,12 +39,12 @@ def listing(ctx: Context, status: str | None) -> str:
     query = Dispatch.select().order_by(Dispatch.scheduled_at.desc()).limit(20)
     if status:
         query = query.where(Dispatch.status == status)
-    lines = [f"No.{d.id} {when_text(ctx, d.scheduled_at)} {d.business.name} / {expert_name(d.expert)}"
+    lines = [f"No.{d.id} {clock.when_text(ctx.program.timezone, d.scheduled_at)} {d.business.name} / {expert_name(d.expert)}"
              f"（{DISPATCH_LABELS.get(d.status, d.status)}）" for d in query]
     refused = list(AuditLog.select().where(AuditLog.action == "dispatch.limit_refused")
                    .order_by(AuditLog.id.desc()).limit(5))
     text = "派遣一覧" + (f"（{DISPATCH_LABELS.get(status, status)}）" if status else "") + "\n" + ("\n".join(lines) or "該当なし")
     if refused:
         text += "\n\n上限による依頼の拒否（最近5件）\n" + "\n".join(
-            f"{to_local(ctx, a.at):%m/%d %H:%M} {a.target}（{a.before}/{a.after}回）" for a in refused)
+            f"{clock.to_local(ctx.program.timezone, a.at):%m/%d %H:%M} {a.target}（{a.before}/{a.after}回）" for a in refused)
     return text

@@ -17,10 +17,11 @@ from typing import Any
 from geopy.distance import geodesic
 from linebot.v3.messaging import Message
 
-from conversations.commission import acceptance as commission
-from conversations.dispatch.attendance_rules import IN, OUT, VERB, check_of, day_text, hhmm, to_utc
+from conversations.dispatch.attendance_rules import IN, OUT, VERB, check_of
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
+from domain import clock
+from domain.names import expert_name
 from storage.models import Business, Dispatch, Expert
 
 SAME_POINT_M = 1.0  # closer than this is "the same point"
@@ -56,7 +57,7 @@ class Reading:
 
     @classmethod
     def of(cls, inp: Input, ctx: Context, business: Business) -> "Reading":
-        received = to_utc(ctx.now)
+        received = clock.to_utc(ctx.now)
         line_ts = (datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).replace(tzinfo=None)
                    if inp.timestamp_ms else received)
         lat, lng = float(inp.latitude), float(inp.longitude)  # type: ignore[arg-type]
@@ -94,8 +95,8 @@ def secretariat_notice(ctx: Context, d: Dispatch, kind: str, reading: Reading, f
     radius = ctx.program.geofence_radius_m
     lines = [f"【要確認】{VERB[kind]}の記録",
              f"派遣No.{d.id} {d.business.name}",
-             f"専門家：{commission.full_name(expert)}（申請No.{expert.id}）",
-             f"時刻：{day_text(ctx, reading.line_ts)}（受信 {hhmm(ctx, reading.received)}）",
+             f"専門家：{expert_name(expert)}（申請No.{expert.id}）",
+             f"時刻：{clock.when_text(ctx.program.timezone, reading.line_ts)}（受信 {clock.hhmm(ctx.program.timezone, reading.received)}）",
              f"事業所から{metres(reading.distance)}",
              "確認事項："]
     lines += ["・" + FLAG_LABELS.get(f, f).format(radius=radius) for f in flags]

@@ -21,7 +21,7 @@ from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
 from conversations.dispatch.businesses import MAX_CHOICES, business_named, corporate_number_ok, known_businesses
 from conversations.dispatch.candidates import candidates, prefecture_in
-from conversations.dispatch.common import describe, expert_name, to_utc, when_text
+from conversations.dispatch.common import describe
 from conversations.dispatch.free_limit import counted_dispatches
 from conversations.dispatch.schedule import WHEN_HELP, check_when, parse_when, picker
 from conversations.kit import flex
@@ -30,6 +30,8 @@ from conversations.kit.context import Context, Input
 from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import choose, confirmation
 from conversations.registration import review
+from domain import clock
+from domain.names import expert_name
 from domain.statuses import DISPATCH, DISPATCH_COUNTED
 from domain.validators import parse_prefecture
 from storage.models import Business, Dispatch, Expert
@@ -206,7 +208,7 @@ class When(Step):
             check_when(ctx, chosen)
         except ValueError as exc:
             return Invalid(str(exc))
-        s.data["when"] = to_utc(chosen).isoformat()
+        s.data["when"] = clock.to_utc(chosen).isoformat()
         return Advance()
 
 
@@ -217,7 +219,7 @@ class Confirm(Step):
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         expert = Expert.get_by_id(s.data["expert_id"])
-        when = when_text(ctx, datetime.fromisoformat(s.data["when"]))
+        when = clock.when_text(ctx.program.timezone, datetime.fromisoformat(s.data["when"]))
         text = (f"事業者：{s.data['business_name']}\n法人番号：{s.data.get('corporate_number') or '—'}\n"
                 f"テーマ：{s.data['theme']}\n専門家：{expert_name(expert)}\n日時：{when}\n\nこの内容で依頼しますか？")
         return [flex.confirm_card(text, ("依頼する", "c=yes"), ("やめる", "c=no"))]

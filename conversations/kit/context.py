@@ -117,9 +117,9 @@ class Context:
     def audit(self, action: str, **kw: Any) -> None:
         repo.audit(self.user_id, action, event_id=self.event_id, **kw)
 
-    def schedule(self, delay: timedelta, func: str, *args: Any, job_id: str) -> None:
-        """Run ``func`` (dotted path) in the worker after ``delay``, if the step commits."""
-        self.jobs.append((delay, func, args, job_id))
+    def schedule(self, delay: timedelta, job: str, *args: Any, job_id: str) -> None:
+        """Run the background job named ``job`` (``handlers.jobs``) after ``delay``, if the step commits."""
+        self.jobs.append((delay, job, args, job_id))
 
     def unschedule(self, job_id: str) -> None:
         self.cancelled_jobs.append(job_id)

@@ -17,6 +17,7 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.registration import bank, items, review, submission
 from conversations.roles import reviewer_ids, secretariat_ids
+from domain.names import expert_name
 from domain.status_machine import IllegalTransition
 from domain.statuses import CHANGE
 from storage.models import ChangeRequest, Expert, utcnow
@@ -68,7 +69,7 @@ def change_card(change: ChangeRequest) -> Message:
     expert = change.expert
     rows = [(label, f"{old} → {new}") for label, old, new in change.changed]
     return flex.application_card(
-        expert_no=expert.id, name=review.display_name(expert), kana=expert.kana or "—",
+        expert_no=expert.id, name=expert_name(expert), kana=expert.kana or "—",
         institution=expert.institution.name if expert.institution else "—",
         status_label=f"変更申請No.{change.id}", rows=rows, photo_links=[],
         actions=[("承認", review.action_data("chg_approve", id=change.id)),

@@ -18,10 +18,11 @@ from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Flow
 from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration import changes, submission
-from conversations.registration.review import CHANGE_OPS, OPS, Op, display_name, find_expert, may_act, refuse
+from conversations.registration.review import CHANGE_OPS, OPS, Op, find_expert, may_act, refuse
 from conversations.roles import ROLE_LABELS, relink_menu, reviewer_ids, revoke, secretariat_ids
 from domain import lifecycle
 from domain.lifecycle import IllegalTransition
+from domain.names import expert_name
 from storage.models import Expert, LineUser
 from storage.sessions import Session
 
@@ -44,7 +45,7 @@ class Confirm(ConfirmStep):
         if op.key in CHANGE_OPS:
             return f"変更申請No.{s.data['expert_id']} を{op.verb}します。"
         expert = find_expert(s.data["expert_id"])
-        name = display_name(expert) if expert else "—"
+        name = expert_name(expert) if expert else "—"
         return f"申請No.{s.data['expert_id']}（{name}さん）を{op.verb}します。"
 
     def confirmed(self, s: Session, ctx: Context) -> list[Message]:
@@ -103,13 +104,13 @@ def apply(ctx: Context, op: Op, expert_id: object, reason: str | None) -> list[M
             f"申請No.{expert.id} は現在「{lifecycle.LABELS.get(expert.status, expert.status)}」のため、{op.verb}できません。"
         )]
     notify_decision(ctx, op, expert, reason)
-    return [msg.text(f"申請No.{expert.id}（{display_name(expert)}さん）を{op.verb}しました。")]
+    return [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）を{op.verb}しました。")]
 
 
 def notify_decision(ctx: Context, op: Op, expert: Expert, reason: str | None) -> None:
     """Tell everyone concerned, through the outbox, in the decision's transaction."""
     expert_id = expert.user.line_user_id
-    name = display_name(expert)
+    name = expert_name(expert)
     if op.trigger == "institution_approve":
         ctx.notify(expert_id, [msg.text("支援機関の審査が完了しました。現在、事務局で最終確認をしています。結果はこのトークでお知らせします。")],
                    "institution_approved")

@@ -25,6 +25,7 @@ from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from domain import lifecycle
+from domain.names import expert_name
 from storage.models import Expert
 
 
@@ -94,11 +95,6 @@ def find_expert(raw: object) -> Expert | None:
 # --- what reviewers see ------------------------------------------------------------------
 
 
-def display_name(expert: Expert) -> str:
-    draft = expert.draft or {}
-    if expert.family_name:
-        return f"{expert.family_name}　{expert.given_name}"
-    return f"{draft.get('family_name', '')}　{draft.get('given_name', '')}".strip() or "（氏名未入力）"
 
 
 def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: list[tuple[str, str]],
@@ -107,7 +103,7 @@ def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: l
     actions = [("詳細", action_data("detail", id=expert.id))] + [(op.verb, action_data(op.key, id=expert.id)) for op in ops]
     return flex.application_card(
         expert_no=expert.id,
-        name=display_name(expert),
+        name=expert_name(expert),
         kana=f"{draft.get('kana_family', '')}　{draft.get('kana_given', '')}".strip(),
         institution=str(draft.get("institution_name") or (expert.institution.name if expert.institution else "—")),
         status_label=lifecycle.LABELS.get(expert.status, expert.status),

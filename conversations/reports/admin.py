@@ -8,9 +8,11 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
-from conversations.reports.common import day_text, expert_name, yen
+from conversations.reports.common import yen
 from conversations.reports.fee import month_label
 from conversations.reports.review import detail
+from domain import clock
+from domain.names import expert_name
 from domain.statuses import REPORT_LABELS
 from storage.models import Dispatch, Report
 from storage.sessions import Session
@@ -34,7 +36,7 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
     lines = []
     for r in query.limit(30):
         d = r.dispatch
-        lines.append(f"報告書No.{r.id} 申請No.{d.expert_id} 派遣No.{d.id} {expert_name(d.expert)} {day_text(ctx, d)}"  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+        lines.append(f"報告書No.{r.id} 申請No.{d.expert_id} 派遣No.{d.id} {expert_name(d.expert)} {clock.day_text(ctx.program.timezone, d.scheduled_at)}"  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                      f" 謝金{yen(r.gross_yen)} 支払額{yen(r.net_yen)}"
                      + (f"（{REPORT_LABELS[r.status]}）" if status == "all" else ""))
     title = "報告書" + ("（すべて）" if status == "all" else f"（{REPORT_LABELS[status]}）") + f"：{total}件"

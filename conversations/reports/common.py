@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime, timezone
 from typing import Any
 
 from conversations.kit.context import Context
+from domain import clock
 from storage import repo
-from storage.models import Attendance, Dispatch, Expert, Report, utcnow
+from storage.models import Attendance, Dispatch, Report, utcnow
 
 # --- small helpers: time, money, minutes -------------------------------------------------------
 
@@ -25,32 +25,10 @@ def yen(amount: int | None) -> str:
     return "—" if amount is None else f"{amount:,}円"
 
 
-def duration(minutes: int) -> str:
-    """130 → 「2時間10分（130分）」, 45 → 「45分」."""
-    hours, rest = divmod(minutes, 60)
-    if not hours:
-        return f"{rest}分"
-    return f"{hours}時間{rest}分（{minutes}分）" if rest else f"{hours}時間（{minutes}分）"
-
-
-def local(tz: Any, utc_naive: datetime) -> datetime:
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone(tz)
-
-
-def day_text(ctx: Context, d: Dispatch) -> str:
-    when = local(ctx.program.timezone, d.scheduled_at)
-    return f"{when.month}月{when.day}日（{'月火水木金土日'[when.weekday()]}）"
-
-
 def describe(ctx: Context, d: Dispatch) -> str:
-    return f"派遣No.{d.id} {day_text(ctx, d)} {d.business.name}"
+    return f"派遣No.{d.id} {clock.day_text(ctx.program.timezone, d.scheduled_at)} {d.business.name}"
 
 
-def expert_name(expert: Expert) -> str:
-    draft = expert.draft or {}
-    family = expert.family_name or draft.get("family_name", "")
-    given = expert.given_name or draft.get("given_name", "")
-    return f"{family}　{given}".strip() or "（氏名未登録）"
 
 
 def checks(d: Dispatch) -> tuple[Attendance | None, Attendance | None]:

@@ -15,11 +15,7 @@ that each do one thing:
 
 This module is the feature's entry point: ``handlers.router`` registers
 ``FLOWS``, ``ACTIONS`` and :func:`at_rest`, and the names other modules
-and tests use are re-exported here. One of them is load-bearing outside the
-code: RQ jobs already queued in production call
-``conversations.reports.feature.remind`` by that dotted path, so :func:`remind`
-must stay importable from here (``reminders.REMIND_JOB`` keeps that
-path for new jobs too).
+and tests use are re-exported here.
 """
 from __future__ import annotations
 
@@ -28,14 +24,14 @@ from linebot.v3.messaging import Message
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.reports.admin import FEES_USAGE, REPORTS_USAGE, fees_command, reports_command
-from conversations.reports.reminders import REMIND_JOB, remind, reminder_job_id, schedule_reminder
+from conversations.reports.reminders import REMIND_JOB, remind, reminder_job_id
 from conversations.reports.review import ACTIONS, DECISION, review_queue
 from conversations.reports.writing import FLOW, START_WORDS, begin, start
 from storage.sessions import Session
 
 __all__ = [
     "ACTIONS", "DECISION", "FEES_USAGE", "FLOW", "FLOWS", "REMIND_JOB", "REPORTS_USAGE", "START_WORDS",
-    "at_rest", "begin", "fees_command", "remind", "reminder_job_id", "reports_command", "schedule_reminder",
+    "at_rest", "begin", "fees_command", "remind", "reminder_job_id", "reports_command",
 ]
 
 FLOWS = [FLOW, DECISION]

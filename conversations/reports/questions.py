@@ -20,8 +20,9 @@ from linebot.v3.messaging import CameraAction, CameraRollAction, Message, QuickR
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.flow import EDIT_FLAG, IMAGE, TEXT, Advance, Finish, Invalid, Outcome, Stay, Step
-from conversations.reports.common import duration, elapsed_minutes, parse_minutes, parse_yen, save, yen
+from conversations.reports.common import elapsed_minutes, parse_minutes, parse_yen, save, yen
 from conversations.reports.drafts import session_report
+from domain import clock
 from domain.statuses import REPORT_EDITABLE
 from storage.files import InvalidImage, check_image
 from storage.models import Report
@@ -149,7 +150,7 @@ class Minutes(Item):
 
     def summary(self, ctx: Context, draft: dict[str, Any]) -> str:
         minutes = draft.get("minutes")
-        return duration(minutes) if minutes is not None else "—"
+        return clock.duration(minutes) if minutes is not None else "—"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         report = session_report(s, ctx)
@@ -157,7 +158,7 @@ class Minutes(Item):
         if elapsed is None:
             return [msg.text("事業者と対面で支援した時間を分で入力してください（例：90、1:30）。")]
         default = (f"{elapsed}分", f"{elapsed}分")
-        label = duration(elapsed)
+        label = clock.duration(elapsed)
         if again:
             return [msg.text(f"対面で支援した時間を入力してください（最大{label}）。", [(label, default[1])])]
         return [msg.text(
@@ -185,9 +186,9 @@ class Minutes(Item):
         limit = elapsed if elapsed is not None else MAX_MINUTES_WITHOUT_CHECKS
         if minutes > limit:
             where = "チェックインからチェックアウトまでの時間" if elapsed is not None else "上限"
-            return Invalid(f"{where}（{duration(limit)}）を超える時間は入力できません。最大{limit}分です。")
+            return Invalid(f"{where}（{clock.duration(limit)}）を超える時間は入力できません。最大{limit}分です。")
         save(report, minutes=minutes)
-        return Advance([msg.text(f"対面時間を{duration(minutes)}で保存しました。")])
+        return Advance([msg.text(f"対面時間を{clock.duration(minutes)}で保存しました。")])
 
 
 # --- 6–7. 交通費 and its route -----------------------------------------------------------------------

@@ -23,11 +23,12 @@ from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Flow
 from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration.review import action_data
-from conversations.reports.common import describe, duration, expert_name, find_report, yen
+from conversations.reports.common import describe, find_report, yen
 from conversations.reports.fee import month_label, withholding_text
 from conversations.reports.reminders import schedule_after_return
 from conversations.roles import reviewer_ids, secretariat_ids
-from domain import fees
+from domain import clock, fees
+from domain.names import expert_name
 from domain.status_machine import IllegalTransition
 from domain.statuses import REPORT, REPORT_LABELS
 from storage.models import Dispatch, Report, utcnow
@@ -72,7 +73,7 @@ def _stored_fee_rows(ctx: Context, report: Report) -> list[tuple[str, str]]:
     route = f"（{draft['travel_route']}）" if travel and draft.get("travel_route") else ""
     minutes = report.minutes if report.minutes is not None else draft.get("minutes")
     return [
-        ("対面時間", duration(minutes) if minutes is not None else "—"),
+        ("対面時間", clock.duration(minutes) if minutes is not None else "—"),
         ("謝金", yen(gross)),
         ("源泉徴収", withholding_text(ctx, withholding)),
         ("交通費", yen(travel) + route),

@@ -17,14 +17,14 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.flow import POSTBACK, TEXT, Finish, Invalid, Outcome, Step
 from conversations.kit.steps import summary_answer
-from conversations.reports.common import describe, duration, elapsed_minutes, save, yen
+from conversations.reports.common import describe, elapsed_minutes, save, yen
 from conversations.reports.drafts import session_report
 from conversations.reports.fee import fee_line, month_label, withholding_text
 from conversations.reports.questions import ITEMS
 from conversations.reports.reminders import cancel_reminder
 from conversations.reports.review import decision_buttons, report_card
 from conversations.roles import reviewer_ids, secretariat_ids
-from domain import fees
+from domain import clock, fees
 from domain.status_machine import IllegalTransition
 from domain.statuses import REPORT, REPORT_EDITABLE, REPORT_LABELS
 from program import FeeBreakdown
@@ -116,7 +116,7 @@ def submit(s: Session, ctx: Context) -> Outcome:
     elapsed = elapsed_minutes(d)
     draft = dict(report.draft or {})
     if elapsed is not None and draft["minutes"] > elapsed:  # the checks were corrected since
-        return Invalid(f"対面時間がチェックインからチェックアウトまでの時間（{duration(elapsed)}）を超えています。「修正 対面時間」で直してください。")
+        return Invalid(f"対面時間がチェックインからチェックアウトまでの時間（{clock.duration(elapsed)}）を超えています。「修正 対面時間」で直してください。")
     fee = fees.compute_fee(ctx.program, report)
     month = fees.fee_month(ctx.program, report)
     before = report.status

@@ -19,6 +19,7 @@ from conversations.kit.context import Context
 from conversations.registration import decision, review
 from conversations.reports import feature as reports
 from domain import lifecycle, stats
+from domain.names import expert_name
 from domain.statuses import DISPATCH_LABELS
 from storage import repo
 from storage.models import Expert, Institution, LineUser
@@ -90,7 +91,7 @@ def _pending(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messa
     at_institutions = Expert.select().where(Expert.status == "pending_institution").count()
     if not waiting:
         return [msg.text(f"事務局の承認待ちはありません。（支援機関で審査中：{at_institutions}件）")]
-    lines = [f"No.{e.id} {review.display_name(e)}（{e.institution.name if e.institution else '—'}）" for e in waiting]
+    lines = [f"No.{e.id} {expert_name(e)}（{e.institution.name if e.institution else '—'}）" for e in waiting]
     return [msg.text(f"事務局の承認待ち：{len(waiting)}件（支援機関で審査中：{at_institutions}件）\n" + "\n".join(lines)
                      + "\n\n詳細は「/show <申請No>」。")]
 
@@ -146,7 +147,7 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     if not found:
         return [msg.text(f"「{rest[:30]}」に一致する申請はありません。\n"
                          "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
-    lines = [f"No.{e.id} {review.display_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found]
+    lines = [f"No.{e.id} {expert_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found]
     return [msg.text("検索結果\n" + "\n".join(lines))]
 
 

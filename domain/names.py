@@ -1,0 +1,21 @@
+"""How an expert's name is written: one formatter for every card, list, letter and export.
+
+The name in force is in the columns (set when the application is sent and
+when a change is approved); before that, the draft's answers are all there
+is. Family and given name are joined by one U+3000 (``format_name``), the
+form Japanese documents use and the 就任承諾 signature is compared with.
+"""
+from __future__ import annotations
+
+from domain.normalize import format_name
+from storage.models import Expert
+
+MISSING = "（氏名未入力）"
+
+
+def expert_name(expert: Expert) -> str:
+    """「山田　太郎」, or 「（氏名未入力）」 for an application that has no name yet."""
+    draft = expert.draft or {}
+    family = expert.family_name or draft.get("family_name") or ""
+    given = expert.given_name or draft.get("given_name") or ""
+    return format_name(family, given).strip() or MISSING
