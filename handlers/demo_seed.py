@@ -34,8 +34,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from conversations import roles
+from conversations.dispatch.free_limit import counted_dispatches
 from domain.lifecycle import LABELS as STATUS_LABELS
 from domain.normalize import format_name, to_zengin_kana
+from domain.statuses import DISPATCH_COUNTED as COUNTED
 from domain.validators import format_phone_display, parse_phone
 from program import Program
 from storage import repo
@@ -319,8 +321,6 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
 
 def _free_used(program: Program, business: Business) -> int:
     """Dispatches counted against the business's free limit, exactly as the request flow counts them."""
-    from conversations.dispatch.free_limit import counted_dispatches
-    from domain.statuses import DISPATCH_COUNTED as COUNTED
 
     # counted_dispatches reads only ``ctx.program``.
     return counted_dispatches(cast("Context", SimpleNamespace(program=program)), business.id, COUNTED + ("requested",))

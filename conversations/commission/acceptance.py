@@ -25,7 +25,7 @@ from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from domain import documents, lifecycle
 from domain.names import expert_name
 from storage import repo
-from storage.models import ConditionsConsent, Expert, utcnow
+from storage.models import AuditLog, ConditionsConsent, Expert, utcnow
 from storage.sessions import Session
 
 if TYPE_CHECKING:
@@ -94,8 +94,6 @@ def announce_new_conditions(program: "Program") -> list[int]:
     Idempotent: an expert already told about this version is skipped.
     Returns the outbox rows to deliver (after the caller commits).
     """
-    from storage.models import AuditLog
-
     c = program.conditions
     told = {a.target for a in AuditLog.select(AuditLog.target).where(
         (AuditLog.action == "conditions.announced") & (AuditLog.after == c.version))}

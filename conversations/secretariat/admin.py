@@ -14,9 +14,11 @@ from typing import cast
 from linebot.v3.messaging import Message
 
 from conversations import roles
+from conversations.commission import acceptance as commission
+from conversations.dispatch import listing as dispatch
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
-from conversations.registration import decision, review
+from conversations.registration import decision, review, submission
 from conversations.reports import feature as reports
 from domain import lifecycle, stats
 from domain.names import expert_name
@@ -109,8 +111,6 @@ def _show(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     expert = _expert_arg("/show", args)
     if isinstance(expert, list):
         return expert
-    from conversations.registration import submission
-
     return submission.detail_messages(ctx, expert)
 
 
@@ -159,8 +159,6 @@ def _letter(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
     expert = _expert_arg("/letter", args)
     if isinstance(expert, list):
         return expert
-    from conversations.commission import acceptance as commission
-
     return commission.resend_letter(ctx, expert)
 
 
@@ -223,8 +221,6 @@ def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
 
 
 def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    from conversations.dispatch import listing as dispatch
-
     status = args[0] if args else None
     if status and status not in DISPATCH_LABELS:
         return _usage("/dispatches")
