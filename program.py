@@ -98,6 +98,19 @@ class Payer:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long personal data and its traces are kept (``[retention]``; see ``domain.retention``)."""
+
+    processed_event_days: int = 30
+    outbox_days: int = 90
+    closed_application_photo_days: int = 90
+    abandoned_draft_days: int = 180
+    abandoned_draft_notice_days: int = 14
+    log_days: int = 30
+    records_years: int = 7
+
+
+@dataclass(frozen=True)
 class Program:
     name: str
     timezone: ZoneInfo
@@ -127,6 +140,7 @@ class Program:
     payer: Payer | None = None
     geofence_max_misses: int = 3  # check-ins/outs beyond the radius before the reason is asked
     checkin_tolerance_days: int = 0  # days either side of the dispatch's date on which check-in is allowed
+    retention: Retention = field(default_factory=Retention)
     # Where business time comes from. Only tests set it: the check-in rule
     # ("on the dispatch's Tokyo day") makes a scenario that spans hours depend
     # on the hour it runs at, so they pin the clock instead of the scenario.
@@ -272,6 +286,7 @@ def _from_file(parsed: ProgramFile) -> Program:
         commission_number_prefix=com.number_prefix,
         **com.model_dump(exclude={"number_prefix"}),
         payer=None if parsed.payer is None else Payer(**parsed.payer.model_dump()),
+        retention=Retention(**parsed.retention.model_dump()),
     )
 
 

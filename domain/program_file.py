@@ -158,6 +158,16 @@ class SessionTable(_Table):
     retry_limit: Positive = 3
 
 
+class RetentionTable(_Table, extra="forbid"):
+    processed_event_days: Positive = 30
+    outbox_days: Positive = 90
+    closed_application_photo_days: Positive = 90
+    abandoned_draft_days: Positive = 180
+    abandoned_draft_notice_days: Positive = 14
+    log_days: Positive = 30
+    records_years: Positive = 7
+
+
 class VersionedTextTable(_Table):
     version: str
     text: str
@@ -190,6 +200,7 @@ class ProgramFile(_Table):
     payer: PayerTable | None = None
     dispatch: DispatchTable
     session: SessionTable = Field(default_factory=SessionTable)
+    retention: RetentionTable = Field(default_factory=RetentionTable)
     registration: RegistrationTable
     commission: CommissionTable = Field(default_factory=CommissionTable)
     terms: VersionedTextTable
@@ -205,7 +216,8 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
-_CLOSED_TABLES: dict[str, type[BaseModel]] = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable}  # by loc[0]
+_CLOSED_TABLES: dict[str, type[BaseModel]] = {"fee": FeeTable, "payer": PayerTable, "registration": RequirementTable,
+                                              "retention": RetentionTable}  # by loc[0]
 
 
 _PROBLEMS = {  # pydantic's error type → what to tell whoever edits the file
