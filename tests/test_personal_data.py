@@ -142,7 +142,7 @@ def test_nothing_personal_at_rest_after_registration_dispatch_and_report(bot_app
     # …and nowhere in the bytes (the scan itself finds a planted name in any of its forms).
     assert leaks("鈴木".encode()) == leaks(b"\\u9234\\u6728") == leaks("\\u9234".encode() + b"\\u6728") == ["鈴木"]
     stored = database_bytes(bot_app, db_kind)
-    assert len(stored) > 50_000
+    assert len(stored) > 10_000 and b"expert" in stored, "the scan reads the real database"
     assert leaks(stored) == []
     assert leaks(redis_bytes(bot_app)) == []
     assert leaks(log_bytes(bot_app)) == []
