@@ -48,3 +48,9 @@ def duration(minutes: int) -> str:
     if not hours:
         return f"{rest}分"
     return f"{hours}時間{rest}分（{minutes}分）" if rest else f"{hours}時間（{minutes}分）"
+
+
+def stamp(tz: tzinfo, utc_naive: datetime) -> str:
+    """「2026年4月1日 10:05」: a moment on a record (a status change, a consent)."""
+    t = to_local(tz, utc_naive)
+    return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"

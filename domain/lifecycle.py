@@ -3,6 +3,8 @@
     draft → pending_institution → pending_secretariat → registered
           ↖ returned (reason; fixed and resubmitted to whoever returned it)
       rejected (final, reason)       registered → conditions_agreed → commissioned
+    any status but withdrawn → withdrawn (退会: the expert in LINE, or the secretariat)
+    withdrawn → draft (登録 again: a new application on the same record)
 
 One machine, built once; a status change fires the trigger's ``Event`` on
 a throwaway model (nothing is attached to the shared machine). A move the machine does not allow — or whose
@@ -32,6 +34,7 @@ STATUSES = [
     "registered",
     "conditions_agreed",
     "commissioned",
+    "withdrawn",
 ]
 
 LABELS = {
@@ -43,6 +46,7 @@ LABELS = {
     "registered": "登録済み（委嘱条件への同意待ち）",
     "conditions_agreed": "委嘱条件に同意済み（就任承諾待ち）",
     "commissioned": "委嘱済み",
+    "withdrawn": "退会済み",
 }
 
 
@@ -71,6 +75,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "secretariat_reject", "source": "pending_secretariat", "dest": "rejected", "conditions": _has_reason},
     {"trigger": "agree_conditions", "source": "registered", "dest": "conditions_agreed"},
     {"trigger": "accept_commission", "source": "conditions_agreed", "dest": "commissioned"},
+    # 退会 is the expert's right at any point (asked in LINE, or handled by the secretariat).
+    {"trigger": "withdraw", "source": [s for s in STATUSES if s != "withdrawn"], "dest": "withdrawn"},
+    # Registering again after 退会 starts a new application, reviewed like the first.
+    {"trigger": "reapply", "source": "withdrawn", "dest": "draft"},
 ]
 
 MACHINE = Machine(model=None, states=STATUSES, transitions=TRANSITIONS, initial="draft", auto_transitions=False)
@@ -111,10 +119,21 @@ def change_status(expert: Expert, trigger: str, *, actor: str, reason: str | Non
         expert.submitted_at = utcnow()
     if after == "registered":
         expert.profile = dict(expert.draft or {})  # the approved answers, now in force
+    if trigger == "reapply":
+        _forget_last_application(expert)
     expert.save()
     repo.audit(actor, "status.change", target=f"expert:{expert.id}", before=before, after=after, reason=reason,
                event_id=event_id)
     return before, after
+
+
+def _forget_last_application(expert: Expert) -> None:
+    """A new application owes nothing to the withdrawn one: its review, consent, acceptance
+    and letter number are asked for again. The profile kept for accounting stays in force
+    (fees of past dispatches are paid into it) until the new application is approved."""
+    expert.submitted_at = expert.returned_by = expert.status_reason = None
+    expert.conditions_version = expert.conditions_sha256 = expert.conditions_agreed_at = None
+    expert.accepted_at = expert.accepted_event_id = expert.commission_number = None
 
 
 def allowed(expert: Expert, trigger: str) -> bool:

@@ -3,7 +3,7 @@
 Every command runs from the project directory with ``.env`` read (never
 overriding the environment) and the configuration checked first: a missing
 setting is one line naming it and exit status 2. Ops commands that need no
-LINE credentials (init-db, institution, stats, logs, admin, qr, export) fall
+LINE credentials (init-db, institution, stats, logs, admin, qr, export, purge) fall
 back on the local demo's keys (``DATA_DIR/local.env``) when SIGNING_KEY is
 not set. What each command does is in ``handlers.commands`` / ``handlers.demo``.
 """
@@ -153,6 +153,12 @@ def keys() -> None:
 @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True, help="rows per transaction")
 def rotate(dry_run: bool, batch: int) -> int:
     return commands.cmd_keys_rotate(_config(local_fallback=True), dry_run, batch)
+
+
+@cli.command(help="delete what [retention] in program.toml no longer allows keeping (the worker does it daily)")
+@click.option("--dry-run", is_flag=True, help="only count")
+def purge(dry_run: bool) -> int:
+    return commands.cmd_purge(_config(local_fallback=True), dry_run)
 
 
 @cli.command(help="accepted reports of a fee month: fees CSV or 全銀 transfer file")

@@ -68,6 +68,26 @@ def cmd_keys_rotate(config: Config, dry_run: bool, batch: int) -> int:
     return 0
 
 
+def cmd_purge(config: Config, dry_run: bool) -> int:
+    """Delete what ``[retention]`` no longer lets us keep (the worker does it daily); print the counts.
+
+    No Redis here: the notices it writes are outbox rows, which the worker's sweep sends."""
+    from domain import retention
+    from program import load_program
+    from storage.files import EncryptedFileStore
+
+    crypto = runtime.open_database(config)
+    program = load_program(config.program_config)
+    files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
+    done = retention.purge(program, files, Path(config.data_dir, "log"), program.now(), dry_run, actor="cli")
+    print("retention purge, dry run (nothing changed):" if dry_run else "retention purge done:")
+    for kind, count in done.counts().items():
+        print(f"  {kind}: {count}  ({retention.KINDS[kind]})")
+    if done.outbox_ids:
+        print(f"{len(done.outbox_ids)} notice(s) written to the outbox; the worker sends them.")
+    return 0
+
+
 def cmd_serve(config: Config, host: str, port: int) -> int:
     from werkzeug.serving import run_simple
 
@@ -79,8 +99,11 @@ def cmd_serve(config: Config, host: str, port: int) -> int:
     return 0
 
 
+PURGE_TICK = 600  # seconds between a worker's tries at today's retention purge (one worker runs it)
+
+
 def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) -> int:
-    """RQ worker for both queues, plus the outbox sweeper.
+    """RQ worker for both queues, plus the outbox sweeper and the daily retention purge.
 
     RQ's scheduler moves delayed jobs (retries, deferred events, report
     reminders) to their queue when due. It runs unless told otherwise, except
@@ -90,7 +113,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
     """
     from rq import SimpleWorker
 
-    from handlers import logs, outbox
+    from handlers import jobs, logs, outbox
 
     scheduler = (not burst) if with_scheduler is None else with_scheduler
     rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
@@ -106,7 +129,16 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
                 except Exception as exc:  # keep sweeping whatever happens
                     print(f"sweep failed: {exc}", file=sys.stderr)
 
+        def purger() -> None:
+            while True:
+                try:
+                    jobs.purge_daily(rt)
+                except Exception as exc:  # the key was given back: the next tick tries again
+                    print(f"retention purge failed: {exc}", file=sys.stderr)
+                time.sleep(PURGE_TICK)
+
         threading.Thread(target=sweeper, name="outbox-sweep", daemon=True).start()
+        threading.Thread(target=purger, name="retention-purge", daemon=True).start()
     worker = SimpleWorker(queues, connection=rt.worker_redis)
     worker.work(burst=burst, with_scheduler=scheduler, logging_level="WARNING")
     return 0

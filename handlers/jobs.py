@@ -12,9 +12,14 @@ The two other jobs the worker runs belong to their own modules and are
 queued there: a push (``handlers.outbox.deliver``, after every commit) and
 a deferred event (``handlers.webhook.process_deferred``, when a user's lock
 is busy).
+
+The daily retention purge (:func:`purge_daily`, ``domain.retention``) runs
+in every worker's timer thread; a Redis key taken with SET NX lets only one
+worker run it each day. ``python bot.py purge`` runs the same :func:`purge`.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -28,6 +33,7 @@ from rq.job import Job
 from conversations import roles
 from conversations.kit.context import Context
 from conversations.reports import reminders
+from domain import retention
 from handlers import outbox, richmenu
 from handlers.runtime import OUTBOX_QUEUE, Runtime
 
@@ -87,3 +93,32 @@ def after_commit(rt: Runtime, ctx: Context) -> None:
             Job.fetch(job_id, connection=rt.redis).cancel()
         except (NoSuchJobError, InvalidJobOperation, redis.RedisError):
             pass  # already run, never scheduled, or Redis busy: the job re-checks the report itself
+
+
+# --- the daily retention purge --------------------------------------------------------------------
+
+PURGE_JOB = "retention.purge"
+PURGE_EVERY = timedelta(hours=23)  # the guard's expiry: once a day, drifting a little earlier each day
+
+
+def purge(rt: Runtime, *, actor: str = "system", dry_run: bool = False) -> retention.Purged:
+    """Run the retention purge now (``domain.retention``) and queue the notices it wrote."""
+    done = retention.purge(rt.program, rt.files, rt.log_dir, rt.program.now(), dry_run, actor=actor)
+    if done.outbox_ids:
+        outbox.enqueue(done.outbox_ids, for_worker=True)  # a failure here: the sweep sends them
+    log.info("retention.purged", dry_run=dry_run, **done.counts())
+    return done
+
+
+def purge_daily(rt: Runtime) -> retention.Purged | None:
+    """The worker's daily purge: only the worker that takes today's key runs it (None: not this one).
+
+    A purge that fails gives the key back, so the next tick (of any worker) tries again."""
+    key = rt.keys.daily(PURGE_JOB)
+    if not rt.worker_redis.set(key, str(time.time()), nx=True, ex=int(PURGE_EVERY.total_seconds())):
+        return None
+    try:
+        return purge(rt)
+    except Exception:
+        rt.worker_redis.delete(key)
+        raise

@@ -1,12 +1,16 @@
-"""Structured JSON logs: stdout plus one file per process under ``var/log``.
+"""Structured JSON logs: stdout plus one file per process and day under ``var/log``.
 
 Several gunicorn workers must not share a file, so each process writes
-``bot-<name>-<pid>.jsonl``; ``python bot.py logs`` merges them by time.
+``bot-<name>-<pid>-<YYYYMMDD>.jsonl``; ``python bot.py logs`` merges them by
+time. A new file each UTC day means old days are whole files that the
+retention purge (``domain.retention``, ``log_days``) can delete by their
+age while the process goes on writing today's.
 Users appear only as a keyed pseudonym; no token, secret, bank number,
 phone, e-mail, name or photo is ever passed to a log call.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -33,28 +37,46 @@ def pseudonym(line_user_id: str | None) -> str | None:
     return "u_" + hmac.new(_PSEUDONYM_KEY, line_user_id.encode(), hashlib.sha256).hexdigest()[:12]
 
 
+def file_name(process_name: str, pid: int, day: str) -> str:
+    """``bot-<name>-<pid>-<YYYYMMDD>.jsonl``: the file a process writes on a UTC day."""
+    return f"bot-{process_name}-{pid}-{day}.jsonl"
+
+
+def _utc_day(day_number: int) -> str:
+    """``YYYYMMDD`` of a day counted from the epoch (UTC)."""
+    return time.strftime("%Y%m%d", time.gmtime(day_number * 86400))
+
+
 class _JsonLinesFile:
-    """Appends one line per event to ``bot-<name>-<pid>.jsonl``.
+    """Appends one line per event to this process's file of the day.
 
     The file is (re)opened whenever the pid changes, so gunicorn workers
-    forked from a ``--preload`` master each get their own file.
+    forked from a ``--preload`` master each get their own file, and when the
+    UTC date changes, so yesterday's file is closed for good.
     """
 
     def __init__(self, log_dir: Path, process_name: str):
         self.log_dir = log_dir
         self.process_name = process_name
         self.pid = -1
+        self.day = -1  # days since the epoch, UTC
         self.fh: TextIO | None = None
 
     @property
     def path(self) -> Path:
-        return self.log_dir / f"bot-{self.process_name}-{os.getpid()}.jsonl"
+        return self.log_dir / file_name(self.process_name, os.getpid(), _utc_day(int(time.time() // 86400)))
 
     def write(self, line: str) -> None:
-        if self.pid != os.getpid() or self.fh is None:
+        day = int(time.time() // 86400)  # cheap enough for every line; the name is formatted once a day
+        if self.pid != os.getpid() or self.day != day or self.fh is None:
+            old, self.fh = self.fh, None
+            if old is not None and self.pid == os.getpid():  # yesterday's (a forked child leaves its parent's)
+                with contextlib.suppress(OSError):
+                    old.close()
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self.fh = self.path.open("a", encoding="utf-8", buffering=1)
-            self.pid = os.getpid()
+            self.fh = (self.log_dir / file_name(self.process_name, os.getpid(), _utc_day(day))).open(
+                "a", encoding="utf-8", buffering=1)
+            self.pid, self.day = os.getpid(), day
         self.fh.write(line + "\n")
 
 

@@ -31,6 +31,7 @@ from conversations.kit.flow import PAUSED
 from conversations.registration import changes, decision, review, submission
 from conversations.registration import form as profile
 from conversations.reports import feature as reports
+from conversations.rights import feature as rights
 from conversations.secretariat import admin
 from domain import lifecycle
 from storage import repo
@@ -40,7 +41,8 @@ from storage.sessions import Session
 # Features added after registration plug in here. Each module exposes
 # ``FLOWS`` (its Flow objects), ``ACTIONS`` (postback action → handler) and
 # ``at_rest(s, inp, ctx)`` (its keywords when no flow is active, or None).
-FEATURES: list[Any] = [dispatch, attendance, reports]
+# ``rights`` comes first: a withdrawn expert is told so whatever they type.
+FEATURES: list[Any] = [rights, dispatch, attendance, reports]
 
 ENGINE.register([profile.FLOW, decision.DECISION, commission.REFUSAL, commission.ACCEPTANCE,
                  *(flow for feature in FEATURES for flow in feature.FLOWS)])
@@ -49,12 +51,15 @@ GENERAL_HELP = (
     "中小企業119 専門家派遣の公式アカウントです。\n"
     "・専門家の登録：「登録」と送ってください。\n"
     "・現在の状況：「状況」と送ってください。\n"
+    "・登録されている個人データの確認：「登録内容」と送ってください。\n"
+    "・退会（個人データの削除）：「退会」と送ってください。\n"
     "入力の途中では「戻る」「キャンセル」「最初から」「ヘルプ」も使えます。"
 )
 REVIEWER_HELP = (
     "支援機関担当者メニュー\n"
     "・「審査待ち」：審査待ちの申請一覧\n"
-    "・申請のカードの「詳細」「承認」「差し戻し」「却下」ボタンで審査します。"
+    "・申請のカードの「詳細」「承認」「差し戻し」「却下」ボタンで審査します。\n"
+    "・専門家から退会の申し出を受けたときは、事務局にお伝えください（事務局が手続きします）。"
 )
 
 
@@ -110,6 +115,8 @@ def recover(s: Session, ctx: Context) -> None:
 
 def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
     """Answer one input; mutates the session."""
+    if s.flow and rights.closed(ctx):
+        s.reset()  # withdrawn (by the secretariat, meanwhile): none of the expert's flows goes on
     if inp.kind == "follow":
         return _follow(s, ctx)
     if inp.kind == "text":
@@ -201,6 +208,8 @@ def _codes(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
 
 
 def _institution_code(s: Session, institution: Any, ctx: Context) -> list[Message]:
+    if rights.closed(ctx):
+        rights.reopen(ctx)  # a withdrawn expert scanning a code again: a new application
     if not profile.can_edit(ctx):
         return [_status("登録申請はすでに送信済みのため、支援機関は変更できません。\n", ctx)]
     profile.FLOW.on_begin(ctx)
@@ -330,7 +339,7 @@ def _status(prefix: str, ctx: Context) -> Message:
         next_steps.append("委嘱条件")
     elif expert is not None and expert.status == "conditions_agreed":
         next_steps += ["委嘱状", "就任承諾"]
-    elif expert is not None and expert.status == "returned":
+    elif expert is not None and expert.status in ("returned", "withdrawn"):
         next_steps.append("登録")
     return msg.text(prefix + _status_text(ctx), next_steps)
 
@@ -342,6 +351,8 @@ def _status_text(ctx: Context) -> str:
     expert = repo.expert_of(ctx.user)
     if expert is None:
         return "まだ専門家登録をしていません。「登録」と送ると始められます。"
+    if expert.status == "withdrawn":
+        return rights.withdrawn_text(ctx, expert)
     line = f"登録状況：{lifecycle.LABELS.get(expert.status, expert.status)}"
     if expert.status == "returned" and expert.status_reason:
         line += f"\n差し戻しの理由：{expert.status_reason}\n「登録」と送ると修正できます。"

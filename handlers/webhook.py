@@ -1,6 +1,7 @@
 """The HTTP edge: ``POST /callback``.
 
-verify (signature on the raw body) → dedupe (``evt:{id}`` SET NX) →
+verify (signature on the raw body) → refuse a replay (an event older than its id is
+kept) → dedupe (``evt:{id}`` SET NX) →
 serialise (per-user Redis lock, taken before the session is read) → run
 the event in one SQL transaction → save the session → reply.
 
@@ -143,6 +144,11 @@ def accept(rt: Runtime, event: dict[str, Any], order: int = 0) -> str:
     if source.get("type") != "user" or not isinstance(user_id, str) or not event_id:
         log.info("webhook.event", outcome="ignored_source", source_type=source.get("type"), **fields)
         return "ignored_source"
+    age_days = replay_age(rt, event)
+    if age_days is not None:
+        # Its id may have been purged (domain.retention): a replayed body must not run again.
+        log.warning("webhook.replay_refused", age_days=age_days, **fields)
+        return "replay_refused"
     gate = rt.gate
     score = event_score(event, order)
     entry = None
@@ -178,6 +184,23 @@ def accept(rt: Runtime, event: dict[str, Any], order: int = 0) -> str:
     log.info("webhook.event", outcome=ran.outcome, flow=ran.flow, state_before=ran.state_before,
              state_after=ran.state_after, ms=round((time.perf_counter() - started) * 1000, 1), **fields)
     return ran.outcome
+
+
+def replay_age(rt: Runtime, event: dict[str, Any]) -> int | None:
+    """Days since LINE stamped the event, when that is longer than its id is kept; else None.
+
+    ``ProcessedEvent`` ids are purged after ``processed_event_days`` (plus a
+    day's margin), so a signed body captured earlier and sent again could
+    otherwise run twice. LINE redelivers within a day or so: an event this
+    old is no redelivery. Business time (``program.now``) is the clock, so a
+    test that moves it moves this too."""
+    timestamp = event.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        return None  # the schema admits no other kind; nothing to judge by
+    age = rt.program.now().timestamp() - timestamp / 1000
+    if age <= rt.program.retention.processed_event_days * 86400:
+        return None
+    return int(age // 86400)
 
 
 @dataclass

@@ -123,3 +123,7 @@ class KeyBuilder:
     def queue(self, user_id: str) -> str:
         """The user's events waiting for the lock, scored by LINE's timestamp."""
         return f"{self.prefix}wait:user:{user_id}"
+
+    def daily(self, job: str) -> str:
+        """Taken (SET NX, ~a day) by the one worker that runs ``job`` today."""
+        return f"{self.prefix}daily:{job}"

@@ -38,6 +38,7 @@ from werkzeug.serving import make_server
 import bot
 from bench.servers import PostgresCluster, ServerUnavailable
 from handlers import outbox, runtime
+from handlers.logs import file_name as log_file_name
 from simulator import events
 from simulator.platform import PlatformState
 from storage import db as storage_db
@@ -434,7 +435,8 @@ def test_log_file_on_a_full_disk_does_not_break_requests(make_bot, tmp_path):
     """Every log line fails with ENOSPC (/dev/full): the requests are answered all the same."""
     data_dir = tmp_path / "data"
     (data_dir / "log").mkdir(parents=True)
-    (data_dir / "log" / f"bot-web-{os.getpid()}.jsonl").symlink_to("/dev/full")
+    today = time.strftime("%Y%m%d", time.gmtime())
+    (data_dir / "log" / log_file_name("web", os.getpid(), today)).symlink_to("/dev/full")
     harness = make_bot(f"sqlite:///{tmp_path / 'bot.db'}", data_dir=data_dir)
     register_up_to_the_name(harness)
     texts = harness.text(ALICE, "山田 太郎")

@@ -17,7 +17,7 @@ from handlers.config import Config, load_dotenv_if_present, read_env_file
 from handlers.line_api import LineApi, LineApiError
 
 COMMANDS = {"serve", "demo", "worker", "init-db", "institution", "logs", "stats", "admin", "conditions", "export",
-            "qr", "richmenu", "diagram", "data", "keys"}
+            "qr", "richmenu", "diagram", "data", "keys", "purge"}
 SUBCOMMANDS = {"institution": {"add"}, "admin": {"invite", "grant"}, "conditions": {"announce"}, "richmenu": {"sync"},
                "data": {"seal"}, "keys": {"rotate"}}
 OPTIONS = {  # every option the argparse CLI had, by command path
@@ -29,6 +29,7 @@ OPTIONS = {  # every option the argparse CLI had, by command path
     ("qr",): ["--out", "--basic-id"],
     ("data", "seal"): ["--dry-run", "--batch"],
     ("keys", "rotate"): ["--dry-run", "--batch"],
+    ("purge",): ["--dry-run"],
     ("richmenu", "sync"): ["--relink"],
     ("diagram",): ["--out"],
 }

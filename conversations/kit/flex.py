@@ -350,3 +350,17 @@ def choices_card(title: str, text: str, buttons: list[Button]) -> FlexMessage:
         styles=FlexBubbleStyles(footer=FlexBlockStyle(separator=True)),
     )
     return flex_message(f"{shown(title, 100)}：{shown(text, 1000)}", bubble)
+
+
+def links_card(title: str, note: str, links: list[tuple[str, str]]) -> FlexMessage:
+    """Files shown as link buttons (photos with short-lived signed URLs): a tap opens
+    the file, and no code or address has to be copied out of the chat."""
+    if not 1 <= len(links) <= MAX_CHOICES:
+        raise ValueError(f"a links card has 1 to {MAX_CHOICES} links (got {len(links)})")
+    bubble = FlexBubble(
+        header=_header(title),
+        body=_vbox([_text(note, size="xs", color=SUB_GREY, limit=MAX_BODY_CHARS),
+                    *(FlexButton(action=uri_action(label, url), style="link", height="sm") for label, url in links)],
+                   spacing="sm", paddingAll="16px"),
+    )
+    return flex_message(title, bubble)

@@ -15,7 +15,8 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.registration import items, review
 from conversations.roles import reviewer_ids, secretariat_ids
-from domain import lifecycle
+from domain import clock, lifecycle
+from domain.withdrawal import withdrawal_entry
 from storage.models import Expert
 
 
@@ -33,7 +34,7 @@ def sharing_the_account(expert: Expert) -> list[int]:
 def public_rows(expert: Expert) -> list[tuple[str, str]]:
     """What reviewers see of an application; a shared account comes first (cards show the first rows).
     The institution is not a row: the card names it."""
-    rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or {})]
+    rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or expert.profile or {})]
     shared = sharing_the_account(expert)
     if shared:
         numbers = "、".join(f"申請No.{n}" for n in shared)
@@ -70,10 +71,17 @@ def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
         return review.refuse(ctx, "detail", expert.id)
     ctx.audit("application.viewed", target=f"expert:{expert.id}")
     card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), photo_links(ctx, expert))
-    extra = []
+    notes = []
     if expert.status_reason and expert.status in ("returned", "rejected"):
-        extra.append(msg.text(f"前回の理由：{expert.status_reason}"))
-    return [card] + extra
+        notes.append(f"前回の理由：{expert.status_reason}")
+    if not expert.user.following:
+        notes.append("LINE：ブロック中（このアカウントをブロックしているため、通知は届きません）")
+    entry = withdrawal_entry(expert) if expert.status == "withdrawn" else None
+    if entry is not None:
+        kept = "会計の記録に必要な氏名・振込口座のみ保管" if expert.profile else "氏名も匿名化済み"
+        notes.append(f"退会：{clock.stamp(ctx.program.timezone, entry.at)}（理由：{entry.reason or '—'}）\n"
+                     f"個人データは削除済みです（{kept}）。")
+    return [card] + ([msg.text("\n".join(notes))] if notes else [])
 
 
 def set_searchable_fields(expert: Expert, answers: dict[str, Any]) -> None:

@@ -91,6 +91,8 @@ def remind(report_id: int, n: int = 1, days: float | None = None, *, job_id: str
         if int(draft.get("reminders_sent") or 0) >= n:
             return Reminded("already_sent")
         d = report.dispatch
+        if d.expert.status == "withdrawn":  # 退会: the report can no longer be sent
+            return Reminded("withdrawn")
         user = d.expert.user
         if not user.following:
             return Reminded("not_following")

@@ -3,7 +3,7 @@
 Only users with the secretariat role, in a 1:1 chat (the webhook ignores
 groups), may use them; anyone else gets a refusal and an audit entry.
 An unknown command or a missing argument answers with its usage line.
-Destructive commands (approve, return, reject, revoke) are confirmed with a
+Destructive commands (approve, return, reject, revoke, withdraw) are confirmed with a
 button before they are applied.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.registration import decision, review, submission
 from conversations.reports import feature as reports
+from conversations.rights import withdrawal
 from domain import lifecycle, stats
 from domain.names import expert_name
 from domain.statuses import DISPATCH_LABELS
@@ -42,6 +43,7 @@ USAGE: dict[str, str] = {
     "/invite": "/invite — 事務局メンバーの招待コード（24時間・1回限り）",
     "/staff": "/staff — 事務局・担当者の一覧",
     "/revoke": "/revoke <利用者No> — 役割の取り消し（確認あり）",
+    "/withdraw": "/withdraw <申請No> <理由> — LINE以外で受けた退会の申し出の処理（確認あり。個人データを削除）",
     "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] — 派遣の一覧",
     "/reports": reports.REPORTS_USAGE,
     "/fees": reports.FEES_USAGE,
@@ -56,7 +58,7 @@ def is_command(text: str) -> bool:
 
 # Commands whose last argument is a reason the expert reads: passed as typed
 # (line breaks, full-width characters), not normalised like the rest.
-VERBATIM_REST = {"/return", "/reject"}
+VERBATIM_REST = {"/return", "/reject", "/withdraw"}
 
 
 def handle(s: Session, ctx: Context, text: str, raw_text: str | None = None) -> list[Message]:
@@ -220,6 +222,17 @@ def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
     return decision.begin_revoke(s, ctx, user)
 
 
+def _withdraw(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
+    """A withdrawal asked for by mail, phone or in person: the same effects as 退会 in LINE, audited with the reason."""
+    expert = _expert_arg("/withdraw", args)
+    if isinstance(expert, list):
+        return expert
+    reason = rest.split(None, 1)[1].strip() if len(rest.split(None, 1)) > 1 else ""
+    if not reason:
+        return _usage("/withdraw")
+    return withdrawal.begin_secretariat(s, ctx, expert, reason)
+
+
 def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
     status = args[0] if args else None
     if status and status not in DISPATCH_LABELS:
@@ -242,6 +255,7 @@ COMMANDS: dict[str, Handler] = {
     "/invite": _invite,
     "/staff": _staff,
     "/revoke": _revoke,
+    "/withdraw": _withdraw,
     "/dispatches": _dispatches,
     "/reports": reports.reports_command,
     "/fees": reports.fees_command,
