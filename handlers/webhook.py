@@ -13,6 +13,7 @@ bug in a flow is logged and apologised for — never a 500.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -161,8 +162,9 @@ def accept(rt: Runtime, event: dict[str, Any], order: int = 0) -> str:
             # Keep our place in the user's order while the worker picks the event up.
             assert entry.token is not None
             member = gate.requeue(user_id, entry.member, entry.token, score, DEFERRED_HOLD)
-            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, event, time.time(), entry.token, member, score,
-                                           retry=Retry(max=8, interval=DEFERRED_RETRY_INTERVALS))
+            # The event goes to Redis sealed: it holds what the user typed (a phone number, an address).
+            rt.queue(EVENTS_QUEUE).enqueue(process_deferred, seal_event(rt, event), time.time(), entry.token, member,
+                                           score, retry=Retry(max=8, interval=DEFERRED_RETRY_INTERVALS))
             log.info("webhook.event", outcome="deferred", **fields)
             return "deferred"
     except redis.RedisError as exc:
@@ -232,10 +234,19 @@ def _leave_queue(rt: Runtime, user_id: str, member: str) -> None:
         pass  # our place expires with its deadline
 
 
-def process_deferred(event: dict[str, Any], received_at: float, token: str | None = None,
+def seal_event(rt: Runtime, event: dict[str, Any]) -> str:
+    """An event as a deferred job carries it: encrypted (RQ keeps job arguments in Redis, and
+    failed jobs for a long while)."""
+    return rt.crypto.encrypt(json.dumps(event, ensure_ascii=False))
+
+
+def process_deferred(sealed: str | dict[str, Any], received_at: float, token: str | None = None,
                      member: str | None = None, score: float | None = None) -> str:
-    """RQ job: an event whose user was busy; run it in the user's order once its turn comes."""
+    """RQ job: an event whose user was busy; run it in the user's order once its turn comes.
+
+    ``sealed`` is the event from :func:`seal_event` (a plain dict from a job queued by an older build)."""
     rt = current()
+    event: dict[str, Any] = json.loads(rt.crypto.decrypt(sealed)) if isinstance(sealed, str) else sealed
     user_id = event["source"]["userId"]
     entry = Entry("queued", token or uuid.uuid4().hex, member=member)
     score = event_score(event) if score is None else score

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -120,12 +121,18 @@ def database_bytes(bot_app, db_kind: str) -> bytes:
 
 
 def redis_bytes(bot_app) -> bytes:
-    """Every key of the bot's Redis database and its value as DUMP serialises it (the RDB encoding)."""
+    """Every key of the bot's Redis database and its value as DUMP serialises it (the RDB encoding).
+
+    RQ keeps a job's arguments zlib-compressed (not encrypted) in the job hash's ``data``
+    field, so those are decompressed too: compression hides nothing from whoever reads a dump."""
     client = bot_app.rt.worker_redis
     parts = []
     for key in client.scan_iter(count=500):
         parts.append(key)
         parts.append(client.dump(key) or b"")
+        if key.startswith(b"rq:job:") and client.type(key) == b"hash":
+            data = client.hget(key, "data")
+            parts.append(zlib.decompress(data) if data else b"")
     return b"\n".join(parts)
 
 
@@ -250,3 +257,19 @@ def test_keys_rotate_moves_every_value_nested_token_and_photo_to_the_newest_key(
     again = cli(env_for(tmp_path, url, [new]), "keys", "rotate")
     assert again.returncode == 0 and "0 moved" in again.stdout
     storage_db.database.close()
+
+
+def test_an_event_waiting_for_the_worker_is_sealed_in_redis(bot_app):
+    """A busy user's event goes to the worker queue; what they typed must not sit in Redis in the clear."""
+    user = "U" + "de" * 16
+    bot_app.say(user, "follow")
+    lock = bot_app.rt.worker_redis.lock(bot_app.rt.keys.lock(user), timeout=30)
+    assert lock.acquire()
+    assert bot_app.post([bot_app.event(user, "text", text="鈴木 花子 09024681357")]).status_code == 200
+    waiting = redis_bytes(bot_app)
+    assert b"rq:job:" in waiting, "the event is queued for the worker"
+    assert leaks(waiting) == []
+    lock.release()
+    bot_app.drain()
+    assert any("同意" in t for t in bot_app.texts_since(user, 0)), "and it still runs"
+    assert leaks(redis_bytes(bot_app)) == []
