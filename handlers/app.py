@@ -17,7 +17,7 @@ MAX_BODY_BYTES = 1024 * 1024  # LINE's bodies are small; anything larger is refu
 
 def create_app(config: Config, *, close_db_after_request: bool = False) -> Flask:
     """Build the WSGI app. Nothing connects at import time (gunicorn --preload safe)."""
-    from handlers import files, health, logs, runtime, webhook
+    from handlers import application_page, files, health, logs, runtime, webhook
     from storage.db import database
 
     rt = runtime.build(config)
@@ -30,6 +30,7 @@ def create_app(config: Config, *, close_db_after_request: bool = False) -> Flask
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(application_page.bp)
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> tuple[Response, int]:

@@ -31,6 +31,9 @@ OUTBOX_QUEUE = "outbox"
 EVENTS_QUEUE = "events"
 
 
+APPLICATION_SUBJECT = "application:"  # signed page links: application:<expert id>:<viewer LineUser id>
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -50,6 +53,11 @@ class Runtime:
 
     def queue(self, name: str, *, for_worker: bool = False) -> Queue:
         return Queue(name, connection=self.worker_redis if for_worker else self.redis)
+
+    def page_for(self, expert_id: int, viewer_id: int, expires_in: int = 900) -> str:
+        """A short-lived signed URL of one application's page, for one viewer (``handlers.application_page``)."""
+        token = self.links.sign(f"{APPLICATION_SUBJECT}{expert_id}:{viewer_id}", expires_in=expires_in)
+        return f"{self.config.public_base_url}/applications/{token}"
 
     def link_for(self, file_id: str, expires_in: int = 900) -> str:
         """A short-lived signed URL for a stored file (reviewers' photo links, letters)."""

@@ -95,6 +95,9 @@ class Context:
     files: Any = None
     # file id → short-lived signed URL (handlers.files); set by the webhook.
     link_for: Callable[[str], str] | None = None
+    # (expert id, viewer's LineUser id) → a short-lived signed URL of the whole
+    # application as a web page (handlers.application_page); set by the webhook.
+    page_for: Callable[[int, int], str] | None = None
     # Background jobs to schedule / cancel once the step's transaction has
     # committed (the webhook does it: flows never touch the queue).
     jobs: list[tuple[timedelta, str, tuple[Any, ...], str]] = field(default_factory=list)

@@ -280,7 +280,7 @@ def application_card(
     body: list[FlexComponent] = [_key_value(label, value) for label, value in rows]
     if photo_links:
         body.append(FlexSeparator(margin="md"))
-        body.append(_text("提出写真（リンクの有効期限は短時間です）", size="xs", color=LABEL_GREY, margin="md"))
+        body.append(_text("申請の詳細と提出写真（リンクの有効期限は短時間です）", size="xs", color=LABEL_GREY, margin="md"))
         body.extend(FlexButton(action=uri_action(label, url), style="link", height="sm") for label, url in photo_links)
     if not body:
         body.append(_text("（表示する項目はありません）", color=SUB_GREY))

@@ -26,7 +26,7 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from domain import lifecycle
 from domain.names import expert_name
-from storage.models import Expert
+from storage.models import Expert, LineUser
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,11 @@ def may_act(ctx: Context, op: Op, expert: Expert) -> bool:
 
 
 def may_view(ctx: Context, expert: Expert) -> bool:
-    user = ctx.user
+    return may_view_as(ctx.user, expert)
+
+
+def may_view_as(user: LineUser, expert: Expert) -> bool:
+    """The secretariat, or a reviewer of the expert's institution (checked again when a signed page opens)."""
     return user.role == "secretariat" or (
         user.role == "reviewer" and user.institution_id is not None and user.institution_id == expert.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
 

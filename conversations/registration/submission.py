@@ -31,10 +31,18 @@ def sharing_the_account(expert: Expert) -> list[int]:
                                                          & (Expert.status != "rejected")).order_by(Expert.id)]
 
 
+# What a reviewer's card carries in the chat: what the decision turns on (qualifications,
+# requirements, fields, areas). The name and kana are its header; birth date, phone,
+# e-mail, address, bank account and photos stay behind the signed page (詳細), so the
+# chat history — on phones, PCs and LINE's servers — holds no more than the decision needs.
+DECISION_LABELS = ("保有資格", "登録要件", "専門分野", "対応地域")
+
+
 def public_rows(expert: Expert) -> list[tuple[str, str]]:
-    """What reviewers see of an application; a shared account comes first (cards show the first rows).
+    """What reviewers see of an application in the chat; a shared account comes first.
     The institution is not a row: the card names it."""
-    rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or expert.profile or {})]
+    rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or expert.profile or {})
+            if label in DECISION_LABELS]
     shared = sharing_the_account(expert)
     if shared:
         numbers = "、".join(f"申請No.{n}" for n in shared)
@@ -57,12 +65,17 @@ def ops_for(role: str | None, expert: Expert) -> list[review.Op]:
     return []
 
 
-def cards_for(ctx: Context, expert: Expert, audience: str) -> list[Message]:
-    """The push a reviewer or the secretariat gets: the key rows and the decisions.
+def full_rows(expert: Expert) -> list[tuple[str, str]]:
+    """Every answer of the application, for its signed page (``handlers.application_page``)."""
+    return [(label, value) for label, value, _ in items.summary_rows(expert.draft or expert.profile or {})]
 
-    Photo links expire quickly, so the push carries none: 詳細 makes fresh ones.
+
+def cards_for(ctx: Context, expert: Expert, audience: str) -> list[Message]:
+    """The push a reviewer or the secretariat gets: what the decision turns on, and the decisions.
+
+    Links expire quickly, so the push carries none: 詳細 makes fresh ones.
     """
-    return [review.application_card(ctx, expert, ops_for(audience, expert), public_rows(expert)[:6], [])]
+    return [review.application_card(ctx, expert, ops_for(audience, expert), public_rows(expert), [])]
 
 
 def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
@@ -70,7 +83,10 @@ def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
     if not review.may_view(ctx, expert):
         return review.refuse(ctx, "detail", expert.id)
     ctx.audit("application.viewed", target=f"expert:{expert.id}")
-    card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), photo_links(ctx, expert))
+    links = photo_links(ctx, expert)
+    if ctx.page_for is not None:
+        links.insert(0, ("申請内容をすべて見る", ctx.page_for(expert.id, ctx.user.id)))
+    card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), links)
     notes = []
     if expert.status_reason and expert.status in ("returned", "rejected"):
         notes.append(f"前回の理由：{expert.status_reason}")
