@@ -71,3 +71,19 @@ def test_an_altered_link_or_a_viewer_who_lost_the_role_is_refused(bot_app):
     refused = requests.get(url, timeout=5)
     assert refused.status_code == 403 and "090-2468-1357" not in refused.text
     assert requests.get(bot_app.url + "/applications/not-a-token", timeout=5).status_code == 403
+
+
+def test_a_phone_or_email_given_in_another_application_is_flagged_without_decrypting(bot_app):
+    from tests.actors import submitted_application
+
+    expert = submitted(bot_app)
+    twin = submitted_application(expert.institution, "U" + "cd" * 16, phone="+819024681357",
+                                 email="Hanako.Suzuki@example.com")
+    stranger = submitted_application(expert.institution, "U" + "ef" * 16)
+    seen = bot_app._seq(REVIEWER)
+    bot_app.text(REVIEWER, "審査待ち")
+    queue = json.dumps([d["messages"] for d in bot_app.line.deliveries_for(REVIEWER, after=seen)], ensure_ascii=False)
+    assert f"同じ電話番号が申請No.{twin.id}でも登録されています" in queue
+    assert f"同じメールアドレスが申請No.{expert.id}でも登録されています" in queue, "e-mail compared lowercased"
+    assert f"申請No.{stranger.id}でも" not in queue
+    assert [p for p in PRIVATE if p in queue] == [], "the flag names the application, not the number"

@@ -17,6 +17,7 @@ from conversations.registration import items, review
 from conversations.roles import reviewer_ids, secretariat_ids
 from domain import clock, lifecycle
 from domain.withdrawal import withdrawal_entry
+from storage import repo
 from storage.models import Expert
 
 
@@ -43,11 +44,22 @@ def public_rows(expert: Expert) -> list[tuple[str, str]]:
     The institution is not a row: the card names it."""
     rows = [(label, value) for label, value, _ in items.item_rows(expert.draft or expert.profile or {})
             if label in DECISION_LABELS]
-    shared = sharing_the_account(expert)
-    if shared:
-        numbers = "、".join(f"申請No.{n}" for n in shared)
-        rows.insert(0, ("要確認", f"同じ振込口座が{numbers}でも登録されています"))
+    for what, others in (("振込口座", sharing_the_account(expert)), *sharing_contact(expert)):
+        if others:
+            numbers = "、".join(f"申請No.{n}" for n in others)
+            rows.insert(0, ("要確認", f"同じ{what}が{numbers}でも登録されています"))
     return rows
+
+
+def sharing_contact(expert: Expert) -> list[tuple[str, list[int]]]:
+    """Other applications with the same phone or e-mail, by their blind indexes (nothing decrypted)."""
+    answers = expert.draft or expert.profile or {}
+    found = []
+    for kind, label in (("phone", "電話番号"), ("email", "メールアドレス")):
+        value = answers.get(kind)
+        others = [n for n in repo.experts_matching(kind, value) if n != expert.id] if value else []
+        found.append((label, others))
+    return found
 
 
 def photo_links(ctx: Context, expert: Expert) -> list[tuple[str, str]]:
