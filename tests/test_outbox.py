@@ -100,3 +100,18 @@ def test_delivering_twice_sends_once(bot_app):
 def test_retry_keys_are_uuids(bot_app):
     row = repo.queue_push(CAROL, HELLO, "test")
     assert uuid.UUID(row.uuid).version == 4
+
+
+def test_pushes_to_a_user_who_blocked_the_account_are_closed_without_retry_until_they_follow_again(bot_app):
+    bot_app.say(CAROL, "follow")
+    bot_app.say(CAROL, "unfollow")
+    row = queue("while_blocked")
+    bot_app.drain()
+    closed = Outbox.get_by_id(row.id)
+    assert (closed.status, closed.attempts, closed.messages) == ("blocked", 0, None), "no call to LINE, nothing kept"
+    assert pushes(bot_app) == []
+    assert any('"outbox.blocked"' in line for line in bot_app.log_lines())
+    bot_app.say(CAROL, "follow")  # unblocked: pushes go out again
+    row = queue("after_follow")
+    bot_app.drain()
+    assert Outbox.get_by_id(row.id).status == "sent" and len(pushes(bot_app)) == 1
