@@ -130,6 +130,9 @@ def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
         handler = ACTIONS.get(action)
         if handler is not None:
             return handler(s, ctx, fields)
+    if s.flow and inp.kind == "text" and rights.overrides_flow(s, inp):
+        ENGINE.set_aside(s, ctx)  # 「退会」 typed at 住所 is a request, never the address
+        return _at_rest(s, inp, ctx)
     if s.flow:
         replies = ENGINE.run(s, inp, ctx)
         if replies is not None:

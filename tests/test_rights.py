@@ -116,6 +116,24 @@ def test_disclosure_before_approval_shows_the_application(bot_app):
     assert "入力中（未送信） → 支援機関の審査待ち" in texts[-1]
 
 
+def test_a_rights_request_typed_in_the_middle_of_the_form_is_never_taken_as_an_answer(bot_app):
+    institution = repo.create_institution("途中商工会", "よろず")
+    bot_app.say(EXPERT, "follow")
+    for answer in ("同意する", institution.code, "鈴木 花子"):
+        bot_app.text(EXPERT, answer)
+    assert state_of(bot_app, EXPERT) == ("profile", "kana")
+    texts = bot_app.text(EXPERT, "登録内容")
+    shown = json.dumps(bot_app.line.deliveries_for(EXPERT)[-1]["messages"], ensure_ascii=False)
+    assert "開示します" in texts[0] and "鈴木" in shown and Expert.get().draft.get("kana_family") is None
+    texts = bot_app.text(EXPERT, "退会")
+    assert any("削除" in t for t in texts), texts
+    assert Expert.get().draft.get("kana_family") is None, "「退会」 is not a フリガナ"
+    assert "取りやめました" in tap(bot_app, EXPERT, "c=no")[0]
+    texts = bot_app.text(EXPERT, "登録")
+    assert state_of(bot_app, EXPERT) == ("profile", "kana") and any("フリガナ" in t for t in texts), texts
+    assert Expert.get().draft["family_name"] == "鈴木", "nothing given is lost"
+
+
 # --- 退会, by the expert --------------------------------------------------------------------------
 
 

@@ -130,6 +130,14 @@ class Engine:
             return self._command(flow, s, cmd, ctx)
         return self._answer(flow, s, inp, ctx)
 
+    def set_aside(self, s: Session, ctx: Context) -> None:
+        """Pause the current flow as キャンセル would (its answers kept, 続きから resumes), silently:
+        the user asked for something that must never be taken as an answer (退会, 登録内容)."""
+        flow = self.flow_of(s)
+        if flow is not None and s.state in flow.steps and not s.data.get(PAUSED):
+            s.data[PAUSED] = True
+            flow.keep_answers(s, ctx)
+
     # -- global commands ------------------------------------------------------
 
     def _command(self, flow: Flow, s: Session, cmd: str, ctx: Context) -> list[Message]:

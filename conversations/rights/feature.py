@@ -32,6 +32,11 @@ WITHDRAW_WORDS = ("退会", "退会する", "退会したい", "退会手続き"
 STAFF_ROLES = ("reviewer", "secretariat")
 
 
+def overrides_flow(s: Session, inp: Input) -> bool:
+    """「退会」 or 「登録内容」 typed in the middle of another flow: the request wins over the question."""
+    return inp.text in (*WITHDRAW_WORDS, *disclosure.WORDS) and s.flow not in {f.name for f in FLOWS}
+
+
 def closed(ctx: Context) -> bool:
     """A withdrawn expert (not also staff): nothing of the expert's flows is open to them."""
     expert = repo.expert_of(ctx.user)
