@@ -100,6 +100,24 @@ def _v7_sealed_personal_data(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([models.PersonIndex], safe=True)
 
 
+def _v8_plain_matching(db: Database, migrator: SchemaMigrator) -> None:
+    """The prefectures and fields an expert covers as plain rows (matching in SQL, never by
+    decrypting sealed profiles); filled for every existing expert, in batches."""
+    db.create_tables([models.ExpertArea, models.ExpertField], safe=True)
+    columns = {c.name for c in db.get_columns(models.Expert._meta.table_name)}
+    if not {f.column_name for f in models.Expert._meta.sorted_fields} <= columns:
+        return  # not a table this code wrote (a hand-made old schema): nothing to fill
+    models.Expert.update(index_fp=None).execute()  # every fingerprint now covers areas and fields too
+    last = 0
+    while True:
+        batch = list(models.Expert.select().where(models.Expert.id > last).order_by(models.Expert.id).limit(500))
+        if not batch:
+            return
+        for expert in batch:
+            models.reindex(expert)
+        last = batch[-1].id
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -108,6 +126,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v5_flow_drafts,
     _v6_event_order,
     _v7_sealed_personal_data,
+    _v8_plain_matching,
 ]
 
 LATEST = len(MIGRATIONS)

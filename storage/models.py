@@ -148,19 +148,60 @@ class PersonIndex(BaseModel):
         indexes = ((("kind", "digest"), False),)
 
 
+class ExpertArea(BaseModel):
+    """A prefecture the expert covers, in force (the approved profile, else the application).
+
+    Plain on purpose: experts are matched to a business by it, in SQL,
+    without decrypting anyone's profile (which is sealed as a whole)."""
+
+    id = AutoField()
+    expert = ForeignKeyField(Expert, backref="area_rows", on_delete="CASCADE")
+    prefecture = CharField(max_length=8)
+
+    class Meta:
+        indexes = ((("prefecture", "expert"), True),)
+
+
+class ExpertField(BaseModel):
+    """A field of expertise (専門分野) the expert covers, in force; plain for the same reason."""
+
+    id = AutoField()
+    expert = ForeignKeyField(Expert, backref="field_rows", on_delete="CASCADE")
+    field = CharField(max_length=40)
+
+    class Meta:
+        indexes = ((("field", "expert"), True),)
+
+
+def _covered(expert: Expert) -> tuple[list[str], list[str]]:
+    """The prefectures and fields in force: the approved profile's, else the application's."""
+    answers = expert.profile or expert.draft or {}
+    areas = sorted({str(a) for a in answers.get("areas") or [] if a})
+    fields = sorted({str(f) for f in answers.get("expertise") or [] if f})
+    return areas, fields
+
+
 def reindex(expert: Expert) -> None:
-    """Bring the expert's ``PersonIndex`` rows in line with their personal fields (a no-op when unchanged)."""
+    """Bring the expert's ``PersonIndex``, ``ExpertArea`` and ``ExpertField`` rows in line with
+    their answers (a no-op when unchanged: one fingerprint covers all three)."""
     if expert.id is None:
         return
     columns = {"family_name": expert.family_name, "given_name": expert.given_name, "kana": expert.kana}
     pairs = people.digests(sealed.crypto(), people.tokens(columns, (expert.draft, expert.profile)))
-    fp = people.fingerprint(pairs)
+    areas, fields = _covered(expert)
+    fp = people.fingerprint([*pairs, *(("area", a) for a in areas), *(("field", f) for f in fields)])
     if fp == expert.index_fp:
         return
     PersonIndex.delete().where(PersonIndex.expert == expert.id).execute()
     if pairs:
         PersonIndex.insert_many([(expert.id, kind, d) for kind, d in pairs],
                                 fields=[PersonIndex.expert, PersonIndex.kind, PersonIndex.digest]).execute()
+    ExpertArea.delete().where(ExpertArea.expert == expert.id).execute()
+    if areas:
+        ExpertArea.insert_many([(expert.id, a) for a in areas], fields=[ExpertArea.expert, ExpertArea.prefecture]).execute()
+    ExpertField.delete().where(ExpertField.expert == expert.id).execute()
+    if fields:
+        ExpertField.insert_many([(expert.id, f) for f in fields], fields=[ExpertField.expert, ExpertField.field]).execute()
     Expert.update(index_fp=fp).where(Expert.id == expert.id).execute()
     expert.index_fp = fp
     expert._dirty.discard("index_fp")  # type: ignore[attr-defined]  # peewee's per-instance dirty set has no stub
@@ -369,6 +410,8 @@ ALL_MODELS: list[type[Model]] = [
     LineUser,
     Expert,
     PersonIndex,
+    ExpertArea,
+    ExpertField,
     AuditLog,
     Outbox,
     ProcessedEvent,

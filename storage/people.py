@@ -30,8 +30,9 @@ from typing import Any
 from storage.crypto import FieldCrypto
 
 KINDS = ("name", "phone", "email")
-# The draft keys whose change changes an expert's tokens (names come from the columns).
-INDEXED_KEYS = frozenset({"phone", "email"})
+# The draft keys whose change changes an expert's index rows (names come from the columns;
+# the prefectures and fields covered are plain rows of their own, see storage.models.ExpertArea).
+INDEXED_KEYS = frozenset({"phone", "email", "areas", "expertise"})
 _HIRAGANA = range(0x3041, 0x3097)
 
 

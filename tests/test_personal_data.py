@@ -273,3 +273,21 @@ def test_an_event_waiting_for_the_worker_is_sealed_in_redis(bot_app):
     bot_app.drain()
     assert any("同意" in t for t in bot_app.texts_since(user, 0)), "and it still runs"
     assert leaks(redis_bytes(bot_app)) == []
+
+
+def test_the_prefectures_and_fields_covered_stay_plain_and_are_filled_for_older_databases(bot_app):
+    from storage.migrations import LATEST
+    from storage.models import ExpertArea, ExpertField, SchemaVersion
+
+    expert = commissioned_through_line(bot_app)
+    areas = sorted(a.prefecture for a in ExpertArea.select().where(ExpertArea.expert == expert.id))
+    fields = sorted(f.field for f in ExpertField.select().where(ExpertField.expert == expert.id))
+    assert areas == sorted(expert.profile["areas"]) and fields == sorted(expert.profile["expertise"])
+    raw = storage_db.database.execute_sql('SELECT "prefecture" FROM "expertarea"').fetchall()
+    assert sorted(r[0] for r in raw) == areas, "plain in SQL: matching needs no decryption"
+    # A database from before these rows: the migration fills them from the sealed profiles.
+    ExpertArea.delete().execute()
+    ExpertField.delete().execute()
+    SchemaVersion.delete().where(SchemaVersion.version >= 8).execute()  # v8 made these rows
+    assert apply_migrations() == (7, LATEST)
+    assert ExpertArea.select().count() == len(areas) and ExpertField.select().count() == len(fields)

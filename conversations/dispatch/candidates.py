@@ -6,10 +6,12 @@ business's address names none, because the area match needs one.
 """
 from __future__ import annotations
 
+from peewee import fn
+
 from conversations.kit.context import Context
 from domain.names import expert_name
 from domain.validators import PREFECTURES
-from storage.models import Expert
+from storage.models import Expert, ExpertArea, ExpertField
 
 
 def prefecture_in(address: str) -> str | None:
@@ -20,13 +22,14 @@ def prefecture_in(address: str) -> str | None:
 def candidates(ctx: Context, theme: str, address: str, search: str | None = None) -> list[Expert]:
     """Commissioned experts for this theme and the business's prefecture (by name or number)."""
     pref = prefecture_in(address)
+    # Matched in SQL on the plain rows of what each expert covers (profiles are sealed).
+    query = Expert.select().where((Expert.status == "commissioned") & fn.EXISTS(
+        ExpertField.select(ExpertField.id).where((ExpertField.expert == Expert.id) & (ExpertField.field == theme))))
+    if pref:
+        query = query.where(fn.EXISTS(ExpertArea.select(ExpertArea.id).where(
+            (ExpertArea.expert == Expert.id) & (ExpertArea.prefecture == pref))))
     found = []
-    for e in Expert.select().where(Expert.status == "commissioned").order_by(Expert.id):
-        profile = e.profile or e.draft or {}
-        if theme not in (profile.get("expertise") or []):
-            continue
-        if pref and pref not in (profile.get("areas") or []):
-            continue
+    for e in query.order_by(Expert.id):
         if search and not (search == str(e.id) or search in expert_name(e).replace("　", "")
                            or search in (e.kana or "").replace("　", "")):
             continue
