@@ -174,7 +174,7 @@ def test_bad_answers_in_the_form_are_explained(bot_app):
     inst, expert = setup(bot_app)
     bot_app.text(REVIEWER, "支援依頼")
     bot_app.text(REVIEWER, "新規株式会社")
-    assert "13桁" in bot_app.text(REVIEWER, "1234567890123")[0]
+    assert "チェックデジット" in bot_app.text(REVIEWER, "1234567890123")[0]
     bot_app.text(REVIEWER, "なし")
     assert "位置情報を送ってください" in bot_app.text(REVIEWER, "東京都千代田区")[0]
     texts = bot_app.text(REVIEWER, "35.681236, 139.767125")  # typed coordinates from LINE for PC: no address

@@ -263,7 +263,7 @@ def test_fees_total_accepted_reports_of_the_month_only(bot_app):
     assert "合計：3件 謝金18,480円 源泉0円 交通費1,700円 支払額20,180円" in text
     assert "確認待ち1件は含みません" in text
     assert "合計：1件 謝金7,920円" in bot_app.text(SEC, "/fees ２０２６－０７")[0]
-    assert "使い方" in bot_app.text(SEC, "/fees")[0] and "使い方" in bot_app.text(SEC, "/fees 2026-13")[0]
+    assert "使い方" in bot_app.text(SEC, "/fees 2026-13")[0]  # /fees alone: this month (tests/test_explain.py)
     assert bot_app.text(REVIEWER, "/fees 2026-06") == ["このコマンドは事務局のみ利用できます。"]
 
     listing = bot_app.text(SEC, "/reports")[0]

@@ -19,7 +19,13 @@ from datetime import datetime
 
 from linebot.v3.messaging import LocationAction, Message, QuickReplyItem
 
-from conversations.dispatch.businesses import MAX_CHOICES, business_named, corporate_number_ok, known_businesses
+from conversations.dispatch.businesses import (
+    MAX_CHOICES,
+    business_named,
+    corporate_number_problem,
+    known_businesses,
+    name_problem,
+)
 from conversations.dispatch.candidates import candidates, prefecture_in
 from conversations.dispatch.common import describe
 from conversations.dispatch.free_limit import counted_dispatches
@@ -59,8 +65,9 @@ class BusinessStep(Step):
             s.data.update(business_id=business.id, business_name=business.name)
             return Advance([msg.text(f"「{business.name}」（登録済み）で依頼します。")], trigger="known")
         name = inp.text.strip()
-        if not 2 <= len(name) <= 100:
-            return Invalid("事業者の名称は2〜100文字で入力してください。")
+        problem = name_problem(name)
+        if problem is not None:
+            return Invalid(problem)
         existing = business_named(ctx, name)
         if existing is not None:  # the same business, however it is typed: its dispatches count
             s.data.update(business_id=existing.id, business_name=existing.name)
@@ -83,8 +90,9 @@ class CorporateNumber(Step):
         if inp.kind == "text" and text in ("なし", "無し", "ない"):
             s.data["corporate_number"] = None
             return Advance()
-        if not corporate_number_ok(text):
-            return Invalid("法人番号は13桁の数字です（先頭の検査用数字も含めて確認してください）。ない場合は「なし」。")
+        problem = corporate_number_problem(text)
+        if problem is not None:
+            return Invalid(problem)
         s.data["corporate_number"] = text
         existing = Business.get_or_none(Business.corporate_number == text)
         if existing is not None:

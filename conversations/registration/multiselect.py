@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from conversations.kit.context import Context, Input
-from conversations.kit.flow import Invalid
+from conversations.kit.flow import Invalid, Outcome, Stay
 from conversations.registration.parts import save
+from storage.sessions import Session
 
 DONE_WORDS = ("完了", "かんりょう", "終わり", "おわり", "決定", "以上")
 CHECK = "✓"
@@ -92,6 +93,55 @@ def shown_list(items: list[str]) -> str:
     return "、".join(items) if items else "（まだありません）"
 
 
-def not_a_choice(unknown: list[str], what: str) -> Invalid:
-    return Invalid(f"「{'、'.join(unknown[:3])}」は{what}の選択肢にありません。番号か、選択肢の言葉で入力してください。")
+def not_a_choice(unknown: list[str], what: str) -> str:
+    return f"「{'、'.join(unknown[:3])}」は{what}の選択肢にありません。番号か、選択肢の言葉で入力してください。"
 
+
+
+# --- short answers: a tap is answered by one line, an error by one bubble --------------------
+#
+# The engine asks the question again (``ask(again=True)``) after every tap (``Stay``) and
+# every refused answer. A tap only needs to say what is chosen now, with the buttons; an
+# error belongs in the same bubble as the question. The step leaves a note in the session
+# that its next ``ask`` takes (:func:`take_note`).
+
+_TAPPED, _ERROR, _ERRORS = "_ms_tapped", "_ms_error", "_ms_errors"
+
+
+def selected_line(shown: str, count: int | None = None) -> str:
+    """「選択中：経営戦略、創業（2件）。続けて選ぶか「完了」」."""
+    counted = f"（{count}件）" if count else ""
+    return f"選択中：{shown}{counted}。続けて選ぶか「完了」"
+
+
+def tapped(s: Session, line: str) -> Stay:
+    """A choice taken: the question is answered by ``line`` (with its buttons), not the whole list."""
+    s.data.pop(_ERRORS, None)
+    s.data[_TAPPED] = line
+    return Stay()
+
+
+def refused(s: Session, ctx: Context, step: str, message: str) -> Outcome:
+    """An answer that cannot be used: ``message`` and the question in one bubble.
+
+    Counted like the engine's retries (kept in the session, since a ``Stay``
+    clears the engine's count): at the cap the engine's advice answers instead.
+    """
+    errors = s.data.get(_ERRORS)
+    tries = (int(errors.get(step, 0)) if isinstance(errors, dict) else 0) + 1
+    if tries >= ctx.program.retry_limit:
+        s.data.pop(_ERRORS, None)
+        s.retries[step] = tries - 1  # the engine counts this one and gives its advice
+        return Invalid(message)
+    s.data[_ERRORS] = {step: tries}
+    s.data[_ERROR] = message
+    return Stay()
+
+
+def take_note(s: Session) -> tuple[str | None, str | None]:
+    """``(tapped line, error)`` left for this ask by :func:`tapped` or :func:`refused`."""
+    return s.data.pop(_TAPPED, None), s.data.pop(_ERROR, None)
+
+
+def with_error(error: str | None, body: str) -> str:
+    return f"{error}\n\n{body}" if error else body

@@ -26,9 +26,14 @@ from conversations.registration.multiselect import (
     not_a_choice,
     numbered,
     pick,
+    refused,
+    selected_line,
     selecting,
     shown_list,
+    take_note,
+    tapped,
     toggle,
+    with_error,
 )
 from conversations.registration.parts import Question, TextStep, draft_of, kept, save
 from domain.normalize import InvalidInput, clean
@@ -64,12 +69,16 @@ class Qualifications(Question):
         _, draft = draft_of(ctx)
         options = list(ctx.program.qualifications)
         chosen = selecting(draft, self.name, draft.get("qualifications") or [])
+        choices = [marked(o, chosen) for o in options] + [self.none_word, "完了"]
+        line, error = take_note(s)
+        if line is not None:
+            return [msg.text(line, choices)]
         head = "保有している資格をすべて選び、「完了」を押してください（複数選べます）。" if not again else "保有資格をほかにもあれば選び、「完了」を押してください。"
         body = (
             f"{head}\n\n{numbered(options, chosen)}\n{len(options) + 1}. 　{self.none_word}\n\n"
             f"選択中：{shown_list(chosen)}\n番号でも入力できます（例：1 3）。"
         )
-        return [msg.text(body, [marked(o, chosen) for o in options] + [self.none_word, "完了"])]
+        return [msg.text(with_error(error, body), choices)]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         _, draft = draft_of(ctx)
@@ -77,15 +86,16 @@ class Qualifications(Question):
         chosen = selecting(draft, self.name, draft.get("qualifications") or [])
         if is_done(inp):
             if not chosen:
-                return Invalid("資格を選んでから「完了」を押してください。お持ちでない場合は「なし」を押してください。")
+                return refused(s, ctx, self.name, "資格を選んでから「完了」を押してください。お持ちでない場合は「なし」を押してください。")
             return self._finish(ctx, chosen)
         if choose(inp, options + [self.none_word]) == self.none_word or inp.text in ("ない", "無し", "資格なし"):
             return self._finish(ctx, [])
         picked, unknown = pick(inp.text, options)
         if unknown or not picked:
-            return not_a_choice(unknown or [inp.text], "保有資格")
-        keep_selecting(ctx, self.name, toggle(chosen, picked, options))
-        return Stay()
+            return refused(s, ctx, self.name, not_a_choice(unknown or [inp.text], "保有資格"))
+        chosen = toggle(chosen, picked, options)
+        keep_selecting(ctx, self.name, chosen)
+        return tapped(s, selected_line(shown_list(chosen), len(chosen)))
 
     def _finish(self, ctx: Context, chosen: list[str]) -> Outcome:
         other = other_qualification(ctx)
@@ -279,7 +289,10 @@ class Requirements(Question):
         chosen_tags = [f"({k})" for k in keys if k in chosen]
         body = f"{head}\n\n" + "\n".join(lines) + f"\n\n選択中：{shown_list(chosen_tags)}\n番号でも入力できます（例：1 3）。"
         choices = [((CHECK if r.key in chosen else "") + f"{_tag(r)} {r.label}", _tag(r)) for r in options]
-        return [msg.text(body, choices + [NOT_APPLICABLE, "完了"])]
+        line, error = take_note(s)
+        if line is not None:
+            return [msg.text(line, choices + [NOT_APPLICABLE, "完了"])]
+        return [msg.text(with_error(error, body), choices + [NOT_APPLICABLE, "完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         _, draft = draft_of(ctx)
@@ -288,7 +301,7 @@ class Requirements(Question):
         chosen = selecting(draft, self.name, [e["key"] for e in _entries(draft)])
         if is_done(inp):
             if not chosen and not _qualification_met(ctx, draft):
-                return Invalid(f"当てはまる要件を選んでから「完了」を押してください。どれにも当てはまらない場合は「{NOT_APPLICABLE}」を押してください。")
+                return refused(s, ctx, self.name, f"当てはまる要件を選んでから「完了」を押してください。どれにも当てはまらない場合は「{NOT_APPLICABLE}」を押してください。")
             return self._finish(s, ctx, chosen)
         if inp.text in (NOT_APPLICABLE, "なし", "該当しない", str(len(options) + 1)):
             return self._finish(s, ctx, [])
@@ -301,10 +314,11 @@ class Requirements(Question):
         else:
             found, unknown = pick(inp.text, names)
             if unknown or not found:
-                return not_a_choice(unknown or [inp.text], "登録要件")
+                return refused(s, ctx, self.name, not_a_choice(unknown or [inp.text], "登録要件"))
             picked = [keys[names.index(n)] for n in found]
-        keep_selecting(ctx, self.name, toggle(chosen, picked, keys))
-        return Stay()
+        chosen = toggle(chosen, picked, keys)
+        keep_selecting(ctx, self.name, chosen)
+        return tapped(s, selected_line(shown_list([f"({k})" for k in chosen]), len(chosen)))
 
     def _finish(self, s: Session, ctx: Context, chosen: list[str]) -> Outcome:
         expert, draft = draft_of(ctx)

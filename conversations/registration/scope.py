@@ -11,7 +11,7 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
-from conversations.kit.flow import TEXT, Advance, Invalid, Outcome, Stay
+from conversations.kit.flow import TEXT, Advance, Outcome, Stay
 from conversations.registration.multiselect import (
     is_done,
     keep_selecting,
@@ -19,9 +19,14 @@ from conversations.registration.multiselect import (
     not_a_choice,
     numbered,
     pick,
+    refused,
+    selected_line,
     selecting,
     shown_list,
+    take_note,
+    tapped,
     toggle,
+    with_error,
 )
 from conversations.registration.parts import Question, draft_of, save
 from domain.normalize import InvalidInput
@@ -42,10 +47,14 @@ class Expertise(Question):
         _, draft = draft_of(ctx)
         options = list(ctx.program.expertise)
         chosen = selecting(draft, self.name, draft.get("expertise") or [])
+        line, error = take_note(s)
+        # 12 fields + 完了 = 13, LINE's limit; the numbered text covers any more.
+        choices = [marked(o, chosen) for o in options][: msg.MAX_QUICK_REPLY_ITEMS - 1] + ["完了"]
+        if line is not None:
+            return [msg.text(line, choices)]
         head = "専門分野をすべて選び、「完了」を押してください（複数選べます）。" if not again else "専門分野をほかにもあれば選び、「完了」を押してください。"
         body = f"{head}\n\n{numbered(options, chosen)}\n\n選択中：{shown_list(chosen)}\n番号でも入力できます（例：1 3 5）。"
-        # 12 fields + 完了 = 13, LINE's limit; the numbered text covers any more.
-        return [msg.text(body, [marked(o, chosen) for o in options][: msg.MAX_QUICK_REPLY_ITEMS - 1] + ["完了"])]
+        return [msg.text(with_error(error, body), choices)]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         _, draft = draft_of(ctx)
@@ -53,15 +62,16 @@ class Expertise(Question):
         chosen = selecting(draft, self.name, draft.get("expertise") or [])
         if is_done(inp):
             if not chosen:
-                return Invalid("専門分野を1つ以上選んでから「完了」を押してください。")
+                return refused(s, ctx, self.name, "専門分野を1つ以上選んでから「完了」を押してください。")
             save(ctx, expertise=chosen, selecting=None)
             s.data.pop("area_region", None)  # the area picker opens on its region list
             return Advance([msg.text(f"専門分野を「{'、'.join(chosen)}」で保存しました。")])
         picked, unknown = pick(inp.text, options)
         if unknown or not picked:
-            return not_a_choice(unknown or [inp.text], "専門分野")
-        keep_selecting(ctx, self.name, toggle(chosen, picked, options))
-        return Stay()
+            return refused(s, ctx, self.name, not_a_choice(unknown or [inp.text], "専門分野"))
+        chosen = toggle(chosen, picked, options)
+        keep_selecting(ctx, self.name, chosen)
+        return tapped(s, selected_line(shown_list(chosen), len(chosen)))
 
 
 # --- 12. 対応地域 --------------------------------------------------------------------------
@@ -98,16 +108,19 @@ class Areas(Question):
         _, draft = draft_of(ctx)
         chosen = selecting(draft, self.name, draft.get("areas") or [])
         region = s.data.get("area_region")
+        line, error = take_note(s)
         if region in REGIONS:
             prefs = REGIONS[region]
+            choices: list[msg.Choice] = [marked(p, chosen) for p in prefs]
+            choices += [(ALL_IN_REGION, f"{region}すべて"), (REGION_LIST, REGION_LIST), "完了"]
+            if line is not None:
+                return [msg.text(line, choices)]
             body = (
                 f"{region}で対応できる都道府県を選んでください（複数選べます）。\n\n{numbered(prefs, chosen)}\n\n"
                 f"選択中：{_areas_shown(chosen)}\n「{ALL_IN_REGION}」で{region}をまとめて選べます。"
                 f"ほかの地方は「{REGION_LIST}」から。選び終わったら「完了」を押してください。"
             )
-            choices: list[msg.Choice] = [marked(p, chosen) for p in prefs]
-            choices += [(ALL_IN_REGION, f"{region}すべて"), (REGION_LIST, REGION_LIST), "完了"]
-            return [msg.text(body, choices)]
+            return [msg.text(with_error(error, body), choices)]
         regions = list(REGIONS)
         lines = []
         choices = []
@@ -120,12 +133,14 @@ class Areas(Question):
             else:
                 choices.append((f"{r}{count}", r + OPEN_SUFFIX))
         lines.append(f"{len(regions) + 1}. {NATIONWIDE}")
+        if line is not None:
+            return [msg.text(line, choices + [NATIONWIDE, "完了"])]
         head = "支援に伺える地域（都道府県）を選んでください。地方を押すと都道府県を選べます。" if not again else "対応地域（都道府県）を続けて選び、終わったら「完了」を押してください。"
         body = (
             f"{head}\n\n" + "\n".join(lines) + f"\n\n選択中：{_areas_shown(chosen)}\n"
             "都道府県名や地方名を入力することもできます（例：東京、神奈川／関東）。"
         )
-        return [msg.text(body, choices + [NATIONWIDE, "完了"])]
+        return [msg.text(with_error(error, body), choices + [NATIONWIDE, "完了"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         _, draft = draft_of(ctx)
@@ -135,7 +150,7 @@ class Areas(Question):
         region = s.data.get("area_region")
         if is_done(inp):
             if not chosen:
-                return Invalid("対応できる都道府県を1つ以上選んでから「完了」を押してください。")
+                return refused(s, ctx, self.name, "対応できる都道府県を1つ以上選んでから「完了」を押してください。")
             save(ctx, areas=chosen, selecting=None)
             s.data.pop("area_region", None)
             s.data.pop("bank_choices", None)  # the bank question opens afresh
@@ -148,32 +163,33 @@ class Areas(Question):
         if region in REGIONS and opened is None:
             prefs = REGIONS[region]
             if text in (ALL_IN_REGION, "すべて", "全部", region + "すべて"):
-                return self._keep(ctx, self._toggle_all(chosen, prefs, order))
+                return self._keep(s, ctx, self._toggle_all(chosen, prefs, order))
             if re.fullmatch(r"[0-9]+", text):
                 if not 1 <= int(text) <= len(prefs):
-                    return Invalid(f"{region}の番号は1〜{len(prefs)}です。都道府県名で入力することもできます。")
-                return self._keep(ctx, toggle(chosen, [prefs[int(text) - 1]], order))
+                    return refused(s, ctx, self.name, f"{region}の番号は1〜{len(prefs)}です。都道府県名で入力することもできます。")
+                return self._keep(s, ctx, toggle(chosen, [prefs[int(text) - 1]], order))
         elif re.fullmatch(r"[0-9]+", text):
             n = int(text)
             if n == len(regions) + 1:
-                return self._keep(ctx, self._toggle_all(chosen, order, order))
+                return self._keep(s, ctx, self._toggle_all(chosen, order, order))
             if not 1 <= n <= len(regions):
-                return Invalid(f"地方の番号は1〜{len(regions)}、全国は{len(regions) + 1}です。都道府県名で入力することもできます。")
+                return refused(s, ctx, self.name,
+                               f"地方の番号は1〜{len(regions)}、全国は{len(regions) + 1}です。都道府県名で入力することもできます。")
             opened = regions[n - 1]
         if opened is not None:
             if opened not in REGIONS:
-                return Invalid(f"「{opened}」という地方はありません。地方の一覧から選んでください。")
+                return refused(s, ctx, self.name, f"「{opened}」という地方はありません。地方の一覧から選んでください。")
             if len(REGIONS[opened]) == 1:
-                return self._keep(ctx, toggle(chosen, REGIONS[opened], order))
+                return self._keep(s, ctx, toggle(chosen, REGIONS[opened], order))
             s.data["area_region"] = opened
             return Stay()
         if text == NATIONWIDE:
-            return self._keep(ctx, self._toggle_all(chosen, order, order))
+            return self._keep(s, ctx, self._toggle_all(chosen, order, order))
         try:
             picked = parse_prefectures(inp.raw_text)
         except InvalidInput as exc:
-            return Invalid(str(exc))
-        return self._keep(ctx, toggle(chosen, picked, order))
+            return refused(s, ctx, self.name, str(exc))
+        return self._keep(s, ctx, toggle(chosen, picked, order))
 
     @staticmethod
     def _toggle_all(chosen: list[str], group: list[str], order: list[str]) -> list[str]:
@@ -182,6 +198,6 @@ class Areas(Question):
             return [p for p in chosen if p not in group]
         return [p for p in order if p in chosen or p in group]
 
-    def _keep(self, ctx: Context, items: list[str]) -> Outcome:
+    def _keep(self, s: Session, ctx: Context, items: list[str]) -> Outcome:
         keep_selecting(ctx, self.name, items)
-        return Stay()
+        return tapped(s, selected_line(_areas_shown(items), len(items) if len(items) < len(PREFECTURES) else None))

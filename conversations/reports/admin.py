@@ -18,7 +18,7 @@ from storage.models import Dispatch, Report
 from storage.sessions import Session
 
 REPORTS_USAGE = "/reports [submitted|returned|accepted|draft|all|<報告書No>] — 報告書の一覧（既定は確認待ち）"
-FEES_USAGE = "/fees <YYYY-MM> — 受理済み報告書の謝金の月別集計（専門家ごと）"
+FEES_USAGE = "/fees [YYYY-MM] — 受理済み報告書の謝金の月別集計（専門家ごと、既定は今月）"
 _STATUS_WORDS = {"確認待ち": "submitted", "提出済み": "submitted", "差し戻し": "returned", "受理": "accepted",
                  "受理済み": "accepted", "作成中": "draft", "すべて": "all"}
 
@@ -47,10 +47,13 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
 
 
 def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    match = re.fullmatch(r"(\d{4})[-/年](\d{1,2})月?", args[0]) if args else None
-    if match is None or not 1 <= int(match.group(2)) <= 12:
-        return [msg.text("使い方：" + FEES_USAGE)]
-    month = f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
+    if not args:  # no month: this month, in the program's time
+        month = ctx.program.now().strftime("%Y-%m")
+    else:
+        match = re.fullmatch(r"(\d{4})[-/年](\d{1,2})月?", args[0])
+        if match is None or not 1 <= int(match.group(2)) <= 12:
+            return [msg.text("使い方：" + FEES_USAGE)]
+        month = f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
     rows = (Report.select().join(Dispatch)
             .where((Report.status == "accepted") & (Report.fee_month == month)).order_by(Dispatch.expert, Report.id))
     per: dict[int, dict[str, Any]] = {}

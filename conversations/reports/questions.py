@@ -33,6 +33,7 @@ MAX_ROUTE = 200
 MAX_TRAVEL_YEN = 100_000  # a typo guard; larger claims go to the secretariat directly
 MAX_MINUTES_WITHOUT_CHECKS = 12 * 60
 MAX_PHOTOS = 5
+PREVIOUS_SHOWN = 200  # characters of an earlier answer shown under the question asked again
 
 
 class Item(Step):
@@ -54,6 +55,19 @@ class Item(Step):
     def applies(self, draft: dict[str, Any]) -> bool:
         """False when this report does not ask it (no travel amount: no route)."""
         return True
+
+    def previous(self, s: Session, ctx: Context) -> str:
+        """「（前回の入力：…）」 under the question asked again (戻る, a refused answer): what is kept."""
+        report = session_report(s, ctx)
+        draft = (report.draft or {}) if report else {}
+        if not self.answered(draft):
+            return ""
+        return f"\n（前回の入力：{msg.clip(self.summary(ctx, draft), PREVIOUS_SHOWN)}）"
+
+
+def too_long(what: str, text: str, limit: int) -> str:
+    """Over a limit: by how much, so the user knows what to cut."""
+    return f"{what}は{limit:,}文字以内で入力してください（現在{len(text):,}文字、{len(text) - limit:,}文字オーバー）。"
 
 
 def writable(s: Session, ctx: Context) -> Report | None:
@@ -84,7 +98,7 @@ class TextItem(Item):
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         if again:
-            return [msg.text(f"{self.title}を{MIN_TEXT}〜{MAX_TEXT}文字で入力してください。")]
+            return [msg.text(f"{self.title}を{MIN_TEXT}〜{MAX_TEXT}文字で入力してください。" + self.previous(s, ctx))]
         text = f"【{self.title}】\n{self.question}\n{self.example}"
         report = session_report(s, ctx)
         current = (report.draft or {}).get(self.name) if report else None
@@ -100,7 +114,7 @@ class TextItem(Item):
         if len(text) < MIN_TEXT:
             return Invalid(f"{self.title}は{MIN_TEXT}文字以上で、具体的に入力してください。")
         if len(text) > MAX_TEXT:
-            return Invalid(f"{self.title}は{MAX_TEXT}文字以内で入力してください（現在{len(text)}文字）。")
+            return Invalid(too_long(self.title, text, MAX_TEXT))  # nothing of it saved: the earlier answer stays
         save(report, **{self.name: text})
         return Advance()
 
@@ -156,11 +170,13 @@ class Minutes(Item):
         report = session_report(s, ctx)
         elapsed = elapsed_minutes(report.dispatch) if report else None
         if elapsed is None:
-            return [msg.text("事業者と対面で支援した時間を分で入力してください（例：90、1:30）。")]
+            return [msg.text("事業者と対面で支援した時間を分で入力してください（例：90、1:30）。"
+                             + (self.previous(s, ctx) if again else ""))]
         default = (f"{elapsed}分", f"{elapsed}分")
         label = clock.duration(elapsed)
         if again:
-            return [msg.text(f"対面で支援した時間を入力してください（最大{label}）。", [(label, default[1])])]
+            return [msg.text(f"対面で支援した時間を入力してください（最大{label}）。" + self.previous(s, ctx),
+                             [(label, default[1])])]
         return [msg.text(
             f"【対面時間】\nチェックインからチェックアウトまで：{label}\n"
             f"この時間でよければ「{label}」を押してください。移動や休憩を除いて短くする場合は、"
@@ -214,7 +230,7 @@ class Travel(Item):
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         if again:
-            return [msg.text("交通費の金額（円）を入力するか、「なし」と送ってください。", ["なし"])]
+            return [msg.text("交通費の金額（円）を入力するか、「なし」と送ってください。" + self.previous(s, ctx), ["なし"])]
         return [msg.text("【交通費】\n交通費を請求しますか？\n金額（円）を入力するか、請求しない場合は「なし」と送ってください（例：1200）。",
                          ["なし"])]
 
@@ -249,7 +265,7 @@ class TravelRoute(Item):
         return bool(draft.get("travel_yen"))
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        return [msg.text("経路を入力してください（例：JR新宿駅〜東京駅 往復）。")]
+        return [msg.text("経路を入力してください（例：JR新宿駅〜東京駅 往復）。" + (self.previous(s, ctx) if again else ""))]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         report = writable(s, ctx)
@@ -259,7 +275,7 @@ class TravelRoute(Item):
         if len(route) < 2:
             return Invalid(_ROUTE_IN_WORDS)
         if len(route) > MAX_ROUTE:
-            return Invalid(f"経路は{MAX_ROUTE}文字以内で入力してください。")
+            return Invalid(too_long("経路", route, MAX_ROUTE))
         save(report, travel_route=route)
         return Advance()
 
