@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import jpholiday
 from pydantic import ValidationError
 
-from domain.program_file import DEFAULT_ACCEPTANCE_TEXT, ProgramFile, problems
+from domain.program_file import DEFAULT_ACCEPTANCE_TEXT, ProgramFile, RetentionTable, problems
 
 DEFAULT_PATH = Path(__file__).with_name("program.toml")
 
@@ -97,17 +97,9 @@ class Payer:
     transfer_day: int  # 振込指定日: day of the month following the fee month
 
 
-@dataclass(frozen=True)
-class Retention:
-    """How long personal data and its traces are kept (``[retention]``; see ``domain.retention``)."""
-
-    processed_event_days: int = 30
-    outbox_days: int = 90
-    closed_application_photo_days: int = 90
-    abandoned_draft_days: int = 180
-    abandoned_draft_notice_days: int = 14
-    log_days: int = 30
-    records_years: int = 7
+# How long personal data and its traces are kept (``[retention]``; see ``domain.retention``):
+# the checked table itself, already an immutable value — one place for the names and defaults.
+Retention = RetentionTable
 
 
 @dataclass(frozen=True)
@@ -286,7 +278,7 @@ def _from_file(parsed: ProgramFile) -> Program:
         commission_number_prefix=com.number_prefix,
         **com.model_dump(exclude={"number_prefix"}),
         payer=None if parsed.payer is None else Payer(**parsed.payer.model_dump()),
-        retention=Retention(**parsed.retention.model_dump()),
+        retention=parsed.retention,
     )
 
 

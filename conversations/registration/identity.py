@@ -22,7 +22,7 @@ from storage.sessions import Session
 
 def full_name(draft: dict[str, Any], family: str, given: str) -> str:
     """「山田　太郎」 on the summary, from the two draft keys."""
-    return f"{draft.get(family, '')}　{draft.get(given, '')}".strip() or "—"
+    return format_name(draft.get(family, ""), draft.get(given, "")).strip() or "—"
 
 
 # --- 3. 氏名 ----------------------------------------------------------------------------------
