@@ -323,8 +323,9 @@ sentinel_kill_primary = _sentinel(True)
 def next_message(run: Run, user: str, after: float, *, redeliver_pending: bool) -> Any:
     """The user's next message after wall time ``after``: with ``redeliver_pending``, their oldest
     event still being redelivered (redelivered at once: LINE's schedule is its own); else the
-    first event they send from then on; failing both within 10 s, a 「ヘルプ」 sent then. Never a
-    new event that could overtake one of theirs still pending."""
+    first event they send from then on; failing both within 10 s (or at once when their form has
+    run out: the killed event was its last answer), a 「ヘルプ」 sent then. Never a new event that
+    could overtake one of theirs still pending."""
     deadline = time.time() + 10.0
     while True:
         with run.ledger.lock:
@@ -336,12 +337,17 @@ def next_message(run: Run, user: str, after: float, *, redeliver_pending: bool) 
         later = [t for t in mine if t.sent_at >= after]
         if later:
             return later[0]
-        if not pending and time.time() > deadline:
+        if not pending and (time.time() > deadline or not still_walking(run, user)):
             token = run.stack.state.issue_reply_token(user)
             d = run.sender.deliver_async([events.text(user, "ヘルプ", token)], label="next", step="help")
             with run.ledger.lock:
                 return next(t for t in run.ledger.tracked if t.delivery is d)
         time.sleep(0.01)
+
+
+def still_walking(run: Run, user: str) -> bool:
+    """Whether a walker is still answering the form as ``user`` (it moves on to a new user after the last step)."""
+    return run.walkers is not None and any(r.id == user for r in list(run.walkers.current.values()))
 
 
 def wait_answered(run: Run, wanted: list[Any], timeout: float) -> list[float | None]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from handlers import runtime
 from handlers.config import Config
+from storage.redis_conn import WORKER_TTL
 
 
 def cmd_init_db(config: Config) -> int:
@@ -139,7 +140,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
 
         threading.Thread(target=sweeper, name="outbox-sweep", daemon=True).start()
         threading.Thread(target=purger, name="retention-purge", daemon=True).start()
-    worker = SimpleWorker(queues, connection=rt.worker_redis)
+    worker = SimpleWorker(queues, connection=rt.worker_redis, worker_ttl=WORKER_TTL)
     worker.work(burst=burst, with_scheduler=scheduler, logging_level="WARNING")
     return 0
 

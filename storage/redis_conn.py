@@ -34,6 +34,12 @@ from storage.redis_urls import check_url, is_sentinel_url, parse_sentinel_url
 
 WEBHOOK_SOCKET_TIMEOUT = 0.25
 
+# RQ's worker blocks in BLPOP for (worker_ttl - 15) s; redis-py ≥ 6 reads every socket with a 5 s
+# default timeout, which turned each idle pause of 5 s into a TimeoutError that RQ answers by
+# quitting (the chaos worker-kill fault: deferred events waited ~10 s for a restarted worker).
+WORKER_TTL = 60
+WORKER_SOCKET_TIMEOUT = WORKER_TTL  # > RQ's dequeue timeout (WORKER_TTL - 15 = 45 s)
+
 # While a failover is in progress: a worker's commands wait through it (~13 s of backoff).
 WORKER_SENTINEL_RETRY = (ExponentialBackoff(cap=1.0, base=0.1), 15)
 
@@ -54,9 +60,10 @@ def webhook_client(url: str) -> redis.Redis:
 
 
 def worker_client(url: str) -> redis.Redis:
-    """Client for RQ and CLI work: blocking pops need long socket timeouts; behind Sentinel,
+    """Client for RQ and CLI work: blocking pops need socket timeouts longer than the pop; behind Sentinel,
     retries that outlast a failover (RQ's worker quits on a Redis error outside its dequeue)."""
-    options: dict[str, Any] = {"socket_connect_timeout": 2, "health_check_interval": 30}
+    options: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": WORKER_SOCKET_TIMEOUT,
+                               "health_check_interval": 30}
     if is_sentinel_url(url):
         options["retry"] = Retry(*WORKER_SENTINEL_RETRY)
     return client_for(url, **options)

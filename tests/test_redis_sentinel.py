@@ -130,6 +130,17 @@ def test_plain_urls_build_the_same_clients_as_before():
     assert redis_conn.worker_client("unix:///tmp/x.sock").connection_pool.connection_kwargs["path"] == "/tmp/x.sock"
 
 
+def test_the_worker_client_waits_out_rqs_blocking_pop(redis_url):
+    """redis-py's default 5 s read timeout made an idle RQ worker quit ("Redis connection timeout")
+    whenever its queues were empty for 5 s; the worker's pop must outlast that, and RQ's."""
+    assert SimpleWorker([], connection=redis.Redis(), worker_ttl=redis_conn.WORKER_TTL).dequeue_timeout \
+        < redis_conn.WORKER_SOCKET_TIMEOUT
+    client = redis_conn.worker_client(redis_url)
+    started = time.monotonic()
+    assert client.blpop([f"empty-{os.getpid()}-{time.time_ns()}"], 6) is None
+    assert time.monotonic() - started >= 5.9
+
+
 def test_sentinel_clients_fail_fast_on_the_webhook_and_start_no_thread_until_used():
     threads = threading.active_count()
     client = redis_conn.webhook_client("redis+sentinel://:pw@127.0.0.1:1,127.0.0.1:2/mymaster/5")
