@@ -12,12 +12,14 @@ from collections.abc import Callable
 from typing import cast
 
 from linebot.v3.messaging import Message
+from peewee import JOIN
 
 from conversations import roles
 from conversations.commission import acceptance as commission
 from conversations.dispatch import listing as dispatch
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
+from conversations.kit.paging import page_of, split_page
 from conversations.registration import decision, review, submission
 from conversations.reports import feature as reports
 from conversations.rights import withdrawal
@@ -30,18 +32,18 @@ from storage.sessions import Session
 
 USAGE: dict[str, str] = {
     "/help": "/help — コマンドの一覧",
-    "/pending": "/pending — 事務局の承認待ち一覧",
+    "/pending": "/pending [Nページ] — 事務局の承認待ち一覧",
     "/show": "/show <申請No> — 申請の詳細",
     "/approve": "/approve <申請No> — 承認（確認あり）",
     "/return": "/return <申請No> <理由> — 差し戻し（確認あり）",
     "/reject": "/reject <申請No> <理由> — 却下（確認あり）",
-    "/find": "/find <氏名・フリガナ・申請No>",
+    "/find": "/find <氏名・フリガナ・申請No> [Nページ]",
     "/stats": "/stats — 状況ごとの件数",
     "/letter": "/letter <申請No> — 委嘱状の再送",
     "/institution": "/institution add <名称> <種別：認定支援機関／よろず>",
     "/code": "/code reviewer <支援機関名または機関No> — 担当者登録コード（24時間・1回限り）",
     "/invite": "/invite — 事務局メンバーの招待コード（24時間・1回限り）",
-    "/staff": "/staff — 事務局・担当者の一覧",
+    "/staff": "/staff [Nページ] — 事務局・担当者の一覧",
     "/revoke": "/revoke <利用者No> — 役割の取り消し（確認あり）",
     "/withdraw": "/withdraw <申請No> <理由> — LINE以外で受けた退会の申し出の処理（確認あり。個人データを削除）",
     "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] — 派遣の一覧",
@@ -91,13 +93,15 @@ def _help(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
 
 
 def _pending(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    waiting = list(Expert.select().where(Expert.status == "pending_secretariat").order_by(Expert.submitted_at).limit(20))
+    number, _ = split_page(args, bare_number=True)
+    waiting = page_of(Expert.select(Expert, Institution).join(Institution, JOIN.LEFT_OUTER)
+                      .where(Expert.status == "pending_secretariat").order_by(Expert.submitted_at, Expert.id), number)
     at_institutions = Expert.select().where(Expert.status == "pending_institution").count()
-    if not waiting:
-        return [msg.text(f"事務局の承認待ちはありません。（支援機関で審査中：{at_institutions}件）")]
-    lines = [f"No.{e.id} {expert_name(e)}（{e.institution.name if e.institution else '—'}）" for e in waiting]
-    return [msg.text(f"事務局の承認待ち：{len(waiting)}件（支援機関で審査中：{at_institutions}件）\n" + "\n".join(lines)
-                     + "\n\n詳細は「/show <申請No>」。")]
+    if not waiting.total:
+        return [msg.text(f"事務局の承認待ちはありません。（支援機関で審査中：{at_institutions:,}件）")]
+    lines = [f"No.{e.id} {expert_name(e)}（{e.institution.name if e.institution else '—'}）" for e in waiting.items]
+    return [msg.text(f"{waiting.heading('事務局の承認待ち')}（支援機関で審査中：{at_institutions:,}件）\n"
+                     + "\n".join(lines) + "\n\n詳細は「/show <申請No>」。", waiting.choices("/pending"))]
 
 
 def _expert_arg(name: str, args: list[str]) -> Expert | list[Message]:
@@ -138,19 +142,21 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     indexes (``storage.people``): a whole family name, given name or both
     together, in kanji or kana; a fragment (「山」) matches no one.
     """
-    if not rest:
+    number, words = split_page(args)
+    if not words:
         return _usage("/find")
-    needle = rest.replace(" ", "").replace("\u3000", "")
+    needle = "".join(words).replace("\u3000", "")
     if needle.isdigit():
-        found = list(Expert.select().where(Expert.id == int(needle)))
+        query = Expert.select().where(Expert.id == int(needle))
     else:
-        ids = repo.experts_matching("name", needle)[:20]
-        found = list(Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id)) if ids else []
-    if not found:
-        return [msg.text(f"「{rest[:30]}」に一致する申請はありません。\n"
+        ids = repo.experts_matching("name", needle)
+        query = Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id) if ids else None
+    found = page_of(query, number) if query is not None else None
+    if found is None or not found.total:
+        return [msg.text(f"「{' '.join(words)[:30]}」に一致する申請はありません。\n"
                          "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
-    lines = [f"No.{e.id} {expert_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found]
-    return [msg.text("検索結果\n" + "\n".join(lines))]
+    lines = [f"No.{e.id} {expert_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found.items]
+    return [msg.text(found.heading("検索結果") + "\n" + "\n".join(lines), found.choices(f"/find {' '.join(words)}"))]
 
 
 def _stats(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
@@ -203,12 +209,16 @@ def _invite(s: Session, ctx: Context, args: list[str], rest: str) -> list[Messag
 
 
 def _staff(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
-    staff = list(LineUser.select().where(LineUser.role.in_(["secretariat", "reviewer"])).order_by(LineUser.id))
-    if not staff:
+    number, _ = split_page(args, bare_number=True)
+    staff = page_of(LineUser.select(LineUser, Institution).join(Institution, JOIN.LEFT_OUTER)
+                    .where(LineUser.role.in_(["secretariat", "reviewer"])).order_by(LineUser.id), number)
+    if not staff.total:
         return [msg.text("事務局・担当者は登録されていません。")]
     # cast: every row was selected by its (non-null) role.
-    lines = [f"利用者No.{u.id} {roles.ROLE_LABELS[cast(str, u.role)]}" + (f"（{u.institution.name}）" if u.institution else "") for u in staff]
-    return [msg.text("事務局・担当者\n" + "\n".join(lines) + "\n\n取り消しは「/revoke <利用者No>」。")]
+    lines = [f"利用者No.{u.id} {roles.ROLE_LABELS[cast(str, u.role)]}" + (f"（{u.institution.name}）" if u.institution else "")
+             for u in staff.items]
+    return [msg.text(staff.heading("事務局・担当者") + "\n" + "\n".join(lines) + "\n\n取り消しは「/revoke <利用者No>」。",
+                     staff.choices("/staff"))]
 
 
 def _revoke(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:

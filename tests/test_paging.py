@@ -1,0 +1,60 @@
+"""Secretariat lists are paged, never clipped: a page of 20 says which rows these are out of
+how many, and 「次の20件」 (a quick reply typing 「/pending 2ページ」) turns the page."""
+from __future__ import annotations
+
+import re
+
+from conversations.kit.paging import split_page
+from storage.models import Expert, LineUser
+from tests.actors import SEC, institution_with_reviewer, secretariat, submitted_application
+
+
+def _numbers(text: str, prefix: str) -> list[int]:
+    return [int(n) for n in re.findall(prefix + r"(\d+)", text)]
+
+
+def test_the_page_word_is_read_from_the_last_argument():
+    assert split_page(["山田", "2ページ"]) == (2, ["山田"])
+    assert split_page(["山田", "２ページ"]) == (2, ["山田"])
+    assert split_page(["12"]) == (1, ["12"])  # /find 12 is application No.12, not a page
+    assert split_page(["3"], bare_number=True) == (3, [])
+    assert split_page([]) == (1, [])
+
+
+def test_pending_is_paged_with_a_next_button_and_every_application_appears_once(bot_app):
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "ページ支援機関", "U" + "1ee" + "7" * 29)
+    experts = [submitted_application(inst, user=f"U{n:032x}") for n in range(45)]
+    Expert.update(status="pending_secretariat").execute()
+
+    first = bot_app.text(SEC, "/pending")[0]
+    assert "全45件（1〜20件目）" in first
+    assert bot_app.last_quick_reply(SEC) == ["次の20件"]
+    seen = _numbers(first, "No.")
+    for page in (2, 3):
+        text = bot_app.text(SEC, f"/pending {page}ページ")[0]
+        seen += _numbers(text, "No.")
+    assert "41〜45件目" in text
+    assert bot_app.last_quick_reply(SEC) == ["前の20件"]
+    assert sorted(seen) == sorted(e.id for e in experts)
+    # Past the end: the last page, not an empty one.
+    assert "41〜45件目" in bot_app.text(SEC, "/pending 9")[0]
+
+
+def test_staff_and_find_are_paged_too(bot_app):
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "職員支援機関", "U" + "1ee" + "8" * 29)
+    for n in range(30):
+        LineUser.create(line_user_id=f"U{n:031x}f", role="reviewer", institution=inst)
+    first = bot_app.text(SEC, "/staff")[0]
+    assert "全32件（1〜20件目）" in first and len(_numbers(first, "利用者No.")) == 20
+    assert bot_app.last_quick_reply(SEC) == ["次の20件"]
+    second = bot_app.text(SEC, "/staff 2ページ")[0]
+    assert "21〜32件目" in second and len(_numbers(second, "利用者No.")) == 12
+
+    for n in range(25):
+        submitted_application(inst, user=f"U{n:031x}e", family_name="鈴木", given_name=f"一郎{n}")
+    found = bot_app.text(SEC, "/find 鈴木")[0]
+    assert "検索結果：全25件（1〜20件目）" in found
+    assert bot_app.last_quick_reply(SEC) == ["次の20件"]
+    assert "21〜25件目" in bot_app.text(SEC, "/find 鈴木 2ページ")[0]
