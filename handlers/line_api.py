@@ -18,6 +18,7 @@ from linebot.v3.messaging import (
     Message,
     MessagingApi,
     MessagingApiBlob,
+    MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
     ShowLoadingAnimationRequest,
@@ -100,6 +101,11 @@ class LineApi:
     def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
         request = PushMessageRequest.from_dict({"to": to, "messages": _as_dicts(messages)})
         self.call("push", self.api.push_message_with_http_info, request, x_line_retry_key=retry_key)
+
+    def multicast(self, to: Sequence[str], messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
+        """The same messages to up to 500 users in one call (LINE's limit)."""
+        request = MulticastRequest.from_dict({"to": list(to), "messages": _as_dicts(messages)})
+        self.call("multicast", self.api.multicast_with_http_info, request, x_line_retry_key=retry_key)
 
     def content(self, message_id: str) -> bytes:
         """Download an image the user sent; LINE keeps it only for a while."""

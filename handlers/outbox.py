@@ -8,7 +8,8 @@ sweep re-enqueues rows left pending (a crash between commit and enqueue).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import structlog
@@ -42,6 +43,8 @@ def deliver(outbox_id: int) -> str:
     row = Outbox.get_or_none(Outbox.id == outbox_id)
     if row is None or row.status != "pending":
         return "skipped"
+    if row.recipients is not None:
+        return _multicast(rt, row)
     if _blocked(row.to):
         # The user blocked the account: LINE would refuse or drop it, and a retry
         # would only repeat that. Closed for good; a re-follow starts afresh.
@@ -52,14 +55,33 @@ def deliver(outbox_id: int) -> str:
         return _push(rt, row)
 
 
+def _multicast(rt: Runtime, row: Outbox) -> str:
+    """One call for up to 500 users; those who blocked the account since are left out
+    (LINE would drop them anyway). The retry key makes a repeated call a 409, as for a push."""
+    wanted: list[str] = json.loads(row.recipients or "[]")
+    blocked = {u.line_user_id for u in LineUser.select(LineUser.line_user_id)
+               .where(LineUser.line_user_id.in_(wanted) & (LineUser.following == False))}  # noqa: E712  # peewee's SQL comparison
+    to = [u for u in wanted if u not in blocked]
+    if not to:
+        return _mark(row, "blocked", "every recipient blocked the account")
+    row.attempts += 1
+    with structlog.contextvars.bound_contextvars(outbox_id=row.id, recipients=len(to)):
+        return _send(row, lambda: rt.line.multicast(to, row.messages, retry_key=row.uuid))
+
+
 def _blocked(line_user_id: str) -> bool:
     user = LineUser.get_or_none(LineUser.line_user_id == line_user_id)
     return user is not None and not user.following
 
 
 def _push(rt: Runtime, row: Outbox) -> str:
+    return _send(row, lambda: rt.line.push(row.to, row.messages, retry_key=row.uuid))
+
+
+def _send(row: Outbox, call: Callable[[], None]) -> str:
+    """Make the API call and close the row by its outcome; a transient failure raises for RQ's retry."""
     try:
-        rt.line.push(row.to, row.messages, retry_key=row.uuid)
+        call()
     except LineApiError as exc:
         if exc.status == 409:
             return _mark(row, "sent", "already accepted (409)")

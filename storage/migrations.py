@@ -118,6 +118,22 @@ def _v8_plain_matching(db: Database, migrator: SchemaMigrator) -> None:
         last = batch[-1].id
 
 
+def _v9_national_scale(db: Database, migrator: SchemaMigrator) -> None:
+    """What ten thousand experts need: the audit looked up by (action, target), processed events
+    purged by age without a scan, and multicast outbox rows (one push call for 500 experts)."""
+    outbox = models.Outbox
+    if db.table_exists(outbox._meta.table_name) and "recipients" not in {
+            c.name for c in db.get_columns(outbox._meta.table_name)}:
+        migrate(migrator.add_column(outbox._meta.table_name, "recipients", outbox.recipients))
+    for model, columns in ((models.AuditLog, ("action", "target")), (models.ProcessedEvent, ("processed_at",))):
+        table = model._meta.table_name
+        if not db.table_exists(table):
+            continue  # a hand-made old schema without it: nothing to index
+        name = f"{table}_{'_'.join(columns)}"
+        if name not in {i.name for i in db.get_indexes(table)}:
+            migrate(migrator.add_index(table, columns, unique=False))
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -127,6 +143,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v6_event_order,
     _v7_sealed_personal_data,
     _v8_plain_matching,
+    _v9_national_scale,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -339,6 +339,11 @@ class AuditLog(BaseModel):
     reason = TextField(null=True)
     event_id = CharField(max_length=64, null=True)
 
+    class Meta:
+        # "who was already told about this version" and the per-record history are looked up
+        # by action and target: 410,000 rows at national scale must not be scanned for them.
+        indexes = ((("action", "target"), False),)
+
 
 class Outbox(BaseModel):
     """A push to deliver. Written in the transaction that caused it.
@@ -349,7 +354,10 @@ class Outbox(BaseModel):
 
     id = AutoField()
     uuid = CharField(max_length=36, unique=True, default=lambda: str(uuid.uuid4()))
-    to = CharField(max_length=64)
+    to = CharField(max_length=64)  # one LINE user id, or MULTICAST with ``recipients``
+    # A multicast: a JSON list of up to 500 LINE user ids, one API call for all of them
+    # (the same messages to every expert: a conditions announcement).
+    recipients = TextField(null=True)
     # The rendered messages, sealed, and only until delivered or failed for
     # good: then cleared (None), leaving the metadata for ops.
     messages = SealedJSON(null=True)
@@ -371,7 +379,7 @@ class ProcessedEvent(BaseModel):
 
     webhook_event_id = CharField(max_length=64, primary_key=True)
     line_user_id = CharField(max_length=64, null=True)
-    processed_at = DateTimeField(default=utcnow)
+    processed_at = DateTimeField(default=utcnow, index=True)  # the retention purge deletes by age
 
 
 class OneTimeCode(BaseModel):

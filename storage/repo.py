@@ -6,8 +6,9 @@ caller (the webhook) wraps a whole conversation step in one transaction.
 """
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -208,6 +209,17 @@ def audit(
 def queue_push(to: str, messages: list[dict[str, Any]], reason: str) -> Outbox:
     """Record a push; the webhook enqueues delivery after the transaction commits."""
     return Outbox.create(to=to, messages=messages, reason=reason)
+
+
+MULTICAST = "multicast"  # Outbox.to of a row whose recipients are listed in ``recipients``
+MULTICAST_MAX = 500  # LINE's limit of user ids per multicast call
+
+
+def queue_multicast(to: Sequence[str], messages: list[dict[str, Any]], reason: str) -> list[Outbox]:
+    """Record the same messages for many users: one outbox row (one API call) per 500 of them."""
+    return [Outbox.create(to=MULTICAST, recipients=json.dumps(list(to[i:i + MULTICAST_MAX])), messages=messages,
+                          reason=reason)
+            for i in range(0, len(to), MULTICAST_MAX)]
 
 
 

@@ -115,3 +115,31 @@ def test_pushes_to_a_user_who_blocked_the_account_are_closed_without_retry_until
     row = queue("after_follow")
     bot_app.drain()
     assert Outbox.get_by_id(row.id).status == "sent" and len(pushes(bot_app)) == 1
+
+
+def test_a_multicast_row_reaches_500_users_per_call_and_leaves_out_who_blocked(bot_app):
+    from storage.models import LineUser
+
+    users = [f"U{n:032x}" for n in range(1, 1202)]
+    LineUser.create(line_user_id=users[7], following=False)  # blocked the account since
+    rows = repo.queue_multicast(users, HELLO, "conditions_revised")
+    assert [len(json.loads(r.recipients)) for r in rows] == [500, 500, 201]
+    outbox.enqueue([r.id for r in rows])
+    bot_app.drain()
+    multicasts = [d for d in bot_app.line.deliveries_for() if d["via"] == "multicast"]
+    assert len({d["requestId"] for d in multicasts}) == 3, "one API call per 500 recipients"
+    assert sorted(d["to"] for d in multicasts) == sorted(u for u in users if u != users[7])
+    assert {Outbox.get_by_id(r.id).status for r in rows} == {"sent"}
+    assert all(Outbox.get_by_id(r.id).messages is None for r in rows)
+    # A second delivery of the same rows is skipped; a lost response retried is a 409 at LINE.
+    assert outbox.deliver(rows[0].id) == "skipped"
+
+
+def test_a_multicast_retried_after_a_lost_response_is_not_sent_twice(bot_app):
+    users = [f"U{n:032x}" for n in range(1, 4)]
+    [row] = repo.queue_multicast(users, HELLO, "conditions_revised")
+    bot_app.rt.line.multicast(users, HELLO, retry_key=row.uuid)  # reached LINE; the response was lost
+    outbox.enqueue([row.id])
+    bot_app.drain()
+    assert len([d for d in bot_app.line.deliveries_for() if d["via"] == "multicast"]) == 3
+    assert Outbox.get_by_id(row.id).status == "sent"

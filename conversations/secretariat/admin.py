@@ -146,13 +146,9 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     if not words:
         return _usage("/find")
     needle = "".join(words).replace("\u3000", "")
-    if needle.isdigit():
-        query = Expert.select().where(Expert.id == int(needle))
-    else:
-        ids = repo.experts_matching("name", needle)
-        query = Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id) if ids else None
-    found = page_of(query, number) if query is not None else None
-    if found is None or not found.total:
+    ids = [int(needle)] if needle.isdigit() else repo.experts_matching("name", needle)
+    found = page_of(Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id), number)
+    if not found.total:
         return [msg.text(f"「{' '.join(words)[:30]}」に一致する申請はありません。\n"
                          "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
     lines = [f"No.{e.id} {expert_name(e)} — {lifecycle.LABELS.get(e.status, e.status)}" for e in found.items]
