@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test check bench chaos screenshots clean
+.PHONY: run test check bench bench-scale chaos screenshots clean
 
 # What production installs (make run needs nothing more)…
 $(STAMP): requirements.txt constraints.txt
@@ -36,6 +36,10 @@ check: $(DEV)
 
 bench: $(DEV)
 	$(PY) -m bench.webhook
+
+# National scale (issue 13): 10 / 1,000 / 10,000 experts on SQLite and PostgreSQL; see bench/README.md.
+bench-scale: $(DEV)
+	$(PY) -m bench.scale
 
 # Faults (PostgreSQL/Redis/Sentinel/worker/malformed/…) against servers of its own; see bench/README.md.
 chaos: $(DEV)

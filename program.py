@@ -132,6 +132,7 @@ class Program:
     payer: Payer | None = None
     geofence_max_misses: int = 3  # check-ins/outs beyond the radius before the reason is asked
     checkin_tolerance_days: int = 0  # days either side of the dispatch's date on which check-in is allowed
+    checkin_early_late_minutes: int = 60  # a check-in further than this from the scheduled start is 要確認
     retention: Retention = field(default_factory=Retention)
     # Where business time comes from. Only tests set it: the check-in rule
     # ("on the dispatch's Tokyo day") makes a scenario that spans hours depend
@@ -271,6 +272,7 @@ def _from_file(parsed: ProgramFile) -> Program:
         **parsed.session.model_dump(),  # idle_minutes, retry_limit
         free_dispatches_per_business=disp.free_per_business,
         **disp.model_dump(exclude={"free_per_business"}),
+        checkin_early_late_minutes=parsed.attendance.early_late_minutes,
         terms=VersionedText(parsed.terms.version, parsed.terms.text),
         conditions=VersionedText(parsed.conditions.version, parsed.conditions.text),
         **reg.model_dump(exclude={"requirements"}),  # qualifications, expertise

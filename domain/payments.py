@@ -29,7 +29,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from domain.banks import ACCOUNT_TYPE_CODES
 from domain.normalize import ZENGIN_ALLOWED, InvalidInput, to_zengin_kana
@@ -390,12 +390,23 @@ def fees_csv(rows: Iterable[dict[str, Any]]) -> bytes:
     keys are ignored, a missing one raises ``ValueError`` naming it). Dates
     are written YYYY-MM-DD; amounts as plain integers.
     """
+    return b"".join(fees_csv_chunks(rows))
+
+
+def fees_csv_chunks(rows: Iterable[dict[str, Any]], rows_per_chunk: int = 500) -> Iterator[bytes]:
+    """:func:`fees_csv` in pieces, for writing a month of any size in constant memory."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([label for _, label in FEE_CSV_COLUMNS])
+    prefix = "\ufeff"  # the BOM, once
     for i, row in enumerate(rows, start=1):
         missing = [key for key, _ in FEE_CSV_COLUMNS if key not in row]
         if missing:
             raise ValueError(f"fees_csv row {i}: missing key(s) {', '.join(missing)}")
         writer.writerow([_cell(row[key]) for key, _ in FEE_CSV_COLUMNS])
-    return buf.getvalue().encode("utf-8-sig")
+        if i % rows_per_chunk == 0:
+            yield (prefix + buf.getvalue()).encode("utf-8")
+            prefix = ""
+            buf.seek(0)
+            buf.truncate()
+    yield (prefix + buf.getvalue()).encode("utf-8")

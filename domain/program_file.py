@@ -153,6 +153,12 @@ class DispatchTable(_Table):
     report_reminder_days: Count
 
 
+class AttendanceTable(_Table):
+    # A check-in more than this many minutes away from the scheduled start (either side) is told to the
+    # expert and shown as 要確認 on the report card.
+    early_late_minutes: Positive = 60
+
+
 class SessionTable(_Table):
     idle_minutes: Positive = 30
     retry_limit: Positive = 3
@@ -200,6 +206,7 @@ class ProgramFile(_Table):
     payer: PayerTable | None = None
     dispatch: DispatchTable
     session: SessionTable = Field(default_factory=SessionTable)
+    attendance: AttendanceTable = Field(default_factory=AttendanceTable)
     retention: RetentionTable = Field(default_factory=RetentionTable)
     registration: RegistrationTable
     commission: CommissionTable = Field(default_factory=CommissionTable)

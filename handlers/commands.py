@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from domain.versions import conditions_name
 from handlers import runtime
 from handlers.config import Config
 from storage.redis_conn import WORKER_TTL
@@ -250,13 +251,22 @@ def cmd_conditions_announce(config: Config) -> int:
     """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
     from conversations.commission.acceptance import announce_new_conditions
     from handlers import outbox
+    from storage import db as storage_db
     from storage.db import database
+    from storage.models import Outbox
 
     rt = runtime.build(config, start_embedded=False)
-    with database.atomic():
-        ids = announce_new_conditions(rt.program)
-    outbox.enqueue(ids, for_worker=True)
-    print(f"委嘱条件 {rt.program.conditions.version} を {len(ids)} 名に送信しました（送信はワーカーが行います）。")
+    told, last = 0, 0
+    while True:  # one transaction per batch of 500: a webhook never waits for the whole run
+        with storage_db.serialized_writes(), database.atomic():
+            ids, last_seen = announce_new_conditions(rt.program, after_id=last)
+            told += sum(len(json.loads(row.recipients or "[]")) for row in Outbox.select().where(Outbox.id.in_(ids)))
+        outbox.enqueue(ids, for_worker=True)
+        if last_seen is None:
+            break
+        last = last_seen
+    current = rt.program.conditions.version
+    print(f"委嘱条件 {conditions_name(current, current)}（{current}）を {told} 名に送信しました（送信はワーカーが行います）。")
     return 0
 
 
@@ -270,17 +280,19 @@ def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
         return 2
     crypto = runtime.open_database(config)
     program = load_program(config.program_config)
-    if kind == "fees":
-        data = payments.fees_csv(exports.fee_rows(program, month))
+    if kind == "fees":  # streamed: a month at national scale is written in pieces, never held whole
+        chunks = payments.fees_csv_chunks(exports.fee_rows(program, month))
         path = out or Path(config.data_dir, "exports", f"fees-{month}.csv")
     else:
-        data = exports.zengin_file(program, month, crypto)
+        chunks = iter([exports.zengin_file(program, month, crypto)])
         path = out or Path(config.data_dir, "exports", f"zengin-{month}.txt")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_bytes(data)
     path.chmod(0o600)  # bank account numbers: readable by the owner only
-    print(f"{path} に保存しました（{len(exports.accepted_reports(month))} 件の受理済み報告書）。")
+    with path.open("wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+    print(f"{path} に保存しました（{exports.accepted_count(month)} 件の受理済み報告書）。")
     return 0
 
 

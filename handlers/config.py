@@ -44,6 +44,10 @@ class Config:
     lock_wait: float = 1.5  # seconds to wait for a user's lock before deferring
     process_name: str = "web"
     log_stdout: bool = True  # LOG_STDOUT=0: files only (the local demo keeps the terminal quiet)
+    # 国土地理院's address search and reverse geocoder (handlers.geocoder); the demo points them at the simulator.
+    geocoder_url: str = "https://msearch.gsi.go.jp/address-search/AddressSearch"
+    reverse_geocoder_url: str = "https://mreversegeocoder.gsi.go.jp/reverse-geocoder/LonLatToAddress"
+    geocoder_timeout: float = 2.0  # seconds to connect and to read: the call runs inside the user's event
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -67,6 +71,9 @@ class Config:
             public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
             port=port,
             log_stdout=env.get("LOG_STDOUT", "1") not in ("0", "false", "no"),
+            geocoder_url=env.get("GEOCODER_URL") or cls.geocoder_url,
+            reverse_geocoder_url=env.get("REVERSE_GEOCODER_URL") or cls.reverse_geocoder_url,
+            geocoder_timeout=_seconds("GEOCODER_TIMEOUT", env.get("GEOCODER_TIMEOUT"), cls.geocoder_timeout),
         )
 
     def with_(self, **changes: object) -> "Config":
@@ -84,6 +91,19 @@ def _fernet_keys(value: str) -> tuple[str, ...]:
     except ValueError as exc:
         raise ConfigError(f"設定 DATA_ENCRYPTION_KEYS が正しくありません ({exc})") from None
     return keys
+
+
+def _seconds(name: str, value: str | None, default: float) -> float:
+    """A positive number of seconds, checked at start-up so a typo is one line, not a failure later."""
+    if value is None or not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 60:
+        raise ConfigError(f"設定 {name} は0より大きく60以下の秒数にしてください (got {value!r})")
+    return seconds
 
 
 def _redis_url(url: str | None) -> str | None:

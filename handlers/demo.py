@@ -57,6 +57,9 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     env.update(
         LINE_API_BASE_URL=sim_url,
         LINE_DATA_API_BASE_URL=sim_url,
+        # Addresses typed in the request form are found in the simulator's gazetteer (offline).
+        GEOCODER_URL=os.environ.get("GEOCODER_URL") or f"{sim_url}/gsi/address-search/AddressSearch",
+        REVERSE_GEOCODER_URL=os.environ.get("REVERSE_GEOCODER_URL") or f"{sim_url}/gsi/reverse-geocoder/LonLatToAddress",
         REDIS_URL=redis_url,
         DATA_DIR=str(data_dir),
         PORT=str(port),

@@ -9,17 +9,23 @@ Order matters and is the product's:
    over any flow in progress, because reviewers tap cards long after they
    arrived;
 4. the user's current flow (its engine applies the global commands before
-   the step's own parsing);
-5. the at-rest menu, which depends on who the user is.
+   the step's own parsing); a sticker or a file in a flow is thanked and the
+   question asked again, never counted as a wrong answer;
+5. at rest: the features' words, then the menu words, then a button of an old
+   message (answered with where its thing stands now), then a plain wish
+   (「チェックインしたい」, ``conversations.intents``), then a reminder of a flow
+   set aside (続きから), and last the menu, which depends on who the user is.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
+import structlog
 from linebot.v3.messaging import Message
 
-from conversations import roles
+from conversations import intents, present, roles
 from conversations.commission import acceptance as commission
 from conversations.dispatch import attendance
 from conversations.dispatch import feature as dispatch
@@ -27,16 +33,19 @@ from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE as ENGINE  # re-exported: commands takes it from here, flows registered
 from conversations.kit.engine import fit_five
-from conversations.kit.flow import PAUSED
-from conversations.registration import changes, decision, review, submission
+from conversations.kit.flow import PAUSED, Flow
+from conversations.kit.steps import NO, YES
+from conversations.registration import changes, decision, items, review, submission
 from conversations.registration import form as profile
 from conversations.reports import feature as reports
 from conversations.rights import feature as rights
 from conversations.secretariat import admin
 from domain import lifecycle
 from storage import repo
-from storage.models import Expert
+from storage.models import ChangeRequest, Dispatch, Expert, Report
 from storage.sessions import Session
+
+log = structlog.get_logger("router")
 
 # Features added after registration plug in here. Each module exposes
 # ``FLOWS`` (its Flow objects), ``ACTIONS`` (postback action → handler) and
@@ -92,6 +101,8 @@ def to_input(event: dict[str, Any]) -> Input:
         if mtype == "image":
             image_set = message.get("imageSet") if isinstance(message.get("imageSet"), dict) else None
             return Input(kind="image", message_id=message.get("id"), image_set=image_set, **base)
+        if mtype in present.MEDIA_KINDS:
+            return Input(kind=mtype, message_id=message.get("id"), **base)
         return Input(kind="unsupported", **base)
     if etype == "postback":
         postback = event.get("postback") or {}
@@ -133,6 +144,10 @@ def route(s: Session, inp: Input, ctx: Context) -> list[Message]:
     if s.flow and inp.kind == "text" and rights.overrides_flow(s, inp):
         ENGINE.set_aside(s, ctx)  # 「退会」 typed at 住所 is a request, never the address
         return _at_rest(s, inp, ctx)
+    if s.flow and inp.kind in present.MEDIA_KINDS:
+        replies = _media_in_flow(s, inp, ctx)
+        if replies is not None:
+            return replies
     if s.flow:
         replies = ENGINE.run(s, inp, ctx)
         if replies is not None:
@@ -161,7 +176,7 @@ def late(s: Session, inp: Input, ctx: Context) -> list[Message]:
     if inp.kind in ("follow", "unfollow"):
         return []
     what = {"text": f"「{inp.text[:20]}{'…' if len(inp.text) > 20 else ''}」", "location": "位置情報",
-            "image": "写真", "postback": "ボタンの操作"}.get(inp.kind, "メッセージ")
+            "image": "写真", "postback": "ボタンの操作", **present.MEDIA_NAMES}.get(inp.kind, "メッセージ")
     head = f"{what}は、そのあとに送られたメッセージより遅れて届いたため、入力として使いませんでした。"
     flow = ENGINE.flow_of(s)
     if flow is not None and s.state in flow.steps and not s.data.get(PAUSED):
@@ -276,7 +291,7 @@ ACTIONS: dict[str, Callable[[Session, Context, dict[str, str]], list[Message]]] 
 # --- 5. at rest -------------------------------------------------------------------------------
 
 
-def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
+def _at_rest(s: Session, inp: Input, ctx: Context, wishes: bool = True) -> list[Message]:
     for feature in FEATURES:
         replies: list[Message] | None = feature.at_rest(s, inp, ctx)
         if replies is not None:
@@ -306,15 +321,127 @@ def _at_rest(s: Session, inp: Input, ctx: Context) -> list[Message]:
     command = inp.command()
     if command == "status":
         return [_status("", ctx)]
+    kept = _kept_flow(s, ctx)
     if command == "resume":
-        return [msg.text("再開できる入力はありません。", ["登録", "状況", "ヘルプ"])]
+        if kept is not None:  # a flow whose answers SQL kept (the session moved on, or was lost)
+            return [msg.text(f"入力途中の「{kept[0].title}」を再開します。")] + ENGINE.enter(kept[0], s, ctx)
+        return [msg.text("再開できる入力はありません。", present.menu_choices(ctx.user))]
+    if command == "cancel" and kept is not None:
+        return [msg.text(f"入力途中の「{kept[0].title}」は、入力済みの内容を保存したまま一時停止しています。\n"
+                         "再開するときは「続きから」と送ってください。", ["続きから", *present.menu_choices(ctx.user)][:4])]
+    if inp.kind == "postback" and command is None:
+        return _old_button(s, inp, ctx, kept)
+    if wishes and inp.kind == "text" and command is None:
+        understood = intents.understand(text, intents.audience(ctx.user.role, expert.status if expert else None))
+        if understood is not None:
+            return _wish(s, inp, ctx, understood)
+    if kept is not None and command is None:
+        return _reminder(inp, kept)
     if ctx.user.role == "reviewer":
         return [msg.text(REVIEWER_HELP, ["審査待ち"])]
     if ctx.user.role == "secretariat":
         return [msg.text("事務局メンバーとして登録されています。「/help」でコマンドを確認できます。", ["/help", "/pending"])]
+    if inp.kind in present.MEDIA_KINDS:
+        return [msg.text(present.media_at_rest(inp.kind), present.menu_choices(ctx.user))]
     if inp.kind == "unsupported":
         return [msg.text("申し訳ありません。このメッセージの種類には対応していません。文字で送ってください。", ["登録", "状況", "ヘルプ"])]
     return [msg.text(GENERAL_HELP, ["登録", "状況", "ヘルプ"])]
+
+
+# --- 5a. a flow set aside ----------------------------------------------------------------------
+
+
+def _kept_flow(s: Session, ctx: Context) -> tuple[Flow, str] | None:
+    """A flow the user left mid-way with answers kept: paused in the session (キャンセル, 「退会」
+    typed in a form), or, with the session gone or moved on to another flow, kept in SQL (the
+    profile draft, a 支援依頼 being typed, a report being written) past its first question."""
+    flow = ENGINE.flow_of(s)
+    if flow is not None and s.data.get(PAUSED) and s.state in flow.steps:
+        return flow, s.state
+    if s.flow:
+        return None
+    for candidate in ENGINE.flows.values():
+        state = candidate.resume_state(ctx)
+        if state is not None and state != candidate.initial and state in candidate.steps:
+            return candidate, state
+    return None
+
+
+def _reminder(inp: Input, kept: tuple[Flow, str]) -> list[Message]:
+    """「こんにちは」 (or anything nobody claims) while a flow waits: remind of it, offer 続きから."""
+    return [present.reminder(kept[0].title, kept[0].steps[kept[1]].title, sticker=inp.kind == "sticker")]
+
+
+# --- 5b. buttons of old messages ---------------------------------------------------------------
+
+
+def _old_button(s: Session, inp: Input, ctx: Context, kept: tuple[Flow, str] | None) -> list[Message]:
+    """A button no flow owns any more: a summary's 修正/送信 is answered with where the application
+    (or report) stands now; a confirmation's はい/いいえ says it is over; a flow set aside is recalled."""
+    fields = {k: v[0] for k, v in parse_qs(inp.data).items()}
+    if fields.get("p") in ("submit", "edit") and ctx.user.role not in ("reviewer", "secretariat"):
+        replies = _old_summary(s, ctx, fields)
+        if replies is not None:
+            return replies
+    if kept is not None:
+        return [msg.text("入力が一時停止中のため、このボタンは使えません。")] + _reminder(inp, kept)
+    if inp.data in (YES, NO):
+        return [msg.text("この確認はすでに終わっています（確定済みか、取りやめ済みです）。", present.menu_choices(ctx.user))]
+    return [msg.text("このボタンの操作はすでに終わっています。", present.menu_choices(ctx.user))]
+
+
+def _old_summary(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message] | None:
+    """修正 / 送信 on a summary already sent: the application's or the report's present status.
+
+    Both summaries send ``p=submit``; 修正 names its question (``s=``), and 送信 is taken
+    for the last thing this expert sent (application, change or report)."""
+    expert = repo.expert_of(ctx.user)
+    if expert is None:
+        return None
+    tz = ctx.program.timezone
+    step = fields.get("s")
+    report = (Report.select().join(Dispatch).where((Dispatch.expert == expert.id) & Report.submitted_at.is_null(False))
+              .order_by(Report.submitted_at.desc()).first())
+    change = ChangeRequest.select().where(ChangeRequest.expert == expert).order_by(ChangeRequest.id.desc()).first()
+    sent = [t for t in (expert.submitted_at, change.created_at if change else None) if t]
+    application_at = max(sent) if sent else None
+    is_report = step not in items.EDITABLE if step else (
+        report is not None and (application_at is None or report.submitted_at >= application_at))
+    if is_report:
+        return present.report_for_expert(tz, report).messages() if report is not None else None
+    if expert.status in profile.EDITABLE_STATUSES:
+        return [msg.text("入力途中の申請の続きです。")] + ENGINE.enter(profile.FLOW, s, ctx)
+    pending = changes.pending_change(expert)
+    if pending is not None:
+        return present.Present(present.change_line(tz, pending), "審査結果をお待ちください。", ["状況"]).messages()
+    return present.for_the_expert(tz, expert).messages()
+
+
+# --- 5c. plain wishes -------------------------------------------------------------------------
+
+
+def _wish(s: Session, inp: Input, ctx: Context, understood: intents.Understood) -> list[Message]:
+    """Run the word a wish stands for, as if it had been tapped on the rich menu; or say who can."""
+    log.info("intent.understood", wish=understood.wish, target=understood.target or "refused")  # for ops: which wishes
+    if understood.target is None:
+        return [msg.text(understood.refusal, present.menu_choices(ctx.user))]
+    if admin.is_command(understood.target):
+        return admin.handle(s, ctx, understood.target, understood.target)
+    word = Input.from_text(understood.target, timestamp_ms=inp.timestamp_ms, event_id=inp.event_id)
+    return _at_rest(s, word, ctx, wishes=False)
+
+
+# --- 5d. stickers and files -------------------------------------------------------------------
+
+
+def _media_in_flow(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
+    """A sticker or a file in the middle of a question: say what the question needs and ask it
+    again — not a wrong answer (no retry counted), nothing given is lost."""
+    flow = ENGINE.flow_of(s)
+    if flow is None or s.state not in flow.steps or s.data.get(PAUSED):
+        return None
+    step = flow.steps[s.state]
+    return fit_five([msg.text(present.media_note(inp.kind, step))] + step.ask(s, ctx, again=True))
 
 
 REVIEW_CARDS = 4  # a reply holds 5 messages: the count, then the cards

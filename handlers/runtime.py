@@ -13,6 +13,7 @@ from redis import Redis
 from rq import Queue
 
 from handlers.config import Config
+from handlers.geocoder import GsiGeocoder
 from handlers.line_api import LineApi
 from program import Program, load_program
 from storage import db as storage_db
@@ -44,6 +45,7 @@ class Runtime:
     crypto: FieldCrypto
     files: EncryptedFileStore
     links: LinkSigner
+    geocoder: GsiGeocoder  # typed addresses → pins and pins → addresses for the flows (Context.geocoder)
     keys: KeyBuilder = field(default_factory=KeyBuilder)
     outbox_retry_intervals: tuple[int, ...] = (2, 10, 30, 120, 600)
     embedded_redis: EmbeddedRedis | None = None
@@ -119,6 +121,7 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
         crypto=crypto,
         files=EncryptedFileStore(Path(config.data_dir, "files"), crypto),
         links=LinkSigner(config.signing_key),
+        geocoder=GsiGeocoder.from_config(config),
         embedded_redis=embedded,
     )
     return install(rt)

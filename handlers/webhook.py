@@ -295,7 +295,8 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
         sent_at = (datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).astimezone(now.tzinfo)
                    if inp.timestamp_ms else None)
         ctx = Context(user=user, program=rt.program, now=now, sent_at=sent_at, event_id=event_id,
-                      crypto=rt.crypto, files=rt.files, link_for=rt.link_for, page_for=rt.page_for)
+                      crypto=rt.crypto, files=rt.files, link_for=rt.link_for, page_for=rt.page_for,
+                      geocoder=rt.geocoder)
         late = repo.arrived_late(user, inp.timestamp_ms) and not router.carries_target(inp)
         if inp.kind == "unfollow" and not late:  # a late block is history: the user has written since
             repo.set_following(user, False)

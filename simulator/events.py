@@ -173,6 +173,70 @@ def image(
     return _event("message", user_id, reply_token=reply_token, message=message, **common)
 
 
+def sticker(
+    user_id: str,
+    reply_token: str,
+    package_id: str = "446",
+    sticker_id: str = "1988",
+    resource_type: str = "STATIC",
+    keywords: list[str] | None = None,
+    **common: Any,
+) -> Event:
+    """A sticker message (LINE sends ids and, experimentally, a few keywords; never the image)."""
+    message: dict[str, Any] = {
+        "type": "sticker",
+        "id": new_message_id(),
+        "quoteToken": _token(),
+        "markAsReadToken": _token(),
+        "packageId": package_id,
+        "stickerId": sticker_id,
+        "stickerResourceType": resource_type,
+    }
+    if keywords:
+        message["keywords"] = list(keywords)[:15]
+    return _event("message", user_id, reply_token=reply_token, message=message, **common)
+
+
+def file(user_id: str, reply_token: str, file_name: str = "資料.pdf", file_size: int = 102_400,
+         message_id: str | None = None, **common: Any) -> Event:
+    """A file message (a PDF, or a photo sent 「ファイル」 rather than as an image)."""
+    message: dict[str, Any] = {
+        "type": "file",
+        "id": message_id or new_message_id(),
+        "markAsReadToken": _token(),
+        "fileName": file_name,
+        "fileSize": int(file_size),
+    }
+    return _event("message", user_id, reply_token=reply_token, message=message, **common)
+
+
+def video(user_id: str, reply_token: str, duration_ms: int = 8_000, message_id: str | None = None,
+          **common: Any) -> Event:
+    """A video message; its bytes would be at ``GET /v2/bot/message/{id}/content``."""
+    message: dict[str, Any] = {
+        "type": "video",
+        "id": message_id or new_message_id(),
+        "quoteToken": _token(),
+        "markAsReadToken": _token(),
+        "duration": int(duration_ms),
+        "contentProvider": {"type": "line"},
+    }
+    return _event("message", user_id, reply_token=reply_token, message=message, **common)
+
+
+def audio(user_id: str, reply_token: str, duration_ms: int = 5_000, message_id: str | None = None,
+          **common: Any) -> Event:
+    """A voice message."""
+    message: dict[str, Any] = {
+        "type": "audio",
+        "id": message_id or new_message_id(),
+        "markAsReadToken": _token(),
+        "duration": int(duration_ms),
+        "contentProvider": {"type": "line"},
+    }
+    return _event("message", user_id, reply_token=reply_token, message=message, **common)
+
+
 def redelivery(event: Event) -> Event:
     """The same event redelivered by LINE: same ``webhookEventId``,
     ``deliveryContext.isRedelivery`` true (the bot must dedupe on the id)."""

@@ -3,7 +3,9 @@
 None of this exists on LINE. The chat page (``static/chat.html``) lets a
 person play LINE users by hand: ``POST /_sim/send`` builds a webhook event
 (:mod:`simulator.events`), signs it and posts it to the bot, and the page
-polls ``/_sim/messages`` for what the bot delivered. Tests, benchmarks and
+polls ``/_sim/messages`` for what the bot delivered (its ``X-Sim-Rich-Menu``
+header says which rich menu the user sees, so the page swaps the menu the
+moment the bot links another one). Tests, benchmarks and
 the chaos rig use the same endpoints to reset the platform, inject failures,
 upload contents, register users and read deliveries or contract violations.
 
@@ -14,13 +16,15 @@ only what LINE itself does; both read and write
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import requests
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
-from simulator.state import USER_ID_RE
+from simulator import events
+from simulator.state import USER_ID_RE, PlatformState
 from simulator.state import current_state as _state
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -29,6 +33,15 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 FONT_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
 
 sim = Blueprint("line_sim", __name__)
+
+# Message kinds a LINE user can send that the page builds here rather than
+# through ``PlatformState.build_event``: a bot meets stickers and files from
+# real users, so the page must be able to send them too.
+PAGE_MESSAGE_KINDS = ("sticker", "file")
+STICKER_RESOURCE_TYPES = frozenset({"STATIC", "ANIMATION", "SOUND", "ANIMATION_SOUND", "POPUP", "POPUP_SOUND"})
+LINE_ID_RE = re.compile(r"^[0-9]{1,20}$")  # LINE's package and sticker ids are decimal strings
+FILE_NAME_MAX = 255
+RICH_MENU_HEADER = "X-Sim-Rich-Menu"
 
 
 def _sim_error(status: int, message: str) -> Response:
@@ -138,9 +151,15 @@ def sim_messages() -> Response:
     except ValueError:
         return _sim_error(400, "after must be an integer")
     user_id = request.args.get("user") or None
+    state = _state()
     if user_id and request.args.get("withSent") == "1":
-        return jsonify(_state().timeline_for(user_id, after))
-    return jsonify(_state().deliveries_for(user_id, after))
+        response = jsonify(state.timeline_for(user_id, after))
+        # The page polls this anyway: telling it which menu the user sees here
+        # swaps the menu as soon as the bot links another (a role changed),
+        # without a second request per poll.
+        response.headers[RICH_MENU_HEADER] = _rich_menu_key(state, user_id)
+        return response
+    return jsonify(state.deliveries_for(user_id, after))
 
 
 @sim.get("/_sim/activity")
@@ -178,13 +197,24 @@ def sim_reset() -> Response:
     return jsonify({"ok": True})
 
 
+def _rich_menu_key(state: PlatformState, user_id: str) -> str:
+    """What the user's rich menu looks like, in one short string: the menu id
+    and whether its image is there (an image uploaded after the link changes
+    the drawing too). Empty: no menu."""
+    menu = state.rich_menu_for(user_id)
+    if not menu:
+        return ""
+    return f"{menu['richMenuId']}:{1 if state.rich_menu_image(menu['richMenuId']) else 0}"
+
+
 @sim.get("/_sim/richmenu")
 def sim_rich_menu() -> Response:
     """The rich menu a user currently sees, for the chat page."""
     state = _state()
-    menu = state.rich_menu_for(request.args.get("user", ""))
+    user_id = request.args.get("user", "")
+    menu = state.rich_menu_for(user_id)
     has_image = bool(menu and state.rich_menu_image(menu["richMenuId"]))
-    return jsonify({"richMenu": menu, "hasImage": has_image})
+    return jsonify({"richMenu": menu, "hasImage": has_image, "key": _rich_menu_key(state, user_id)})
 
 
 @sim.get("/_sim/richmenu/<rich_menu_id>/image")
@@ -205,11 +235,62 @@ def sim_send() -> Response:
     echo, client_id = body.pop("echo", None) or [], body.pop("clientId", None)
     if not isinstance(echo, list) or not all(isinstance(item, dict) for item in echo):
         return _sim_error(400, "echo must be a list of objects")
+    client_id = client_id if isinstance(client_id, str) else None
     try:
-        response = state.send(user_id, str(kind), echo=echo,
-                              client_id=client_id if isinstance(client_id, str) else None, **body)
+        if kind in PAGE_MESSAGE_KINDS:
+            response = _send_event(state, user_id, _page_event(state, user_id, str(kind), body), echo, client_id)
+        else:
+            response = state.send(user_id, str(kind), echo=echo, client_id=client_id, **body)
     except (KeyError, TypeError, ValueError) as exc:
         return _sim_error(400, f"bad event: {exc}")
     except requests.RequestException as exc:
         return _sim_error(502, f"the bot did not answer: {exc.__class__.__name__}")
     return jsonify({"status": response.status_code})
+
+
+# --- stickers and files: message events the platform's event builder does not make --------------
+
+
+def _page_event(state: PlatformState, user_id: str, kind: str, fields: dict[str, Any]) -> events.Event:
+    """A sticker or file event from the page, built by :mod:`simulator.events` with a reply
+    token from this platform and LINE's (possibly advanced) clock. The fields are checked
+    first (ValueError), so a bad request leaves no token or transcript entry behind."""
+    if kind == "sticker":
+        package_id, sticker_id, resource = _sticker_fields(fields)
+        return events.sticker(user_id, state.issue_reply_token(user_id), package_id, sticker_id, resource,
+                              timestamp=state.now_ms())
+    message_id, name, size = _file_fields(state, fields)
+    return events.file(user_id, state.issue_reply_token(user_id), name, size, message_id, timestamp=state.now_ms())
+
+
+def _sticker_fields(fields: dict[str, Any]) -> tuple[str, str, str]:
+    """A sticker from the page's palette: LINE sends its ids, never the picture."""
+    package_id, sticker_id = fields.get("packageId"), fields.get("stickerId")
+    if not (isinstance(package_id, str) and LINE_ID_RE.match(package_id)
+            and isinstance(sticker_id, str) and LINE_ID_RE.match(sticker_id)):
+        raise ValueError("packageId and stickerId must be strings of digits")
+    resource = fields.get("stickerResourceType", "STATIC")
+    if resource not in STICKER_RESOURCE_TYPES:
+        raise ValueError(f"stickerResourceType must be one of {sorted(STICKER_RESOURCE_TYPES)}")
+    return package_id, sticker_id, str(resource)
+
+
+def _file_fields(state: PlatformState, fields: dict[str, Any]) -> tuple[str, str, int]:
+    """A file the page uploaded first (``POST /_sim/content``), so the bot can fetch its bytes
+    as LINE serves them; the size is that of the stored bytes, as LINE reports it."""
+    message_id, name = fields.get("messageId"), fields.get("fileName")
+    stored = state.content(message_id) if isinstance(message_id, str) else None
+    if not isinstance(message_id, str) or stored is None:
+        raise ValueError("messageId must name content uploaded to /_sim/content")
+    if not isinstance(name, str) or not name.strip() or len(name) > FILE_NAME_MAX:
+        raise ValueError(f"fileName must be 1 to {FILE_NAME_MAX} characters")
+    return message_id, name.replace("/", "_").replace("\\", "_"), len(stored[0])
+
+
+def _send_event(state: PlatformState, user_id: str, event: events.Event,
+                echo: list[dict[str, Any]], client_id: str | None) -> requests.Response:
+    """Post ``event`` the way ``PlatformState.send`` posts the others: the echo recorded first,
+    so the transcript shows it before the answer."""
+    if echo:
+        state.record_user_event(user_id, echo, client_id)
+    return events.post(str(state.webhook_url), state.channel_secret, [event], destination=state.bot_user_id)

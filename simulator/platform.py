@@ -14,6 +14,8 @@ has one job:
   injected failures and contract checks;
 * :mod:`simulator.page` — the chat page and the ``/_sim`` controls, which
   LINE does not have.
+* :mod:`simulator.gazetteer` — 国土地理院's address search and reverse
+  geocoder under ``/gsi``, offline, for the demo's places.
 
 What other code imports from here (``PlatformState``, ``message_text``,
 ``EXTENSION_KEY``, ``Failure``…) is re-exported, so ``simulator.platform``
@@ -31,6 +33,7 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from simulator.fake_api import api, json_errors, line_error
+from simulator.gazetteer import gsi
 from simulator.page import sim
 from simulator.state import EXTENSION_KEY, Failure, LogSource, PlatformState, generated_name, message_text
 
@@ -71,6 +74,7 @@ def create_platform_app(
     )
     app.register_blueprint(api)
     app.register_blueprint(sim)
+    app.register_blueprint(gsi)  # 国土地理院's geocoders for the demo's places (the bot's GEOCODER_URL)
     app.register_error_handler(404, json_errors)
     app.register_error_handler(405, json_errors)
     return app

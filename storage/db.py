@@ -319,11 +319,31 @@ def serialized_writes() -> Iterator[None]:
         if outage is not None:
             outage.begin("storage", error)
         raise error from exc
+    _held.add(fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        _held.discard(fd)
+        os.close(fd)  # closing releases the lock (unless a forked child still holds a copy: see below)
+
+
+# A flock belongs to the open file, shared with every process forked while it is held: RQ
+# forks its scheduler while the worker's purge thread may hold the lock, and the child never
+# closed its copy — every later SQLite write then waited forever. A child closes them at once.
+_held: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_held):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def ping() -> None:

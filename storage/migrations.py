@@ -120,12 +120,15 @@ def _v8_plain_matching(db: Database, migrator: SchemaMigrator) -> None:
 
 def _v9_national_scale(db: Database, migrator: SchemaMigrator) -> None:
     """What ten thousand experts need: the audit looked up by (action, target), processed events
-    purged by age without a scan, and multicast outbox rows (one push call for 500 experts)."""
+    purged by age without a scan, dispatches listed by date, a month's reports by (fee_month,
+    status), staff by role, and multicast outbox rows (one push call for 500 experts)."""
     outbox = models.Outbox
     if db.table_exists(outbox._meta.table_name) and "recipients" not in {
             c.name for c in db.get_columns(outbox._meta.table_name)}:
         migrate(migrator.add_column(outbox._meta.table_name, "recipients", outbox.recipients))
-    for model, columns in ((models.AuditLog, ("action", "target")), (models.ProcessedEvent, ("processed_at",))):
+    for model, columns in ((models.AuditLog, ("action", "target")), (models.ProcessedEvent, ("processed_at",)),
+                           (models.Dispatch, ("scheduled_at",)), (models.Report, ("fee_month", "status")),
+                           (models.LineUser, ("role",))):
         table = model._meta.table_name
         if not db.table_exists(table):
             continue  # a hand-made old schema without it: nothing to index

@@ -80,7 +80,7 @@ class LineUser(BaseModel):
 
     id = AutoField()
     line_user_id = CharField(max_length=64, unique=True)
-    role = CharField(max_length=20, null=True)  # expert / reviewer / secretariat
+    role = CharField(max_length=20, null=True, index=True)  # expert / reviewer / secretariat
     institution = ForeignKeyField(Institution, null=True, backref="staff", on_delete="SET NULL")
     following = BooleanField(default=True)
     session_rev = IntegerField(default=0)
@@ -265,7 +265,7 @@ class Dispatch(BaseModel):
     expert = ForeignKeyField(Expert, backref="dispatches", on_delete="CASCADE")
     requested_by = ForeignKeyField(LineUser, backref="requested_dispatches", on_delete="CASCADE")
     theme = CharField(max_length=100)
-    scheduled_at = DateTimeField()  # UTC, naive
+    scheduled_at = DateTimeField(index=True)  # UTC, naive; lists are newest first
     # requested / accepted / declined / cancelled / checked_in / completed
     status = CharField(max_length=16, default="requested", index=True)
     reason = TextField(null=True)  # decline or cancel reason
@@ -324,6 +324,9 @@ class Report(BaseModel):
     accepted_by = CharField(max_length=64, null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("fee_month", "status"), False),)  # a month's accepted reports: /fees and the exports
 
 
 class AuditLog(BaseModel):

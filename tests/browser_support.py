@@ -11,6 +11,7 @@ to appear as a *new* bubble (never a blind sleep).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
@@ -44,6 +45,24 @@ def _sqlite_only(request: pytest.FixtureRequest) -> None:
     """The page is what these tests look at: the database is covered on PostgreSQL by the other suites."""
     if "db_kind" in request.fixturenames and request.getfixturevalue("db_kind") != "sqlite":
         pytest.skip("browser tests run on SQLite only (the chat page is under test, not the database)")
+
+
+@contextlib.contextmanager
+def chromium_page(timezone_id: str = "Asia/Tokyo") -> Iterator["sync_api.Page"]:
+    """A page like the ``page`` fixture's, in another timezone (the page must not depend on
+    the browser's: it shows Japan time); fails on a JavaScript error as the fixture does."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        context = browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id=timezone_id)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            yield page
+        finally:
+            browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture(name="page")  # imported by the browser test modules as page_fixture

@@ -165,7 +165,11 @@ def make_config(redis_url: str, db_url: str, platform_url: str, data_dir: Path, 
         program_config=str(Path(bot.ROOT, "program.toml")),
         public_base_url="http://127.0.0.1:9",
         line_timeout=3.0,
-        **over,
+        **{  # 国土地理院's geocoders played by the simulator's gazetteer; a test may point them elsewhere
+            "geocoder_url": platform_url + "/gsi/address-search/AddressSearch",
+            "reverse_geocoder_url": platform_url + "/gsi/reverse-geocoder/LonLatToAddress",
+            **over,
+        },
     )
 
 

@@ -41,7 +41,8 @@ def test_the_card_carries_what_the_decision_needs_and_no_contact_details(bot_app
     assert [p for p in PRIVATE if p in chat] == [], "the pushed card"
     page_link(bot_app, REVIEWER, expert)  # 詳細: photo links and the page link, still no contact details
     chat = chat_of(bot_app, REVIEWER)
-    assert [p for p in PRIVATE if p in chat] == [] and chat.count("/files/") == 4
+    # The 4 photos as small images, each opening itself full size: its signed URL twice.
+    assert [p for p in PRIVATE if p in chat] == [] and chat.count("/files/") == 8 and chat.count('"type": "image"') == 4
 
 
 def test_the_signed_page_shows_the_whole_application_to_its_viewer_and_is_audited(bot_app):

@@ -11,7 +11,8 @@ files and points on the location dialog, like a person at the page:
    consents to the commission conditions and accepts the commission with a
    typed signature → ``commissioned``, with the expert's rich menu.
 2. 支援機関担当者 requests a dispatch from the rich menu (location pin,
-   theme, expert, date and time) and the demo expert 受諾 it.
+   theme, expert, date and time) and the demo expert 受諾 it; on a PC, the
+   reviewer types the business's address instead (looked up, confirmed).
 3. 専門家 checks in from 1.2 km away (refused with the distance), then at
    the business (recorded), checks out, writes the report from the rich
    menu and sends it; the reviewer 受理 it; 事務局 sees the flagged check-in
@@ -41,6 +42,7 @@ from tests.browser_support import (  # noqa: F401  (fixtures)
     bot_rows,
     bot_says,
     card_button,
+    last_bot_text,
     menu,
     open_chat,
     page_fixture,
@@ -139,9 +141,9 @@ def test_a_new_user_registers_and_is_commissioned_through_the_page(bot_app, page
     bot_app.drain()
     as_persona(page, "支援機関担当者", "新しい専門家登録の申請")
     show_menu(page, False)
-    tap(page, "詳細", "通帳")  # the details: the photos as short-lived signed links
-    with page.expect_popup() as popup:
-        page.locator(".row.bot .card button", has_text="顔写真").last.click()
+    tap(page, "詳細", "通帳")  # the details: the photos as small images behind short-lived signed links
+    with page.expect_popup() as popup:  # a tap opens the photo full size
+        page.locator(".row.bot", has_text="顔写真").last.locator("img.flex-img").first.click()
     photo_page = popup.value
     photo_page.wait_for_load_state()
     assert photo_page.evaluate("document.contentType") == "image/jpeg"
@@ -151,6 +153,9 @@ def test_a_new_user_registers_and_is_commissioned_through_the_page(bot_app, page
     shot(page, "walk-08-review-confirm")
     tap(page, "はい", "承認しました")
     assert expert_of(demo.NEW_USER_ID).status == "pending_secretariat"
+    # The card's old 承認 knows the present: the status at once, no 「よろしいですか？」 to refuse later.
+    tap(page, "承認", "事務局の承認待ちです")
+    assert "よろしいですか" not in last_bot_text(page)
 
     # 事務局: 承認待ち (/pending) from the rich menu, then 承認 on the card that arrived.
     bot_app.drain()
@@ -242,6 +247,33 @@ def test_a_reviewer_requests_a_dispatch_and_the_expert_accepts(bot_app, page):
     bot_app.drain()
     as_persona(page, "支援機関担当者", "受諾しました")
     shot(page, "walk-17-request-accepted")
+
+
+def test_a_reviewer_on_a_pc_types_the_business_address(bot_app, page):
+    """LINE for PC sends no pin: the typed address is looked up (the simulator's gazetteer
+    answers as 国土地理院's address search) and confirmed; several matches are 候補."""
+    info = start_demo(bot_app)
+    open_chat(bot_app, page)
+    as_persona(page, "支援機関担当者")
+    show_menu(page, True)
+    menu(page, "支援依頼", "事業者の名称")
+    show_menu(page, False)
+    say(page, "株式会社かまた工房", "法人番号")
+    say(page, "なし", "事業所の位置")
+    say(page, "中央区", "候補")  # several places: buttons to choose from
+    tap(page, "どれでもない", "事業所の位置")
+    say(page, "東京都大田区蒲田5-13-1", "この住所でよろしいですか", "蒲田五丁目")
+    tap(page, "はい", "相談テーマ")
+    say(page, "経営戦略", "専門家を選んでください")
+    say(page, f"{info.expert_id}", "訪問日時")
+    tomorrow = datetime.now(TOKYO).date() + timedelta(days=1)
+    page.locator("#quick button", has_text="日時を選ぶ").click()
+    pick(page, f"{tomorrow.isoformat()}T15:00", "この内容で依頼しますか")
+    bot_says(page, "蒲田")
+    tap(page, "依頼する", "依頼しました")
+    business = Dispatch.get(Dispatch.id != info.dispatch_id).business
+    assert business.name == "株式会社かまた工房" and "蒲田" in business.address
+    assert abs(business.latitude - 35.562479) < 1e-4 and abs(business.longitude - 139.716073) < 1e-4
 
 
 # --- 3. check-in / check-out, the report, its acceptance, the fees ------------------------------------

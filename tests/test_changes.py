@@ -31,7 +31,8 @@ def test_profile_change_needs_the_institutions_approval_and_the_old_data_stays_i
     assert expert.profile["phone"] == "+819024681357", "the approved number stays in force"
     assert expert.draft["phone"] == "+81312345678"
     bot_app.drain()
-    assert any("変更申請" in t for t in bot_app.texts_since(REVIEWER, 0))
+    # The card's first line says why it arrived.
+    assert any(t.startswith("登録内容の変更申請が届きました：承認または差し戻しを") for t in bot_app.texts_since(REVIEWER, 0))
     change = ChangeRequest.get()
     assert change.changed[0][0] == "電話番号" and not change.bank_changed
 

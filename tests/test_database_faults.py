@@ -540,3 +540,33 @@ def psycopg_connect(cluster: PostgresCluster) -> Any:
     conn = psycopg2.connect(cluster.url)
     conn.autocommit = True
     return conn
+
+
+def test_a_process_forked_while_the_sqlite_write_lock_is_held_does_not_keep_it(tmp_path):
+    """RQ forks its scheduler while the worker's purge thread may hold the write lock: the
+    child must not keep the lock alive once the parent releases it."""
+    import fcntl
+
+    from storage import db as storage_db
+
+    storage_db.bind(f"sqlite:///{tmp_path / 'fork.db'}")
+    with storage_db.serialized_writes():
+        child = os.fork()
+        if child == 0:  # the forked child lives on (as RQ's scheduler does) without touching the lock
+            time.sleep(3)
+            os._exit(0)
+    try:
+        fd = os.open(f"{tmp_path / 'fork.db'}.write-lock", os.O_RDWR)
+        try:
+            deadline = time.monotonic() + 1.5  # the child closes its copy as soon as it runs
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free, the child still running
+                    break
+                except BlockingIOError:
+                    assert time.monotonic() < deadline, "the forked child kept the write lock"
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+    finally:
+        os.waitpid(child, 0)

@@ -21,6 +21,16 @@ EMAIL = "hanako.suzuki@example.com"
 ACCOUNT = "7654321"
 
 
+def image_urls(node: object) -> list[str]:
+    """The URLs of every Flex image component in a message."""
+    if isinstance(node, dict):
+        own = [node["url"]] if node.get("type") == "image" and "url" in node else []
+        return own + [u for value in node.values() for u in image_urls(value)]
+    if isinstance(node, list):
+        return [u for value in node for u in image_urls(value)]
+    return []
+
+
 def register(bot_app, code: str) -> list[str]:
     """The expert fills in the whole form; returns the texts of the last reply (the summary)."""
     bot_app.say(EXPERT, "follow")
@@ -49,6 +59,10 @@ def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
     assert "登録内容の確認" in texts[-2] and "送信" in texts[-1]
     summary = json.dumps(bot_app.line.messages_for(EXPERT)[-2], ensure_ascii=False)
     assert "昭和55年4月1日（1980年4月1日）" in summary, "the summary shows the birthdate as the chat did"
+    # The photos are small images behind short-lived signed links, not codes like 「提出済み（39af9d）」.
+    images = image_urls(bot_app.line.messages_for(EXPERT)[-2])
+    assert len(images) == 4 and all("/files/" in url for url in images), summary
+    assert requests.get(images[0], timeout=5).headers["Content-Type"] == "image/jpeg"
 
     # 修正 from the summary jumps to the item and comes straight back.
     texts = bot_app.say(EXPERT, "postback", data="p=edit&s=email")

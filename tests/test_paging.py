@@ -58,3 +58,29 @@ def test_staff_and_find_are_paged_too(bot_app):
     assert "検索結果：全25件（1〜20件目）" in found
     assert bot_app.last_quick_reply(SEC) == ["次の20件"]
     assert "21〜25件目" in bot_app.text(SEC, "/find 鈴木 2ページ")[0]
+
+
+def test_fees_and_reports_are_paged_and_the_months_totals_are_whole(bot_app):
+    from datetime import datetime
+
+    from storage.models import Report
+    from tests.actors import REVIEWER, commissioned_expert, dispatch_for
+
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "謝金支援機関", REVIEWER)
+    when = datetime(2026, 6, 10, 1, 0)
+    for n in range(25):
+        expert = commissioned_expert(inst, user=f"U{n:031x}c", family_name="佐藤", given_name=f"次郎{n}")
+        d = dispatch_for(expert, REVIEWER, when=when, status="completed")
+        Report.create(dispatch=d, status="accepted", fee_month="2026-06", minutes=60, gross_yen=5280,
+                      withholding_yen=0, travel_yen=100, net_yen=5380)
+    first = bot_app.text(SEC, "/fees 2026-06")[0]
+    assert "専門家25名のうち1〜20人目" in first and first.count("申請No.") == 20
+    assert "合計：25件 謝金132,000円" in first and "支払額134,500円" in first  # the month's totals, on every page
+    assert bot_app.last_quick_reply(SEC) == ["次の20件"]
+    second = bot_app.text(SEC, "/fees 2026-06 2ページ")[0]
+    assert "21〜25人目" in second and second.count("申請No.") == 5 and "合計：25件" in second
+
+    listing = bot_app.text(SEC, "/reports accepted")[0]
+    assert "報告書（受理済み）：全25件（1〜20件目）" in listing and listing.count("報告書No.") == 20
+    assert "21〜25件目" in bot_app.text(SEC, "/reports accepted 2ページ")[0]

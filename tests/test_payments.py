@@ -13,6 +13,7 @@ from domain.payments import (
     FEE_CSV_COLUMNS,
     Transfer,
     fees_csv,
+    fees_csv_chunks,
     name_kana_for_field,
     parse_zengin_file,
     zengin_transfer_file,
@@ -231,3 +232,10 @@ def test_csv_missing_key_named() -> None:
     del row["net_yen"]
     with pytest.raises(ValueError, match="row 1: missing key\\(s\\) net_yen"):
         fees_csv([row])
+
+
+def test_the_csv_in_pieces_is_the_same_file_with_one_bom() -> None:
+    rows = csv_rows() * 7  # 14 rows in pieces of 3
+    chunks = list(fees_csv_chunks(rows, rows_per_chunk=3))
+    assert len(chunks) == 5 and b"".join(chunks) == fees_csv(rows)
+    assert b"".join(chunks).count(b"\xef\xbb\xbf") == 1

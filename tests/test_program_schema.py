@@ -138,4 +138,4 @@ def test_the_error_names_the_file_it_read(tmp_path):
 
 def test_the_schema_is_the_file_s_tables():
     assert set(ProgramFile.model_fields) == {"program", "fee", "payer", "dispatch", "session", "registration",
-                                             "commission", "terms", "conditions", "retention"}
+                                             "commission", "terms", "conditions", "retention", "attendance"}

@@ -5,6 +5,7 @@ import re
 
 import requests
 
+from domain.lifecycle import change_status
 from storage.models import AuditLog, ConditionsConsent, Expert
 from tests.actors import (
     EXPERT,
@@ -15,6 +16,7 @@ from tests.actors import (
     pushed_texts,
     role_of,
     secretariat,
+    state_of,
     submitted_application,
     tap,
 )
@@ -60,7 +62,7 @@ def test_institution_then_secretariat_approval_then_consent_letter_and_acceptanc
     assert consent.agreed and consent.version == "2026-04" and len(consent.sha256) == 64 and consent.event_id
     expert = Expert.get_by_id(expert.id)
     assert expert.status == "conditions_agreed" and expert.commission_number == f"119-2026-{expert.id:05d}"
-    letter_url = re.search(r"(http://\S+/files/\S+)", bot_app.texts_since(EXPERT, 0)[-1]).group(1)
+    letter_url = re.search(r"(http://\S+/files/\S+)", "\n".join(bot_app.texts_since(EXPERT, 0))).group(1)
     assert letter_url
     seen = bot_app._seq(EXPERT)
     bot_app.text(EXPERT, "状況")
@@ -85,7 +87,7 @@ def test_letter_link_is_served_and_a_tampered_link_is_refused(bot_app):
     expert.status = "registered"
     expert.save()
     texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2026-04")
-    url = re.search(r"(http://\S+/files/(\S+))", texts[-1])
+    url = re.search(r"(http://\S+/files/(\S+))", "\n".join(texts))
     local = bot_app.url + "/files/" + url.group(2)
     response = requests.get(local, timeout=5)
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
@@ -173,11 +175,17 @@ def test_a_stale_card_cannot_decide_twice(bot_app):
     inst, expert = setup(bot_app)
     tap(bot_app, REVIEWER, f"a=inst_approve&id={expert.id}")
     tap(bot_app, REVIEWER, "c=yes")
+    # The old card's 却下 is answered at once with where the application stands: no reason, no confirmation.
     texts = tap(bot_app, REVIEWER, f"a=inst_reject&id={expert.id}")
-    bot_app.text(REVIEWER, "間違い")
-    texts = tap(bot_app, REVIEWER, "c=yes")
-    assert "できません" in texts[0]
+    assert f"申請No.{expert.id} は事務局の承認待ちです" in texts[0] and "よろしいですか" not in texts[0]
+    assert state_of(bot_app, REVIEWER) == (None, None)
     assert Expert.get_by_id(expert.id).status == "pending_secretariat"
+    # A decision confirmed while someone else decided is refused by the machine (audited) and says why.
+    assert "よろしいですか" in bot_app.text(SEC, f"/reject {expert.id} 要件を満たしません")[0]
+    change_status(Expert.get_by_id(expert.id), "secretariat_approve", actor=SEC)  # another member, meanwhile
+    texts = tap(bot_app, SEC, "c=yes")
+    assert "却下できませんでした" in texts[0] and f"申請No.{expert.id} は承認済みです" in texts[0] and "事務局が承認" in texts[0]
+    assert Expert.get_by_id(expert.id).status == "registered"
     assert AuditLog.select().where(AuditLog.action == "status.refused").count() == 1
 
 
@@ -227,13 +235,13 @@ def test_revised_conditions_are_announced_and_consented_again(bot_app):
     expert.status, expert.conditions_version = "commissioned", "2026-04"
     expert.save()
     bot_app.rt.program = dataclasses.replace(bot_app.rt.program, conditions=VersionedText("2027-04", "新しい委嘱条件の本文"))
-    ids = announce_new_conditions(bot_app.rt.program)
-    assert len(ids) == 1 and announce_new_conditions(bot_app.rt.program) == []  # idempotent
+    ids, _ = announce_new_conditions(bot_app.rt.program)
+    assert len(ids) == 1 and announce_new_conditions(bot_app.rt.program)[0] == []  # idempotent
     outbox.enqueue(ids)
-    assert any("委嘱条件が改訂されました（2027-04）" in t for t in pushed_texts(bot_app, EXPERT))
+    assert any("委嘱条件が第2版（2027年4月）に改訂されました" in t for t in pushed_texts(bot_app, EXPERT))
     assert "委嘱条件への同意が必要です" in bot_app.text(EXPERT, "状況")[0]
     texts = tap(bot_app, EXPERT, "a=consent&ans=yes&v=2027-04")
-    assert "改訂後の委嘱条件（2027-04）への同意を記録しました" in texts[0]
+    assert "改訂後の委嘱条件 第2版（2027年4月）への同意を記録しました" in texts[0]
     expert = Expert.get_by_id(expert.id)
     assert (expert.status, expert.conditions_version) == ("commissioned", "2027-04")
 
@@ -273,7 +281,7 @@ def test_letter_is_sent_again_on_request(bot_app):
     assert "委嘱状を送りました" in texts[0]
     bot_app.drain()
     again = bot_app.line.deliveries_for(EXPERT)[before:]
-    assert again and again[0]["via"] == "push" and again[0]["messages"][0]["type"] == "flex"
+    assert again and again[0]["via"] == "push" and again[0]["messages"][-1]["type"] == "flex"  # the card last
     assert "使い方" in bot_app.text(SEC, "/letter")[0]
 
 
@@ -290,7 +298,7 @@ def test_without_auto_send_the_secretariat_sends_the_letter(bot_app):
     assert not any(m["type"] == "flex" for m in bot_app.line.messages_for(EXPERT)[-len(texts):])
     assert "委嘱状を送りました" in bot_app.text(SEC, f"/letter {expert.id}")[0]
     bot_app.drain()
-    card, pdf = bot_app.line.messages_for(EXPERT)[-2:]
+    pdf, card = bot_app.line.messages_for(EXPERT)[-2:]  # the card last: 就任を承諾する is what is left to do
     assert card["type"] == "flex" and "委嘱状" in card["altText"] and "印刷用（PDF）" in pdf["text"]
 
 
@@ -330,3 +338,34 @@ def test_the_review_queue_shows_the_oldest_four_and_the_true_total(bot_app):
     texts = bot_app.text(REVIEWER, "審査待ち")
     assert texts[0].startswith("審査待ちの申請：25件（古い順に4件を表示")
     assert len(texts) == 5 and all(f"申請No.{e.id}" in t for e, t in zip(experts[:4], texts[1:])), texts
+
+
+def test_a_revision_reaches_every_expert_in_batches_one_multicast_each(bot_app):
+    """conditions announce at scale: one transaction and one LINE call per batch, each expert told once."""
+    import dataclasses
+
+    from conversations.commission.acceptance import announce_new_conditions
+    from handlers import outbox
+    from program import VersionedText
+    from storage.models import AuditLog, LineUser
+
+    inst, _ = setup(bot_app)
+    users = [f"U{n:031x}a" for n in range(120)]
+    for user in users:
+        Expert.create(user=LineUser.create(line_user_id=user), status="commissioned", institution=inst,
+                      conditions_version="2026-04", family_name="試験", given_name="太郎")
+    LineUser.update(following=False).where(LineUser.line_user_id == users[3]).execute()
+    bot_app.rt.program = dataclasses.replace(bot_app.rt.program, conditions=VersionedText("2027-04", "改訂した委嘱条件"))
+    ids, last, batches = [], 0, 0
+    while last is not None:
+        more, last = announce_new_conditions(bot_app.rt.program, after_id=last, batch=50)
+        ids += more
+        batches += 1
+    assert len(ids) == 3 and batches == 4  # 50 + 50 + 20, then nothing left
+    outbox.enqueue(ids)
+    bot_app.drain()
+    calls = {d["requestId"] for d in bot_app.line.deliveries_for() if d["via"] == "multicast"}
+    told = sorted(d["to"] for d in bot_app.line.deliveries_for() if d["via"] == "multicast")
+    assert len(calls) == 3 and told == sorted(u for u in users if u != users[3])
+    assert AuditLog.select().where(AuditLog.action == "conditions.announced").count() == 120
+    assert announce_new_conditions(bot_app.rt.program, batch=500)[0] == []  # told already: nothing again

@@ -94,7 +94,7 @@ def test_disclosure_shows_the_answers_photos_history_and_consents(bot_app):
         assert move in record, move
     assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2} 入力中", record), "each move has its date and time"
     assert "【同意の記録】" in record and "個人情報の取扱い（2026-04）：同意" in record
-    assert "委嘱条件（2026-04）：同意" in record and "就任承諾書：提出" in record
+    assert "委嘱条件（第1版・2026年4月）：同意" in record and "就任承諾書：提出" in record
     assert AuditLog.select().where((AuditLog.action == "data.disclosed")
                                    & (AuditLog.target == f"expert:{expert.id}")).count() == 1
 
@@ -187,8 +187,8 @@ def test_withdrawal_without_records_erases_everything_and_cancels_pending_dispat
     change = ChangeRequest.get_by_id(change.id)
     assert (change.status, change.reason) == ("returned", "専門家の退会")
     assert change.changed == [["メール", "（削除済み）", "（削除済み）"]]
-    tap(bot_app, REVIEWER, f"a=chg_approve&id={change.id}")
-    assert "すでに処理済み" in tap(bot_app, REVIEWER, "c=yes")[0]
+    texts = tap(bot_app, REVIEWER, f"a=chg_approve&id={change.id}")  # the old card: answered at once
+    assert f"変更申請No.{change.id} は差し戻し済みです" in texts[0] and "よろしいですか" not in texts[0]
     assert repo.experts_matching("email", "hanako.new@example.com") == []
 
     # The pending dispatch is cancelled through its machine, with a reason, and the reviewer told.

@@ -210,7 +210,7 @@ def test_accept_then_cancel_through_line_audits_each_move(bot_app):
     assert [(r.actor, r.before, r.after, r.reason) for r in rows] == [
         (EXPERT, "requested", "accepted", None), (REVIEWER, "accepted", "cancelled", "事業者の都合により延期")]
     assert all(r.event_id for r in rows), "each move names the LINE event that caused it"
-    assert "すでに「取消」" in tap(bot_app, EXPERT, f"a=dsp_accept&id={d.id}")[0]  # the old card
+    assert "は取り消されています" in tap(bot_app, EXPERT, f"a=dsp_accept&id={d.id}")[0]  # the old card: its present status
     assert len(status_rows(f"dispatch:{d.id}")) == 2
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
@@ -22,10 +23,10 @@ from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import confirmation, reason_from
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
-from domain import documents, lifecycle
+from domain import documents, lifecycle, versions
 from domain.names import expert_name
 from storage import repo
-from storage.models import AuditLog, ConditionsConsent, Expert, utcnow
+from storage.models import AuditLog, ConditionsConsent, Expert, LineUser, utcnow
 from storage.sessions import Session
 
 if TYPE_CHECKING:
@@ -43,6 +44,12 @@ def expert_of(ctx: Context) -> Expert | None:
 # --- conditions ---------------------------------------------------------------------------------
 
 
+def edition(program: "Program", version: str | None = None, inside_brackets: bool = False) -> str:
+    """「第2版（2026年4月）」: a conditions version as people read it (the records keep the key)."""
+    current = program.conditions.version
+    return versions.conditions_name(version or current, current, inside_brackets)
+
+
 def conditions_messages(ctx: Context) -> list[Message]:
     """The conditions text and the buttons to answer it (both phone and PC show Flex)."""
     c = ctx.program.conditions
@@ -50,7 +57,8 @@ def conditions_messages(ctx: Context) -> list[Message]:
     no = urlencode({"a": "consent", "ans": "no", "v": c.version})
     return [
         msg.text(c.text),
-        flex.choices_card("委嘱条件への同意", f"上記の委嘱条件（{c.version}）に同意しますか？", [("同意する", yes), ("同意しない", no)]),
+        flex.choices_card("委嘱条件への同意", f"上記の委嘱条件 {edition(ctx.program)}に同意しますか？",
+                          [("同意する", yes), ("同意しない", no)]),
     ]
 
 
@@ -64,7 +72,7 @@ def needs_consent(ctx: Context, expert: Expert) -> bool:
 def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) -> list[Message]:
     expert = expert_of(ctx)
     if expert is None or not needs_consent(ctx, expert):
-        return [msg.text("現在、同意が必要な委嘱条件はありません。")]
+        return consent_done(ctx, expert)
     if version and version != ctx.program.conditions.version:
         return [msg.text("委嘱条件が改訂されています。最新の内容をご確認ください。")] + conditions_messages(ctx)
     if not agreed:
@@ -75,7 +83,7 @@ def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) 
     expert.save()
     ctx.audit("conditions.agreed", target=f"expert:{expert.id}", after=c.version)
     if expert.status != "registered":  # re-consent to a new version
-        return [msg.text(f"改訂後の委嘱条件（{c.version}）への同意を記録しました。ありがとうございます。")]
+        return [msg.text(f"改訂後の委嘱条件 {edition(ctx.program)}への同意を記録しました。ありがとうございます。")]
     lifecycle.change_status(expert, "agree_conditions", actor=ctx.user_id, event_id=ctx.event_id)
     for sec in secretariat_ids():
         ctx.notify(sec, [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）が委嘱条件に同意しました。")], "conditions_agreed")
@@ -87,32 +95,67 @@ def answer_consent(s: Session, ctx: Context, agreed: bool, version: str | None) 
     return replies
 
 
-def announce_new_conditions(program: "Program") -> list[int]:
-    """Send a new conditions version to every expert who agreed to an older one.
+def consent_done(ctx: Context, expert: Expert | None) -> list[Message]:
+    """同意する / 同意しない tapped when no consent is due: what was agreed and when, and what is next."""
+    tz = ctx.program.timezone
+    if expert is None or expert.status not in present.APPROVED:
+        line = "委嘱条件への同意は、専門家登録が承認されたあとにご案内します。"
+        if expert is not None:
+            line += "\n" + present.application_line(tz, expert)
+        return [msg.text(line, ["状況"])]
+    agreed = f"{present.day(tz, expert.conditions_agreed_at)}に" if expert.conditions_agreed_at else ""
+    line = f"委嘱条件 {edition(ctx.program, expert.conditions_version)}には{agreed}同意済みです。"
+    return present.Present(line, *_after_consent(expert)).messages()
 
-    They must consent again before their next check-in (``needs_consent``).
-    Idempotent: an expert already told about this version is skipped.
-    Returns the outbox rows to deliver (after the caller commits).
+
+def _after_consent(expert: Expert) -> tuple[str, list[str]]:
+    if expert.status == "conditions_agreed":
+        return "委嘱状の「就任を承諾する」を押すか、「就任承諾」と送ってください。", ["就任承諾", "委嘱状"]
+    return "委嘱の手続きは完了しています。", ["状況"]
+
+
+ANNOUNCE_BATCH = repo.MULTICAST_MAX  # experts per transaction: one multicast row, one LINE call
+
+
+def announce_new_conditions(program: "Program", after_id: int = 0,
+                            batch: int = ANNOUNCE_BATCH) -> tuple[list[int], int | None]:
+    """Send a new conditions version to the next ``batch`` experts (by id, after ``after_id``)
+    who agreed to an older one; returns (outbox rows to deliver after commit, the last expert
+    id looked at — ``None`` when there are no more).
+
+    They must consent again before their next check-in (``needs_consent``). The message is
+    the same for everyone, so a batch is one multicast row (LINE's limit: 500 recipients
+    per call; 10,000 experts are 20 calls), and the caller commits each batch on its own
+    (a long job never holds the database for all of them). Idempotent: an expert already
+    told about this version (an audited announcement) is skipped.
     """
     c = program.conditions
+    experts = list(Expert.select(Expert.id, Expert.user, Expert.conditions_version)
+                   .where(Expert.status.in_(["conditions_agreed", "commissioned"])
+                          & (Expert.conditions_version != c.version) & (Expert.id > after_id))
+                   .order_by(Expert.id).limit(batch))
+    if not experts:
+        return [], None
+    targets = [f"expert:{e.id}" for e in experts]
     told = {a.target for a in AuditLog.select(AuditLog.target).where(
-        (AuditLog.action == "conditions.announced") & (AuditLog.after == c.version))}
+        (AuditLog.action == "conditions.announced") & AuditLog.target.in_(targets) & (AuditLog.after == c.version))}
+    fresh = [e for e in experts if f"expert:{e.id}" not in told]
+    if not fresh:
+        return [], experts[-1].id
+    users = {u.id: u.line_user_id for u in LineUser.select(LineUser.id, LineUser.line_user_id)
+             .where(LineUser.id.in_([e.user_id for e in fresh]))}  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
     no = urlencode({"a": "consent", "ans": "no", "v": c.version})
+    name = edition(program)
     messages = [
-        msg.text(f"委嘱条件が改訂されました（{c.version}）。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
-        flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件（{c.version}）に同意しますか？", [("同意する", yes), ("同意しない", no)]),
+        msg.text(f"委嘱条件が{name}に改訂されました。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
+        flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件 {name}に同意しますか？", [("同意する", yes), ("同意しない", no)]),
     ]
-    outbox_ids: list[int] = []
-    for expert in Expert.select().where(Expert.status.in_(["conditions_agreed", "commissioned"])
-                                        & (Expert.conditions_version != c.version)):
-        target = f"expert:{expert.id}"
-        if target in told:
-            continue
-        row = repo.queue_push(expert.user.line_user_id, [m.to_dict() for m in messages], "conditions_revised")
-        repo.audit("system", "conditions.announced", target=target, before=expert.conditions_version, after=c.version)
-        outbox_ids.append(row.id)
-    return outbox_ids
+    rows = repo.queue_multicast([users[e.user_id] for e in fresh], [m.to_dict() for m in messages],  # type: ignore[attr-defined]
+                                "conditions_revised")
+    AuditLog.insert_many([{"actor": "system", "action": "conditions.announced", "target": f"expert:{e.id}",
+                           "before": e.conditions_version, "after": c.version, "at": utcnow()} for e in fresh]).execute()
+    return [r.id for r in rows], experts[-1].id
 
 
 class RefusalReason(Step):
@@ -136,7 +179,8 @@ class RefusalReason(Step):
         ctx.audit("conditions.declined", target=f"expert:{expert.id}", after=c.version, reason=reason[:1000])
         for sec in secretariat_ids():
             ctx.notify(sec, [msg.text(
-                f"申請No.{expert.id}（{expert_name(expert)}さん）が委嘱条件（{c.version}）に同意しませんでした。\n理由：{reason[:1000]}")],
+                f"申請No.{expert.id}（{expert_name(expert)}さん）が委嘱条件 {edition(ctx.program)}に同意しませんでした。\n"
+                f"理由：{reason[:1000]}")],
                 "conditions_declined")
         return Finish([msg.text(
             "承知しました。理由を事務局に伝えました。\n改めて同意いただける場合は「委嘱条件」と送ってください。", ["委嘱条件"])])
@@ -177,7 +221,10 @@ def letter_messages(ctx: Context, expert: Expert) -> list[Message]:
         term=f"{documents.format_date(start)}〜{documents.format_date(end)}", program_name=ctx.program.name,
         letter_url=ctx.link_for(png_id), accept_data="a=accept",
     )
-    return [card, msg.text(f"印刷用（PDF）：{ctx.link_for(pdf_id)}\n※リンクの有効期限は短時間です。期限切れの場合は「委嘱状」と送ってください。")]
+    pdf = msg.text(f"印刷用（PDF）：{ctx.link_for(pdf_id)}\n※リンクの有効期限は短時間です。期限切れの場合は「委嘱状」と送ってください。\n"
+                   f"委嘱条件：{edition(ctx.program, expert.conditions_version)}")
+    # The card comes last: 就任を承諾する is the one thing left to do, at the bottom of the screen.
+    return [pdf, card]
 
 
 def resend_letter(ctx: Context, expert: Expert) -> list[Message]:
@@ -197,7 +244,8 @@ class Signature(Step):
     help = "就任承諾書への署名として、登録した氏名を漢字のフルネームで入力してください。"
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
-        first = [] if again else [msg.text(f"【就任承諾書】\n{ctx.program.acceptance()}")]
+        text = ctx.program.acceptance_text.format(program=ctx.program.name, version=edition(ctx.program, inside_brackets=True))
+        first = [] if again else [msg.text(f"【就任承諾書】\n{text}")]
         return first + [msg.text("署名として、氏名（漢字のフルネーム）を入力してください。")]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
@@ -226,7 +274,7 @@ class AcceptConfirm(Step):
             return Invalid("「承諾する」または「やめる」でお答えください。")
         expert = expert_of(ctx)
         if expert is None or expert.status != "conditions_agreed":
-            return Finish([msg.text("現在、就任承諾の手続きはありません。")])
+            return Finish(acceptance_done(ctx, expert))
         lifecycle.change_status(expert, "accept_commission", actor=ctx.user_id, event_id=ctx.event_id)
         expert.accepted_at, expert.accepted_event_id = utcnow(), ctx.event_id
         expert.save()
@@ -244,5 +292,19 @@ ACCEPTANCE = Flow("acceptance", "就任承諾", [Signature(), AcceptConfirm()])
 def begin_acceptance(s: Session, ctx: Context) -> list[Message]:
     expert = expert_of(ctx)
     if expert is None or expert.status != "conditions_agreed":
-        return [msg.text("現在、就任承諾の手続きはありません。")]
+        return acceptance_done(ctx, expert)
     return ENGINE.enter(ACCEPTANCE, s, ctx, state="signature")
+
+
+def acceptance_done(ctx: Context, expert: Expert | None) -> list[Message]:
+    """就任を承諾する tapped when there is nothing to accept: accepted already (when), or not yet due."""
+    tz = ctx.program.timezone
+    if expert is not None and expert.status == "commissioned":
+        when = f"{present.day(tz, expert.accepted_at)}に" if expert.accepted_at else ""
+        number = f"（委嘱番号 {expert.commission_number}）" if expert.commission_number else ""
+        return [msg.text(f"就任承諾書は{when}受け付け済みです{number}。委嘱の手続きは完了しています。", ["状況"])]
+    if expert is not None and expert.status == "registered":
+        return [msg.text("就任承諾の前に、委嘱条件への同意が必要です。")] + conditions_messages(ctx)
+    if expert is None:
+        return [msg.text("現在、就任承諾の手続きはありません。専門家登録は「登録」から始められます。", ["登録"])]
+    return present.for_the_expert(tz, expert).messages("現在、就任承諾の手続きはありません。\n")

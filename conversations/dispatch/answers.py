@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.dispatch.common import describe, find_dispatch
 from conversations.dispatch.free_limit import counted_dispatches
 from conversations.kit import messages as msg
@@ -20,7 +21,7 @@ from conversations.kit.steps import reason_from
 from domain import clock
 from domain.names import expert_name
 from domain.status_machine import IllegalTransition
-from domain.statuses import DISPATCH, DISPATCH_COUNTED, DISPATCH_LABELS
+from domain.statuses import DISPATCH, DISPATCH_COUNTED
 from storage import repo
 from storage.models import Dispatch
 from storage.sessions import Session
@@ -33,12 +34,14 @@ def _own_request(ctx: Context, fields: dict[str, str]) -> Dispatch | list[Messag
         ctx.audit("auth.refused", target=f"dispatch:{fields.get('id')}", reason="not the dispatch's expert")
         return [msg.text("この依頼は見つかりませんでした。")]
     if dispatch.status != "requested":
-        return _already(dispatch)
+        return _already(ctx, dispatch)
     return dispatch
 
 
-def _already(dispatch: Dispatch) -> list[Message]:
-    return [msg.text(f"派遣No.{dispatch.id} はすでに「{DISPATCH_LABELS.get(dispatch.status)}」です。")]
+def _already(ctx: Context, dispatch: Dispatch) -> list[Message]:
+    """受諾する / 辞退する on a request answered, cancelled or moved on meanwhile: where it stands now."""
+    fresh = find_dispatch(dispatch.id) or dispatch  # a refused move may have lost to a newer status
+    return present.dispatch_for_expert(ctx.program.timezone, fresh).messages()
 
 
 def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
@@ -52,7 +55,7 @@ def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
             DISPATCH.move(dispatch, "cancel_over_limit", actor=ctx.user_id, reason="無料派遣の上限", event_id=ctx.event_id,
                           changes={"reason": "無料派遣の上限"})
         except IllegalTransition:  # answered or cancelled meanwhile (the machine audited it)
-            return _already(dispatch)
+            return _already(ctx, dispatch)
         ctx.audit("dispatch.limit_refused", target=f"dispatch:{dispatch.id}", before=str(used), after=str(limit))
         ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
             f"派遣No.{dispatch.id}（{dispatch.business.name}）は、無料派遣の上限（{limit}回）に達したため取り消されました。")],
@@ -61,7 +64,7 @@ def accept(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
     try:
         DISPATCH.move(dispatch, "accept", actor=ctx.user_id, event_id=ctx.event_id)
     except IllegalTransition:
-        return _already(dispatch)
+        return _already(ctx, dispatch)
     ctx.audit("dispatch.accepted", target=f"dispatch:{dispatch.id}", before="requested", after="accepted")
     ctx.notify(dispatch.requested_by.line_user_id, [msg.text(
         f"派遣No.{dispatch.id}（{dispatch.business.name}、{clock.when_text(ctx.program.timezone, dispatch.scheduled_at)}）を"
@@ -95,7 +98,7 @@ class DeclineReason(Step):
             DISPATCH.move(dispatch, "decline", actor=ctx.user_id, reason=reason[:500], event_id=ctx.event_id,
                           changes={"reason": reason[:500]})
         except IllegalTransition:
-            return Finish(_already(dispatch))
+            return Finish(_already(ctx, dispatch))
         ctx.audit("dispatch.declined", target=f"dispatch:{dispatch.id}", before="requested", after="declined",
                   reason=reason[:500])
         ctx.notify(dispatch.requested_by.line_user_id, [msg.text(

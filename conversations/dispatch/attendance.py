@@ -34,6 +34,7 @@ from conversations.dispatch.attendance_rules import (
     day_bounds,
     expert_dispatches,
     label,
+    off_schedule_text,
     usable,
 )
 from conversations.dispatch.readings import FLAG_LABELS, Reading, flags_for, metres, secretariat_notice
@@ -94,6 +95,9 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
             lines.append(f"経過時間：{clock.duration(minutes)}／チェックイン {since}")
     if reason is not None:
         lines.append("範囲外のため、理由とともに例外として記録し、事務局に報告しました。")
+    off = off_schedule_text(ctx, d, reading.line_ts) if kind == IN else None
+    if off is not None:  # allowed, but the reviewer and the secretariat see it as 要確認 on the report
+        lines.append(f"{off}です。事務局・支援機関で確認します。")
     if kind == IN:
         lines.append("支援が終わったら「チェックアウト」と送ってください。")
         return Finish([msg.text("\n".join(lines))])
@@ -123,14 +127,20 @@ def open_report(s: Session, ctx: Context, d: Dispatch, replies: list[Message]) -
 
 def points_to_check(ctx: Context, d: Dispatch) -> list[str]:
     """What the secretariat was told to look at for this dispatch's checks, for
-    whoever later accepts its report: the flags, and the expert's reason for an
-    exception (SPEC: the secretariat's view flags suspicious patterns)."""
+    whoever later accepts its report: a check-in far from the scheduled start, the
+    flags, and the expert's reason for an exception (SPEC: the secretariat's view
+    flags suspicious patterns)."""
     radius = ctx.program.geofence_radius_m
     points = [f"{VERB[a.kind]}：" + FLAG_LABELS.get(f, f).format(radius=radius)
               for a in Attendance.select().where(Attendance.dispatch == d).order_by(Attendance.id)
               for f in (a.flags or [])]
     points += [f"{VERB[e.kind]}の例外：{e.reason}"
                for e in ExceptionReport.select().where(ExceptionReport.dispatch == d).order_by(ExceptionReport.id)]
+    check_in = check_of(d, IN)
+    if check_in is not None:  # far from the scheduled start: judged now from both times (nothing stored)
+        off = off_schedule_text(ctx, d, check_in.line_timestamp)
+        if off is not None:
+            points.insert(0, f"{off}（{clock.hhmm(ctx.program.timezone, check_in.line_timestamp)}）")
     return points
 
 
@@ -278,7 +288,7 @@ def opening(ctx: Context, kind: str) -> Handoff | list[Message]:
     if expert is None or expert.status != "commissioned":
         return [msg.text("チェックイン・チェックアウトは、委嘱を受けた専門家の方が派遣先で使う機能です。")]
     if kind == IN and commission.needs_consent(ctx, expert):
-        return [msg.text(f"委嘱条件が改訂されています（{ctx.program.conditions.version}）。"
+        return [msg.text(f"委嘱条件が改訂されています（{commission.edition(ctx.program)}）。"
                          "チェックインの前に、改訂後の委嘱条件への同意をお願いします。"
                          "同意のあと、もう一度「チェックイン」と送ってください。")] + commission.conditions_messages(ctx)
     options = candidates(ctx, kind)

@@ -6,6 +6,9 @@ check-out only after check-in, one of each per dispatch. :func:`usable`
 asks it all again at the last moment, because a dispatch can be cancelled
 or moved while the expert is sending the location.
 
+A check-in far from the scheduled start is allowed but told and shown as
+要確認 (:func:`off_schedule`), judged when shown rather than stored.
+
 Check times are stored as naive UTC and shown in the program's time zone
 (:func:`local`, :func:`hhmm`, :func:`day_text`).
 """
@@ -89,3 +92,24 @@ def usable(ctx: Context, dispatch_id: object, kind: str, day: date) -> Dispatch 
     return d
 
 
+def off_schedule(ctx: Context, d: Dispatch, at: datetime) -> int | None:
+    """Minutes a check-in at ``at`` is away from the scheduled start when more than
+    ``[attendance] early_late_minutes`` (negative: early), else ``None``.
+
+    Computed whenever it is shown, from the dispatch's time and the check-in's, so a
+    日時変更 made before check-in is judged against the new time and nothing is stored."""
+    seconds = (at - d.scheduled_at).total_seconds()
+    minutes = int(seconds // 60) if seconds >= 0 else -int(-seconds // 60)
+    return minutes if abs(minutes) > ctx.program.checkin_early_late_minutes else None
+
+
+def off_schedule_text(ctx: Context, d: Dispatch, at: datetime) -> str | None:
+    """「予定時刻（10:00）より75分早いチェックイン」, or ``None`` when on time."""
+    minutes = off_schedule(ctx, d, at)
+    if minutes is None:
+        return None
+    gap = abs(minutes)
+    hours, rest = divmod(gap, 60)
+    amount = f"{gap}分" if gap < 120 else f"{hours}時間" + (f"{rest}分" if rest else "")
+    return (f"予定時刻（{clock.hhmm(ctx.program.timezone, d.scheduled_at)}）より{amount}"
+            f"{'早い' if minutes < 0 else '遅い'}チェックイン")

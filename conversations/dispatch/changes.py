@@ -11,6 +11,7 @@ from datetime import datetime
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.dispatch.common import find_dispatch
 from conversations.dispatch.schedule import WHEN_HELP, check_when, parse_when, picker
 from conversations.kit import messages as msg
@@ -20,7 +21,7 @@ from conversations.kit.flow import Advance, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import ConfirmStep, ReasonStep
 from domain import clock
 from domain.status_machine import IllegalTransition
-from domain.statuses import DISPATCH, DISPATCH_BEFORE_CHECK_IN, DISPATCH_LABELS
+from domain.statuses import DISPATCH, DISPATCH_BEFORE_CHECK_IN
 from storage.models import Dispatch
 from storage.sessions import Session
 
@@ -39,13 +40,14 @@ def _manageable(ctx: Context, fields: dict[str, str]) -> Dispatch | list[Message
         ctx.audit("auth.refused", target=f"dispatch:{dispatch.id}", reason="not this institution's reviewer")
         return [msg.text("この派遣を操作する権限がありません。")]
     if dispatch.status not in DISPATCH_BEFORE_CHECK_IN:
-        return _unchangeable(dispatch)
+        return _unchangeable(ctx, dispatch)
     return dispatch
 
 
-def _unchangeable(dispatch: Dispatch) -> list[Message]:
-    return [msg.text(f"派遣No.{dispatch.id} は「{DISPATCH_LABELS.get(dispatch.status)}」のため変更できません"
-                     "（チェックイン前の派遣のみ）。")]
+def _unchangeable(ctx: Context, dispatch: Dispatch) -> list[Message]:
+    """取消 / 日時変更 on a dispatch checked in, declined or cancelled meanwhile: where it stands now."""
+    fresh = find_dispatch(dispatch.id) or dispatch  # a refused move may have lost to a newer status
+    return present.dispatch_for_staff(ctx.program.timezone, fresh).messages()
 
 
 def begin_cancel(s: Session, ctx: Context, fields: dict[str, str]) -> list[Message]:
@@ -116,7 +118,7 @@ class ManageConfirm(ConfirmStep):
                 DISPATCH.move(dispatch, "reschedule", actor=ctx.user_id, event_id=ctx.event_id,
                               changes={"scheduled_at": datetime.fromisoformat(s.data["when"])})
         except IllegalTransition:  # checked in (or cancelled) meanwhile: the machine audited it
-            return _unchangeable(dispatch)
+            return _unchangeable(ctx, dispatch)
         if s.data["op"] == "cancel":
             note = f"派遣No.{dispatch.id}（{dispatch.business.name}）は取り消されました。\n理由：{s.data['reason']}"
         else:

@@ -15,6 +15,7 @@ from typing import Any
 
 from linebot.v3.messaging import Message
 
+from conversations.kit.places import Geocoder
 from program import Program
 from storage import repo
 from storage.models import LineUser
@@ -98,6 +99,9 @@ class Context:
     # (expert id, viewer's LineUser id) → a short-lived signed URL of the whole
     # application as a web page (handlers.application_page); set by the webhook.
     page_for: Callable[[int, int], str] | None = None
+    # Typed address → places, pin → address (handlers.geocoder); set by the webhook.
+    # None: no address service, flows offer the pin and typed coordinates only.
+    geocoder: Geocoder | None = None
     # Background jobs to schedule / cancel once the step's transaction has
     # committed (the webhook does it: flows never touch the queue).
     jobs: list[tuple[timedelta, str, tuple[Any, ...], str]] = field(default_factory=list)

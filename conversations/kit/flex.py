@@ -18,7 +18,7 @@ a ``ValueError`` here rather than a 400 from LINE later.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from linebot.v3.messaging import (
     FlexBlockStyle,
@@ -28,6 +28,7 @@ from linebot.v3.messaging import (
     FlexButton,
     FlexCarousel,
     FlexComponent,
+    FlexImage,
     FlexMessage,
     FlexSeparator,
     FlexText,
@@ -130,6 +131,40 @@ def _action_button(label: str, data: str, *, style: str = "secondary", color: st
     return FlexButton(action=postback(label, data), style=style, color=color, height=height, flex=flex)
 
 
+def why_line(why: str) -> FlexText:
+    """The first line of a card pushed to someone: why it arrived and what it waits for
+    (「支援機関が承認しました：事務局の承認待ちです」), so a card read hours later explains itself."""
+    return _text(why, size="sm", color=GREEN, weight="bold", limit=100)
+
+
+PHOTOS_PER_ROW = 3
+
+
+def photo_images(photos: Sequence[tuple[str, str]]) -> list[FlexComponent]:
+    """Photos as small images (short-lived signed URLs) with their names; a tap opens the
+    photo full size. Rows of three, so a phone shows them without scrolling."""
+    rows: list[FlexComponent] = []
+    for start in range(0, len(photos), PHOTOS_PER_ROW):
+        cells: list[FlexComponent] = []
+        for label, url in photos[start:start + PHOTOS_PER_ROW]:
+            cells.append(_vbox([
+                FlexImage(url=_image_url(url), size="full", aspectRatio="1:1", aspectMode="cover",
+                          action=uri_action(label, url)),
+                _text(label, size="xxs", color=SUB_GREY, limit=MAX_LABEL_CHARS, align="center"),
+            ], flex=1, spacing="xs"))
+        cells += [_vbox([], flex=1) for _ in range(PHOTOS_PER_ROW - len(cells))]  # keeps the images small
+        rows.append(_hbox(cells, spacing="sm", margin="sm"))
+    return rows
+
+
+def _image_url(url: str) -> str:
+    """An image's address: http(s), at most 2,000 characters (LINE's limit for images)."""
+    url = str(url).strip()
+    if not url.startswith(("https://", "http://")) or len(url) > 2000:
+        raise ValueError(f"images must be http(s) URLs of at most 2000 characters: {url[:60]!r}")
+    return url
+
+
 def _json_size(model: FlexBubble | FlexCarousel) -> int:
     return len(json.dumps(model.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
@@ -163,10 +198,14 @@ def _header(title: str, subtitle: str | None = None) -> FlexBox:
 # Application summary (flow 1, step 15)
 # ---------------------------------------------------------------------------
 
-def _summary_row(label: str, value: str, edit: str | None) -> FlexBox:
+def _summary_row(label: str, value: str, edit: str | None, image: str | None = None) -> FlexBox:
+    shown_value: FlexComponent = _text(value, size="sm")
+    if image is not None:  # a photo is shown as itself, not as 「提出済み（39af9d）」
+        shown_value = FlexImage(url=_image_url(image), size="sm", aspectRatio="1:1", aspectMode="cover",
+                                align="start", action=uri_action(label or "写真", image))
     cells: list[FlexComponent] = [_vbox([
         _text(label, size="xs", color=LABEL_GREY, limit=MAX_LABEL_CHARS),
-        _text(value, size="sm"),
+        shown_value,
     ], flex=1, spacing="xs")]
     if edit is not None:
         cells.append(FlexButton(action=postback("修正", edit, f"{' '.join(label.split()) or '項目'}を修正"),
@@ -174,20 +213,22 @@ def _summary_row(label: str, value: str, edit: str | None) -> FlexBox:
     return _hbox(cells, spacing="sm", paddingTop="6px", paddingBottom="6px")
 
 
-def _rows_body(rows: Sequence[Row]) -> FlexBox:
+def _rows_body(rows: Sequence[Row], images: Mapping[str, str]) -> FlexBox:
     contents: list[FlexComponent] = []
     for i, (label, value, edit) in enumerate(rows):
         if i:
             contents.append(FlexSeparator())
-        contents.append(_summary_row(label, value, edit))
+        contents.append(_summary_row(label, value, edit, images.get(label)))
     if not contents:
         contents.append(_text("（項目はありません）", color=SUB_GREY))
     return _vbox(contents, paddingAll="12px")
 
 
-def summary_bubble(title: str, rows: list[Row], submit: Button | None) -> FlexMessage:
+def summary_bubble(title: str, rows: list[Row], submit: Button | None,
+                   images: Mapping[str, str] | None = None) -> FlexMessage:
     """The confirmation before submitting: every answer with its 修正 button,
-    and 送信 at the end.
+    and 送信 at the end. ``images`` (row label → short-lived signed URL) shows a
+    photo row as a small image; the row's text stays in the alt text.
 
     A profile has ~20 rows, too tall for one bubble on a phone, so more than
     :data:`SUMMARY_ROWS_PER_BUBBLE` rows become a carousel; the submit button
@@ -209,7 +250,7 @@ def summary_bubble(title: str, rows: list[Row], submit: Button | None) -> FlexMe
         elif not last:
             footer = _vbox([_text("横にスクロールすると続きがあります ▶", size="xs", color=SUB_GREY, align="end")],
                           paddingAll="12px")
-        bubbles.append(FlexBubble(header=_header(title, subtitle), body=_rows_body(page), footer=footer))
+        bubbles.append(FlexBubble(header=_header(title, subtitle), body=_rows_body(page, images or {}), footer=footer))
     container: FlexBubble | FlexCarousel = bubbles[0] if len(bubbles) == 1 else FlexCarousel(contents=bubbles)
     return flex_message(title, container)
 
@@ -262,12 +303,16 @@ def application_card(
     rows: list[tuple[str, str]],
     photo_links: list[tuple[str, str]],
     actions: list[Button],
+    why: str | None = None,
+    photos: Sequence[tuple[str, str]] = (),
 ) -> FlexMessage:
-    """One application as a reviewer sees it: who, where it stands, the key
-    answers, the photos (short-lived links) and the decisions they can take."""
+    """One application as a reviewer sees it: why it arrived (``why``, for a push), who,
+    where it stands, the key answers, the photos (small images and links, short-lived)
+    and the decisions they can still take."""
     if len(actions) > MAX_CHOICES:
         raise ValueError(f"at most {MAX_CHOICES} actions on a card (got {len(actions)})")
     header = _vbox([
+        *([why_line(why)] if why else []),
         _hbox([
             _text(f"申請No.{expert_no}", size="xs", color=SUB_GREY, flex=1, wrap=False),
             _text(status_label, size="xs", color=GREEN, weight="bold", align="end", flex=1, limit=40),
@@ -278,9 +323,14 @@ def application_card(
     ], paddingAll="16px", backgroundColor=HEADER_BG, spacing="xs")
 
     body: list[FlexComponent] = [_key_value(label, value) for label, value in rows]
+    if photos:
+        body.append(FlexSeparator(margin="md"))
+        body.append(_text("提出写真（表示の有効期限は短時間です。「詳細」で新しく表示します）", size="xs",
+                          color=LABEL_GREY, margin="md"))
+        body.extend(photo_images(photos))
     if photo_links:
         body.append(FlexSeparator(margin="md"))
-        body.append(_text("申請の詳細と提出写真（リンクの有効期限は短時間です）", size="xs", color=LABEL_GREY, margin="md"))
+        body.append(_text("申請の詳細（リンクの有効期限は短時間です）", size="xs", color=LABEL_GREY, margin="md"))
         body.extend(FlexButton(action=uri_action(label, url), style="link", height="sm") for label, url in photo_links)
     if not body:
         body.append(_text("（表示する項目はありません）", color=SUB_GREY))
@@ -288,7 +338,10 @@ def application_card(
     footer = _vbox([_styled_button(label, data) for label, data in actions], spacing="sm",
                   paddingAll="12px") if actions else None
     bubble = FlexBubble(header=header, body=_vbox(body, spacing="sm", paddingAll="16px"), footer=footer)
-    return flex_message(f"申請No.{expert_no} {shown(name, 60)}さん（{shown(status_label, 40)}）", bubble)
+    alt = f"申請No.{expert_no} {shown(name, 60)}さん（{shown(status_label, 40)}）"
+    if photos:
+        alt += "（写真：" + "・".join(label for label, _ in photos) + "）"
+    return flex_message(f"{why}｜{alt}" if why else alt, bubble)
 
 
 # ---------------------------------------------------------------------------
@@ -364,3 +417,45 @@ def links_card(title: str, note: str, links: list[tuple[str, str]]) -> FlexMessa
                    spacing="sm", paddingAll="16px"),
     )
     return flex_message(title, bubble)
+
+
+# ---------------------------------------------------------------------------
+# Lists of records as carousels (依頼一覧)
+# ---------------------------------------------------------------------------
+
+def _list_buttons(actions: Sequence[Button]) -> list[FlexComponent]:
+    """A record's actions, the ones that destroy something last and quiet: on a list the
+    first button is the one tapped by habit, and that must never be 取消."""
+    safe = [a for a in actions if button_tone(a[0]) != "danger"]
+    danger = [a for a in actions if button_tone(a[0]) == "danger"]
+    buttons: list[FlexComponent] = [_action_button(label, data, style="primary" if n == 0 else "secondary",
+                                                   color=GREEN if n == 0 else None)
+                                    for n, (label, data) in enumerate(safe)]
+    if danger and safe:
+        buttons.append(FlexSeparator(margin="sm"))
+    buttons += [_action_button(label, data, style="secondary") for label, data in danger]
+    return buttons
+
+
+def record_carousel(alt_text: str, records: Sequence[tuple[str, str, list[tuple[str, str]], list[Button]]]) -> FlexMessage:
+    """One bubble per record — ``(title, status, rows, actions)`` — side by side.
+
+    The alt text names each record and its actions, for notifications and
+    clients that show no Flex."""
+    if not 1 <= len(records) <= MAX_CAROUSEL_BUBBLES:
+        raise ValueError(f"a carousel holds 1 to {MAX_CAROUSEL_BUBBLES} records (got {len(records)})")
+    bubbles = []
+    for title, status, rows, actions in records:
+        if len(actions) > MAX_CHOICES:
+            raise ValueError(f"at most {MAX_CHOICES} actions on a card (got {len(actions)})")
+        header = _vbox([
+            _hbox([_text(title, size="md", weight="bold", flex=3, limit=60),
+                   _text(status, size="xs", color=GREEN, weight="bold", align="end", flex=2, limit=40)]),
+        ], paddingAll="12px", backgroundColor=HEADER_BG)
+        body = _vbox([_key_value(label, value) for label, value in rows] or [_text("—")], spacing="sm",
+                     paddingAll="12px")
+        footer = _vbox(_list_buttons(actions), spacing="sm", paddingAll="12px") if actions else None
+        bubbles.append(FlexBubble(size="kilo", header=header, body=body, footer=footer))
+    lines = [f"{title}（{status}）" + (f"［{'・'.join(label for label, _ in actions)}］" if actions else "")
+             for title, status, _, actions in records]
+    return flex_message(alt_text + "\n" + "\n".join(lines), FlexCarousel(contents=bubbles))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
@@ -57,15 +58,19 @@ def submit_change(ctx: Context, expert: Expert) -> list[Message] | str:
         return "口座を変更する場合は、新しい口座の通帳の写真も送ってください（「修正 写真」から送れます）。"
     change = ChangeRequest.create(expert=expert, changed=diff, bank_changed=bank_changed)
     ctx.audit("change.submitted", target=f"change:{change.id}", reason=", ".join(row[0] for row in diff))
-    card = change_card(change)
-    recipients = reviewer_ids(expert.institution_id) or secretariat_ids()  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
-    for to in recipients:
-        ctx.notify(to, [msg.text("登録内容の変更申請が届きました。")] + [card], "change_submitted")
+    reviewers = reviewer_ids(expert.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+    # Without a reviewer at the institution the secretariat decides: the card says why it came to them.
+    why = ("登録内容の変更申請が届きました：承認または差し戻しをお願いします" if reviewers else
+           "登録内容の変更申請が届きました：支援機関に担当者がいないため事務局で判断してください")
+    card = change_card(change, why)
+    for to in reviewers or secretariat_ids():
+        ctx.notify(to, [card], "change_submitted")
     return [msg.text(
         f"変更申請を送信しました（変更申請No.{change.id}）。\n承認されるまでは、現在の登録内容が有効です。", ["状況"])]
 
 
-def change_card(change: ChangeRequest) -> Message:
+def change_card(change: ChangeRequest, why: str | None = None) -> Message:
+    """A change request as its decider sees it: ``why`` (for a push) is the card's first line."""
     expert = change.expert
     rows = [(label, f"{old} → {new}") for label, old, new in change.changed]
     return flex.application_card(
@@ -74,6 +79,7 @@ def change_card(change: ChangeRequest) -> Message:
         status_label=f"変更申請No.{change.id}", rows=rows, photo_links=[],
         actions=[("承認", review.action_data("chg_approve", id=change.id)),
                  ("差し戻し", review.action_data("chg_return", id=change.id))],
+        why=why,
     )
 
 
@@ -98,7 +104,7 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
     if not may_decide(ctx, change):
         return review.refuse(ctx, op.key, change.expert_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     if change.status != "pending":
-        return [msg.text(f"変更申請No.{change.id} はすでに処理済みです。")]
+        return present.Present(present.change_line(ctx.program.timezone, change)).messages()
     expert = change.expert
     approve = op.key == "chg_approve"
     decided: dict[str, object] = {"decided_at": utcnow(), "decided_by": ctx.user_id}
@@ -106,7 +112,7 @@ def decide(ctx: Context, op: review.Op, change_id: object, reason: str | None) -
         CHANGE.move(change, "approve" if approve else "return", actor=ctx.user_id, reason=reason, event_id=ctx.event_id,
                     changes=decided if approve else {**decided, "reason": reason})
     except IllegalTransition:  # decided by someone else meanwhile (the machine audited it)
-        return [msg.text(f"変更申請No.{change.id} はすでに処理済みです。")]
+        return present.Present(present.change_line(ctx.program.timezone, find(change.id) or change)).messages()
     labels = "、".join(row[0] for row in change.changed)
     if approve:
         expert.profile = dict(expert.draft or {})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.commission import acceptance as commission
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
@@ -62,11 +63,31 @@ def begin_decision(s: Session, ctx: Context, op: Op, expert_id: int, reason: str
     A reason given up front (``/return 12 理由``) skips its question; 戻る
     never leads back to it (``back=[]``): the decision starts where it starts.
     """
+    stale = decided_meanwhile(ctx, op, expert_id)
+    if stale is not None:
+        return stale
     data: dict[str, object] = {"op": op.key, "expert_id": expert_id, **extra}
     if reason:
         data["reason"] = reason
     state = "reason" if op.needs_reason and not reason else "confirm"
     return ENGINE.enter(DECISION, s, ctx, state=state, data=data, back=[])
+
+
+def decided_meanwhile(ctx: Context, op: Op, target_id: object) -> list[Message] | None:
+    """A decision on something already decided (a card tapped again, or late): where it stands
+    now, at once — asking 「よろしいですか？」 first would only refuse after はい."""
+    tz = ctx.program.timezone
+    if op.key in CHANGE_OPS:
+        change = changes.find(target_id)
+        if change is None or change.status == "pending":
+            return None
+        return present.Present(present.change_line(tz, change)).messages()
+    if op.key == "revoke":
+        return None
+    expert = find_expert(target_id)
+    if expert is None or lifecycle.allowed(expert, op.trigger):
+        return None
+    return present.for_staff(tz, expert).messages()
 
 
 def begin_revoke(s: Session, ctx: Context, user: LineUser) -> list[Message]:
@@ -99,10 +120,8 @@ def apply(ctx: Context, op: Op, expert_id: object, reason: str | None) -> list[M
         return refuse(ctx, op.key, expert.id)
     try:
         lifecycle.change_status(expert, op.trigger, actor=ctx.user_id, reason=reason, event_id=ctx.event_id)
-    except IllegalTransition:
-        return [msg.text(
-            f"申請No.{expert.id} は現在「{lifecycle.LABELS.get(expert.status, expert.status)}」のため、{op.verb}できません。"
-        )]
+    except IllegalTransition:  # decided by someone else while this one was confirming (audited)
+        return present.for_staff(ctx.program.timezone, expert).messages(f"{op.verb}できませんでした。\n")
     notify_decision(ctx, op, expert, reason)
     return [msg.text(f"申請No.{expert.id}（{expert_name(expert)}さん）を{op.verb}しました。")]
 

@@ -102,7 +102,10 @@ def find_expert(raw: object) -> Expert | None:
 
 
 def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: list[tuple[str, str]],
-                     photo_links: list[tuple[str, str]]) -> Message:
+                     photo_links: list[tuple[str, str]], why: str | None = None,
+                     photos: list[tuple[str, str]] | None = None) -> Message:
+    """The card: ``why`` is its first line when pushed, ``photos`` the photos as small images
+    (short-lived signed URLs), and the buttons are only the decisions still possible (``ops``)."""
     draft = expert.draft or {}
     actions = [("詳細", action_data("detail", id=expert.id))] + [(op.verb, action_data(op.key, id=expert.id)) for op in ops]
     return flex.application_card(
@@ -114,4 +117,6 @@ def application_card(ctx: Context, expert: Expert, ops: list[Op], public_rows: l
         rows=public_rows,
         photo_links=photo_links,
         actions=actions,
+        why=why,
+        photos=photos or [],
     )

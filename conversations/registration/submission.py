@@ -63,10 +63,21 @@ def sharing_contact(expert: Expert) -> list[tuple[str, list[int]]]:
 
 
 def photo_links(ctx: Context, expert: Expert) -> list[tuple[str, str]]:
+    """(what, short-lived signed URL) of each photo sent, in the form's order."""
     photos = (expert.draft or {}).get("photos") or {}
     if ctx.link_for is None:
         return []
     return [(photo.what, ctx.link_for(photos[photo.key])) for photo in items.PHOTOS if photo.key in photos]
+
+
+def photo_images(ctx: Context, answers: dict[str, Any]) -> dict[str, str]:
+    """Summary row label → signed URL of its photo, for ``flex.summary_bubble(images=…)``: the
+    applicant's summary shows each photo as a small image rather than 「提出済み（39af9d）」."""
+    photos = answers.get("photos") or {}
+    if ctx.link_for is None:
+        return {}
+    return {photo.summary_label or photo.what: ctx.link_for(photos[photo.key])
+            for photo in items.PHOTOS if photo.key in photos}
 
 
 def ops_for(role: str | None, expert: Expert) -> list[review.Op]:
@@ -82,12 +93,23 @@ def full_rows(expert: Expert) -> list[tuple[str, str]]:
     return [(label, value) for label, value, _ in items.summary_rows(expert.draft or expert.profile or {})]
 
 
-def cards_for(ctx: Context, expert: Expert, audience: str) -> list[Message]:
-    """The push a reviewer or the secretariat gets: what the decision turns on, and the decisions.
+# Why a card reached its reader, by (audience, status): its first line (a card read hours later
+# explains itself). A caller that knows more (a resubmission) says it instead.
+WHY = {
+    ("secretariat", "pending_secretariat"): "支援機関が承認しました：事務局の承認待ちです",
+    ("reviewer", "pending_institution"): "専門家の登録申請：支援機関の審査待ちです",
+}
 
-    Links expire quickly, so the push carries none: 詳細 makes fresh ones.
+
+def cards_for(ctx: Context, expert: Expert, audience: str, why: str | None = None) -> list[Message]:
+    """The push a reviewer or the secretariat gets: why it came, what the decision turns on,
+    and the decisions still possible.
+
+    Links and images expire quickly and photos stay off the chat history, so the push carries
+    none: 詳細 shows the photos, freshly signed.
     """
-    return [review.application_card(ctx, expert, ops_for(audience, expert), public_rows(expert), [])]
+    why = why or WHY.get((audience, expert.status))
+    return [review.application_card(ctx, expert, ops_for(audience, expert), public_rows(expert), [], why=why)]
 
 
 def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
@@ -95,10 +117,9 @@ def detail_messages(ctx: Context, expert: Expert) -> list[Message]:
     if not review.may_view(ctx, expert):
         return review.refuse(ctx, "detail", expert.id)
     ctx.audit("application.viewed", target=f"expert:{expert.id}")
-    links = photo_links(ctx, expert)
-    if ctx.page_for is not None:
-        links.insert(0, ("申請内容をすべて見る", ctx.page_for(expert.id, ctx.user.id)))
-    card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), links)
+    links = [("申請内容をすべて見る", ctx.page_for(expert.id, ctx.user.id))] if ctx.page_for is not None else []
+    card = review.application_card(ctx, expert, ops_for(ctx.user.role, expert), public_rows(expert), links,
+                                   photos=photo_links(ctx, expert))  # the photos as small images
     notes = []
     if expert.status_reason and expert.status in ("returned", "rejected"):
         notes.append(f"前回の理由：{expert.status_reason}")
@@ -139,7 +160,8 @@ def submit(ctx: Context, expert: Expert) -> list[Message]:
         where = "支援機関"
     else:
         for sec in secretariat_ids():
-            ctx.notify(sec, [msg.text("差し戻した申請が再送信されました。")] + cards_for(ctx, expert, "secretariat"),
+            ctx.notify(sec, cards_for(ctx, expert, "secretariat",
+                                      why="差し戻した申請が再送信されました：事務局の承認待ちです"),
                        "pending_secretariat")
         where = "事務局"
     return [msg.text(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from linebot.v3.messaging import Message
 
+from conversations import present
 from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
@@ -36,7 +37,8 @@ class Confirm(Step):
         if expert.status == "returned" and expert.status_reason:
             intro.append(msg.text(f"差し戻しの理由：{expert.status_reason}"))
         title = "登録内容の変更" if changing else "登録内容の確認"
-        return intro + [flex.summary_bubble(title, rows, ("送信", "p=submit")),
+        return intro + [flex.summary_bubble(title, rows, ("送信", "p=submit"),
+                                                  images=submission.photo_images(ctx, expert.draft or {})),
                         msg.text("よろしければ「送信」、直す場合は各項目の「修正」を押してください。", ["送信"])]
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
@@ -54,10 +56,12 @@ class Confirm(Step):
         if not_own:
             return Invalid(not_own)
         if expert.status in changes.APPROVED_STATUSES:
-            if not changes.can_change(expert):
-                return Finish([msg.text("変更申請はすでに送信されています。審査結果をお待ちください。")])
+            pending = changes.pending_change(expert)
+            if pending is not None:  # 送信 tapped again on the summary it was sent from
+                return Finish(present.Present(present.change_line(ctx.program.timezone, pending),
+                                              "審査結果をお待ちください。", ["状況"]).messages())
             result = changes.submit_change(ctx, expert)
             return Invalid(result) if isinstance(result, str) else Finish(result)
         if expert.status not in ("draft", "returned"):
-            return Finish([msg.text("この申請はすでに送信されています。「状況」と送ると進み具合を確認できます。")])
+            return Finish(present.for_the_expert(ctx.program.timezone, expert).messages())
         return Finish(submission.submit(ctx, expert))

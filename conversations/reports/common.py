@@ -47,6 +47,29 @@ def elapsed_minutes(d: Dispatch) -> int | None:
     return max(0, int((check_out.line_timestamp - check_in.line_timestamp).total_seconds() // 60))
 
 
+def hours_minutes(minutes: int) -> str:
+    """95 → 「1時間35分」, 120 → 「2時間」, 45 → 「45分」: short, for a line beside the times."""
+    hours, rest = divmod(max(minutes, 0), 60)
+    if not hours:
+        return f"{rest}分"
+    return f"{hours}時間{rest}分" if rest else f"{hours}時間"
+
+
+def times_text(ctx: Context, d: Dispatch) -> str:
+    """「予定 10:00〜 / 実績 10:05〜11:40（1時間35分）」: the scheduled start beside the actual
+    check-in and check-out (LINE's event times, in the program's zone), on every report card."""
+    tz = ctx.program.timezone
+    check_in, check_out = checks(d)
+    planned = f"予定 {clock.hhmm(tz, d.scheduled_at)}〜"
+    if check_in is None:
+        return f"{planned} / 実績 —"
+    if check_out is None:
+        return f"{planned} / 実績 {clock.hhmm(tz, check_in.line_timestamp)}〜（チェックアウト前）"
+    minutes = int((check_out.line_timestamp - check_in.line_timestamp).total_seconds() // 60)
+    return (f"{planned} / 実績 {clock.hhmm(tz, check_in.line_timestamp)}〜{clock.hhmm(tz, check_out.line_timestamp)}"
+            f"（{hours_minutes(minutes)}）")
+
+
 def parse_minutes(text: str) -> int | None:
     """「130」「130分」「2:10」「2時間10分」「2時間」「2時間10分（130分）」 → minutes (may be ≤ 0)."""
     t = "".join(unicodedata.normalize("NFKC", text).split()).replace("−", "-")

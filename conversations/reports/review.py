@@ -18,12 +18,12 @@ from linebot.v3.messaging import FlexBox, FlexBubble, FlexButton, FlexComponent,
 from conversations.dispatch import attendance
 from conversations.kit import flex
 from conversations.kit import messages as msg
-from conversations.kit.context import Context
+from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
-from conversations.kit.flow import Flow
+from conversations.kit.flow import Finish, Flow, Outcome
 from conversations.kit.steps import ConfirmStep, ReasonStep
 from conversations.registration.review import action_data
-from conversations.reports.common import describe, find_report, yen
+from conversations.reports.common import describe, find_report, times_text, yen
 from conversations.reports.fee import month_label, withholding_text
 from conversations.reports.reminders import schedule_after_return
 from conversations.roles import reviewer_ids, secretariat_ids
@@ -31,7 +31,7 @@ from domain import clock, fees
 from domain.names import expert_name
 from domain.status_machine import IllegalTransition
 from domain.statuses import REPORT, REPORT_LABELS
-from storage.models import Dispatch, Report, utcnow
+from storage.models import Dispatch, LineUser, Report, utcnow
 from storage.sessions import Session
 
 # --- what reviewers and the secretariat see ----------------------------------------------------------------
@@ -96,13 +96,15 @@ def _button(label: str, data: str) -> FlexButton:
 
 
 def report_card(ctx: Context, report: Report, actions: Sequence[flex.Button],
-                photo_links: Sequence[tuple[str, str]] = ()) -> Message:
-    """One report as a reviewer sees it: who, where, the fee, the key answers and the decisions."""
+                photo_links: Sequence[tuple[str, str]] = (), why: str | None = None) -> Message:
+    """One report as a reviewer sees it: why it arrived (``why``, for a push), who, where,
+    the scheduled and actual times, the fee, the key answers, what to check and the decisions."""
     d = report.dispatch
     expert = d.expert
     draft = report.draft or {}
     status = REPORT_LABELS.get(report.status, report.status)
     header = FlexBox(layout="vertical", spacing="xs", paddingAll="16px", backgroundColor=flex.HEADER_BG, contents=[
+        *([flex.why_line(why)] if why else []),
         FlexBox(layout="horizontal", contents=[
             FlexText(text=f"報告書No.{report.id}", size="xs", color=flex.SUB_GREY, flex=1),
             FlexText(text=status, size="xs", color=flex.GREEN, weight="bold", align="end", flex=1),
@@ -111,7 +113,8 @@ def report_card(ctx: Context, report: Report, actions: Sequence[flex.Button],
         FlexText(text=flex.shown(describe(ctx, d), 100), size="xs", color=flex.SUB_GREY, wrap=True),
         FlexText(text=flex.shown(d.institution.name, 100), size="xs", color=flex.SUB_GREY, wrap=True),
     ])
-    body: list[FlexComponent] = [_kv(label, value) for label, value in _stored_fee_rows(ctx, report)]
+    body: list[FlexComponent] = [_kv("時刻", times_text(ctx, d))]
+    body += [_kv(label, value) for label, value in _stored_fee_rows(ctx, report)]
     body.append(FlexSeparator(margin="md"))
     body += [_kv(label, msg.clip(str(draft.get(key) or "—"), 100))
              for label, key in (("相談内容", "consultation"), ("支援内容", "support"))]
@@ -122,19 +125,23 @@ def report_card(ctx: Context, report: Report, actions: Sequence[flex.Button],
         body.append(FlexText(text="【要確認】チェックイン・アウト", size="xs", color=flex.RED, weight="bold", margin="md"))
         body += [FlexText(text=flex.shown("・" + p, 120), size="xs", color=flex.RED, wrap=True) for p in points[:5]]
     if photo_links:
-        body.append(FlexText(text="写真（リンクの有効期限は短時間です）", size="xs", color=flex.LABEL_GREY, margin="md"))
-        body += [FlexButton(action=flex.uri_action(label, url), style="link", height="sm") for label, url in photo_links]
+        body.append(FlexText(text="写真（表示の有効期限は短時間です）", size="xs", color=flex.LABEL_GREY, margin="md"))
+        body += flex.photo_images(photo_links)
     footer = FlexBox(layout="vertical", spacing="sm", paddingAll="12px",
                      contents=[_button(label, data) for label, data in actions]) if actions else None
     bubble = FlexBubble(header=header, body=FlexBox(layout="vertical", spacing="sm", paddingAll="16px", contents=body),
                         footer=footer)
-    return flex.flex_message(f"報告書No.{report.id} {expert_name(expert)}さん {d.business.name}（{status}）", bubble)
+    alt = f"報告書No.{report.id} {expert_name(expert)}さん {d.business.name}（{status}）{times_text(ctx, d)}"
+    if points:
+        alt += "【要確認】" + "／".join(points[:3])
+    return flex.flex_message(f"{why}｜{alt}" if why else alt, bubble)
 
 
 def full_text(ctx: Context, report: Report) -> str:
     draft = report.draft or {}
     parts = [f"報告書No.{report.id}（{REPORT_LABELS.get(report.status, report.status)}）",
-             f"{describe(ctx, report.dispatch)}", f"専門家：{expert_name(report.dispatch.expert)}"]
+             f"{describe(ctx, report.dispatch)}", f"専門家：{expert_name(report.dispatch.expert)}",
+             f"時刻：{times_text(ctx, report.dispatch)}"]
     for label, key in (("相談内容", "consultation"), ("支援内容", "support"), ("事業者の課題", "issues"),
                        ("今後の提案", "proposals")):
         parts.append(f"\n【{label}】\n{draft.get(key) or '—'}")
@@ -193,12 +200,36 @@ OPS: dict[str, Op] = {op.key: op for op in [
 ]}
 
 
+def present_status(ctx: Context, report: Report, op: Op) -> str:
+    """One line for a decision tapped on a report no longer waiting: where it stands now
+    and since when, said at once instead of a confirmation that could only be refused."""
+    tz = ctx.program.timezone
+    if report.status == "accepted":
+        who = LineUser.get_or_none(LineUser.line_user_id == report.accepted_by) if report.accepted_by else None
+        by = {"secretariat": "事務局", "reviewer": "支援機関"}.get((who.role if who else None) or "", "")
+        at = clock.stamp(tz, report.accepted_at) if report.accepted_at else ""
+        since = "・".join(p for p in (by, at) if p)
+        return f"報告書No.{report.id} はすでに受理済みのため、{op.cannot}" + (f"（{since}）。" if since else "。")
+    if report.status == "returned":
+        return f"報告書No.{report.id} は差し戻し済みで専門家の再提出待ちのため、{op.cannot}。"
+    if report.status == "draft":
+        return f"報告書No.{report.id} はまだ提出されていないため（専門家が作成中）、{op.cannot}。"
+    return f"報告書No.{report.id} は現在「{REPORT_LABELS.get(report.status, report.status)}」のため、{op.cannot}。"
+
+
 class Reason(ReasonStep):
     title = "差し戻しの理由"
     help = "専門家にそのまま伝わります。何をどう直せばよいか、具体的に書いてください（500文字まで）。"
 
     def prompt(self, s: Session, ctx: Context) -> str:
         return f"報告書No.{s.data['report_id']} を差し戻す理由を入力してください。\n専門家にそのまま伝わります。"
+
+    def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
+        """Decided by someone else while the reason was being typed: say so now, not after 「よろしいですか？」."""
+        report = find_report(s.data["report_id"])
+        if report is not None and report.status != "submitted":
+            return Finish([msg.text(present_status(ctx, report, OPS[s.data["op"]]))])
+        return super().answer(s, inp, ctx)
 
 
 class DecisionConfirm(ConfirmStep):
@@ -228,9 +259,8 @@ def _decision_handler(key: str) -> Callable[[Session, Context, dict[str, str]], 
             return [msg.text("報告書が見つかりませんでした。")]
         if not may_review(ctx, report):
             return refuse(ctx, key, report.id)
-        if report.status != "submitted":
-            return [msg.text(f"報告書No.{report.id} は現在「{REPORT_LABELS.get(report.status, report.status)}」のため、"
-                             f"{op.cannot}。")]
+        if report.status != "submitted":  # an old card: its present status at once, no confirmation
+            return [msg.text(present_status(ctx, report, op))]
         return ENGINE.enter(DECISION, s, ctx, state="reason" if op.needs_reason else "confirm",
                             data={"op": op.key, "report_id": report.id}, back=[])
 
@@ -252,8 +282,8 @@ def apply(ctx: Context, op: Op, report_id: object, reason: str | None) -> list[M
         REPORT.move(report, op.trigger, actor=ctx.user_id, reason=reason, event_id=ctx.event_id,
                     changes={**changes, "updated_at": now})
     except IllegalTransition:  # decided already (the machine audited the refusal)
-        return [msg.text(f"報告書No.{report.id} は現在「{REPORT_LABELS.get(report.status, report.status)}」のため、"
-                         f"{op.cannot}。")]
+        fresh = find_report(report.id)
+        return [msg.text(present_status(ctx, fresh or report, op))]
     report = find_report(report.id)
     assert report is not None  # moved just above
     ctx.audit(f"report.{'accept' if op.after == 'accepted' else 'return'}", target=f"report:{report.id}",

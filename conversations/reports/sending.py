@@ -140,8 +140,9 @@ def submit(s: Session, ctx: Context) -> Outcome:
     if resent and report.reason:
         head += f"\n（前回の差し戻し理由：{report.reason}）"
     card_actions = decision_buttons(report)
+    why = ("報告書が再提出されました" if resent else "報告書が提出されました") + "：受理または差し戻しをお願いします"
     for to in reviewer_ids(d.institution_id) + secretariat_ids():  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
-        ctx.notify(to, [msg.text(head), report_card(ctx, report, card_actions)], "report_submitted")
+        ctx.notify(to, [msg.text(head), report_card(ctx, report, card_actions, why=why)], "report_submitted")
     return Finish([msg.text(
         f"支援実施報告書を送信しました（報告書No.{report.id}）。\n{fee_line(ctx, fee, month)}\n"
         "支援機関・事務局の確認後、受理されると支払いの対象になります。結果はこのトークでお知らせします。")])

@@ -19,7 +19,7 @@ from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.registration import items
-from domain import clock, lifecycle
+from domain import clock, lifecycle, versions
 from storage.models import AuditLog, ConditionsConsent, Dispatch, Expert, Report
 
 WORDS = ("登録内容", "登録情報", "個人情報")
@@ -97,8 +97,10 @@ def _consents(ctx: Context, expert: Expert, answers: dict[str, Any]) -> str:
         lines.append(f"個人情報の取扱い（{version}）：{'同意' if agreed else '同意しない'}　{clock.stamp(tz, entry.at)}")
     if not terms and answers.get("terms_version"):
         lines.append(f"個人情報の取扱い（{answers['terms_version']}）：同意")
+    history = versions.conditions_history(ctx.program.conditions.version)
     for consent in ConditionsConsent.select().where(ConditionsConsent.expert == expert.id).order_by(ConditionsConsent.id):
-        line = f"委嘱条件（{consent.version}）：{'同意' if consent.agreed else '同意しない'}　{clock.stamp(tz, consent.at)}"
+        name = versions.edition_name(consent.version, history, inside_brackets=True)
+        line = f"委嘱条件（{name}）：{'同意' if consent.agreed else '同意しない'}　{clock.stamp(tz, consent.at)}"
         if not consent.agreed and consent.reason:
             line += f"（理由：{consent.reason}）"
         lines.append(line)

@@ -46,7 +46,7 @@ USAGE: dict[str, str] = {
     "/staff": "/staff [Nページ] — 事務局・担当者の一覧",
     "/revoke": "/revoke <利用者No> — 役割の取り消し（確認あり）",
     "/withdraw": "/withdraw <申請No> <理由> — LINE以外で受けた退会の申し出の処理（確認あり。個人データを削除）",
-    "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] — 派遣の一覧",
+    "/dispatches": "/dispatches [requested|accepted|declined|cancelled|checked_in|completed] [Nページ] — 派遣の一覧",
     "/reports": reports.REPORTS_USAGE,
     "/fees": reports.FEES_USAGE,
 }
@@ -240,10 +240,12 @@ def _withdraw(s: Session, ctx: Context, args: list[str], rest: str) -> list[Mess
 
 
 def _dispatches(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
+    number, args = split_page(args, bare_number=True)
     status = args[0] if args else None
     if status and status not in DISPATCH_LABELS:
         return _usage("/dispatches")
-    return [msg.text(dispatch.listing(ctx, status))]
+    text, choices = dispatch.listing(ctx, status, number)
+    return [msg.text(text, choices)]
 
 
 COMMANDS: dict[str, Handler] = {

@@ -1,0 +1,428 @@
+"""National scale (issue 13): the bot's cost per event, command and job at 10, 1,000 and 10,000 experts.
+
+    make bench-scale                                   # sizes 10,1000,10000 on SQLite and PostgreSQL
+    python -m bench.scale --quick                      # smoke run: sizes 10,200
+    python -m bench.scale --sizes 10,1000 --db sqlite
+
+For every database and size: a fresh database (a SQLite file; a database of
+our own PostgreSQL cluster from ``bench.servers``) seeded in bulk through the
+real models (``bench.scale_seed``), then the bot under gunicorn (2 workers)
+with the RQ worker, its own redis-server and the contract-checked fake LINE
+platform (``bench.scale_measure``), and on it:
+
+* webhook events — a registration answer (氏名), a check-in location, a
+  report answer (相談内容) — gunicorn worker CPU ms per event and p99;
+* every reviewer and secretariat command as that role through a signed
+  webhook: median time to the 200 with its reply delivered, and whether the
+  reply fits one LINE reply (5 messages, 5,000 characters, Flex sizes; the
+  platform's contract checks refuse what LINE would);
+* ``bot.py export fees|zengin`` for the busiest month, ``purge`` and
+  ``conditions announce`` (a program file with a new conditions version) with
+  the pushes drained by the worker: time, the CLI's peak RSS and the LINE
+  API calls the announce took; a steady registration load runs before
+  (idle) and during these jobs: 503s and p99;
+* memory: Redis bytes per session and per dedupe marker, gunicorn worker
+  RSS after the run, the RQ worker's RSS at the start and the end.
+
+Targets (issue 13) are judged on the ratio largest size / smallest size of
+one run and on the absolute figures at the largest size. The output is a
+table, the failed targets, and as its last line one JSON object. The exit
+status is 0 unless ``--strict`` and a target failed (or the run itself broke).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # python bench/scale.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, install_sigterm_as_interrupt, max_worker_rss_mb, percentile  # noqa: E402
+from bench.scale_measure import Line, PhaseResult, ScaleStack, Sent, SteadyLoad, phase, run_cli  # noqa: E402
+from bench.scale_seed import PIN, REPORT_TEXT, Seeded, arm_probes, line_id, seed  # noqa: E402
+from bench.scale_verdicts import items_for, table  # noqa: E402
+from bench.servers import PostgresCluster, ServerUnavailable  # noqa: E402
+from bench.webhook import code_version, session_bytes  # noqa: E402
+
+
+@dataclass
+class SizeRun:
+    """Everything measured at one database and size."""
+
+    db: str
+    size: int
+    seeded: Seeded
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commands: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --- one size ----------------------------------------------------------------------------------
+
+
+def near(metres: float, bearing: float) -> tuple[float, float]:
+    from geopy.distance import geodesic
+
+    p = geodesic(meters=metres).destination(PIN, bearing)
+    return p.latitude, p.longitude
+
+
+def summarise(result: PhaseResult, expect: str | None, errors: list[str]) -> dict[str, Any]:
+    errs = result.errors(expect)
+    errors += [f"{result.name}: {e}" for e in errs[:3]]
+    return {"cpu_ms": round(result.cpu_ms, 2), "p50_ms": round(result.p(50), 1), "p99_ms": round(result.p(99), 1),
+            "n": len(result.sent), "errors": len(errs)}
+
+
+def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
+    sent = [s for p in parts for s in p.sent]
+    cpu = sum(p.cpu_ms * len(p.sent) for p in parts) / max(1, len(sent))
+    return PhaseResult(name, sent, cpu)
+
+
+def measure_events(run: SizeRun, stack: ScaleStack, line: Line, program: Any, samples: int) -> None:
+    """A registration answer, a check-in location and a report answer, each ``samples`` times."""
+    s = run.seeded
+    users = [line_id(f"register-{run.db}-{run.size}", k) for k in range(samples)]
+
+    def each(texts: list[tuple[str, str, str | None]]) -> list[Callable[[], Sent]]:
+        return [partial(line.send, u, k, text=t) for u, k, t in texts]
+
+    phase(stack, line, "follow", each([(u, "follow", None) for u in users]))
+    phase(stack, line, "terms", each([(u, "text", "同意する") for u in users]))
+    code = phase(stack, line, "code", each([(u, "text", s.institution_code) for u in users]))
+    summarise(code, "スケール支援機関001", run.errors)
+    name = phase(stack, line, "registration", each([(u, "text", "山田 太郎") for u in users]))
+    run.events["registration_answer"] = summarise(name, "フリガナ", run.errors)
+
+    rounds = max(1, math.ceil(samples / max(1, len(s.probes))))
+    ins, outs, answers = [], [], []
+    lat_in, lng_in = near(40, 0)
+    lat_out, lng_out = near(60, 90)
+    for r in range(rounds):
+        arm_probes(program, s.probes, r)
+        probes = [p.line_user_id for p in s.probes]
+        phase(stack, line, "checkin-word", each([(u, "text", "チェックイン") for u in probes]))
+        ins.append(phase(stack, line, "checkin", [partial(line.send, u, "location", lat=lat_in, lng=lng_in)
+                                                  for u in probes]))
+        phase(stack, line, "checkout-word", each([(u, "text", "チェックアウト") for u in probes]))
+        outs.append(phase(stack, line, "checkout", [partial(line.send, u, "location", lat=lat_out, lng=lng_out)
+                                                    for u in probes]))
+        answers.append(phase(stack, line, "report", each([(u, "text", REPORT_TEXT["consultation"])
+                                                          for u in probes])))
+        phase(stack, line, "pause", each([(u, "text", "キャンセル") for u in probes]))
+    run.events["checkin_location"] = summarise(merge("checkin", ins), "チェックインしました", run.errors)
+    run.events["checkout_location"] = summarise(merge("checkout", outs), "チェックアウトしました", run.errors)
+    run.events["report_answer"] = summarise(merge("report", answers), "支援内容", run.errors)
+
+
+def command_result(name: str, sent: list[Sent], errors: list[str]) -> dict[str, Any]:
+    problems = sorted({p for s in sent for p in s.problems})
+    bad = [s.status for s in sent if s.status != 200]
+    if bad:
+        problems.append(f"HTTP {bad[0]}")
+    errored = [t for s in sent for t in s.texts if "エラーが発生" in t]
+    if errored:
+        problems.append(f"error reply: {errored[0][:80]}")
+    last = sent[-1] if sent else None
+    chars = max((len(t) for s in sent for t in s.texts), default=0)
+    if errored or bad:
+        errors.append(f"{name}: {problems[-1]}")
+    return {"ms": round(statistics.median(s.ms for s in sent), 1) if sent else 0.0,
+            "fits": not problems, "problems": problems[:4],
+            "messages": max((len(s.messages) for s in sent), default=0), "max_chars": chars,
+            "reply": (" / ".join(last.texts) if last else "")[:120]}
+
+
+def measure_commands(run: SizeRun, line: Line, repeats: int) -> None:
+    s = run.seeded
+    reviewer, sec = s.reviewer, s.secretariat
+    plain = [("審査待ち", reviewer, "審査待ち"), ("依頼一覧", reviewer, "依頼一覧"),
+             ("/pending", sec, "/pending"), ("/find name", sec, "/find 山田"), ("/find kana", sec, "/find ヤマダ"),
+             ("/dispatches", sec, "/dispatches"), ("/reports", sec, "/reports"),
+             ("/fees", sec, f"/fees {s.export_month}"), ("/stats", sec, "/stats"), ("/staff", sec, "/staff")]
+    for name, user, text in plain:
+        line.send(user, "text", text=text)  # once unmeasured: the first of a kind warms the worker's caches
+        run.commands[name] = command_result(name, [line.send(user, "text", text=text) for _ in range(repeats)],
+                                            run.errors)
+    # 支援依頼: up to the theme, then the theme answer is what lists the experts who match (area + field).
+    for text in ("支援依頼", "株式会社計測依頼", "なし"):
+        line.send(reviewer, "text", text=text)
+    line.send(reviewer, "location", lat=PIN[0], lng=PIN[1], address="東京都千代田区丸の内1-9-1")
+    matched = [line.send(reviewer, "text", text="1")]
+    for _ in range(repeats):
+        line.send(reviewer, "text", text="戻る")
+        matched.append(line.send(reviewer, "text", text="1"))
+    line.send(reviewer, "text", text="キャンセル")
+    run.commands["支援依頼 matching"] = command_result("支援依頼 matching", matched[1:], run.errors)
+
+
+def announce_program(tmp: Path) -> Path:
+    """program.toml with a new conditions version: what ``conditions announce`` is run after."""
+    path = tmp / "program-announce.toml"
+    if not path.exists():
+        text = (ROOT / "program.toml").read_text(encoding="utf-8")
+        new, n = re.subn(r'(\[conditions\]\s*\nversion\s*=\s*")([^"]+)(")', r"\g<1>\g<2>-scale\g<3>", text, count=1)
+        if not n:
+            raise RuntimeError("program.toml: no [conditions] version to change")
+        path.write_text(new, encoding="utf-8")
+    return path
+
+
+def outbox_pending(after_id: int = 0) -> int:
+    """Pushes not yet sent among the outbox rows written after ``after_id``."""
+    from storage.models import Outbox
+
+    return int(Outbox.select().where((Outbox.status == "pending") & (Outbox.id > after_id)).count())
+
+
+def outbox_last_id() -> int:
+    from peewee import fn
+
+    from storage.models import Outbox
+
+    return int(Outbox.select(fn.MAX(Outbox.id)).scalar() or 0)
+
+
+def pending_reasons() -> dict[str, int]:
+    """What is still waiting in the outbox, by reason (for the report)."""
+    from peewee import fn
+
+    from storage.models import Outbox
+
+    rows = (Outbox.select(Outbox.reason, fn.COUNT(Outbox.id)).where(Outbox.status == "pending")
+            .group_by(Outbox.reason).tuples())
+    return {str(reason): int(n) for reason, n in rows}
+
+
+def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drain_s: float) -> list[str]:
+    """The CLI jobs, one after another, under a steady registration load; returns the load's users."""
+    s = run.seeded
+    out = stack.dir / "exports"
+    out.mkdir(exist_ok=True)
+    log = stack.dir / "cli.log"
+    load = SteadyLoad(stack, s.institution_code, f"{run.db}-{run.size}").start()
+    t0 = time.monotonic()
+    time.sleep(idle_s)
+    idle_end = time.monotonic()
+    try:
+        for key, args in (("export_empty_month", ["export", "fees", "--month", "2000-01", "--out", str(out / "e.csv")]),
+                          ("export_fees", ["export", "fees", "--month", s.export_month, "--out", str(out / "f.csv")]),
+                          ("export_zengin", ["export", "zengin", "--month", s.export_month,
+                                             "--out", str(out / "z.txt")]),
+                          ("purge", ["purge"])):
+            done = run_cli(args, stack.env(), log)
+            run.jobs[key] = {"ms": round(done.ms, 1), "peak_rss_mb": round(done.peak_rss_mb, 1),
+                             "exit": done.exit_code}
+            if done.exit_code != 0:
+                run.errors.append(f"bot.py {' '.join(args)}: exit {done.exit_code}: {done.output[-200:]}")
+        with stack.state.lock:
+            mark = len(stack.state.deliveries)
+        last_id = outbox_last_id()
+        done = run_cli(["conditions", "announce"], stack.env(announce_program(tmp)), log)
+        if done.exit_code != 0:
+            run.errors.append(f"conditions announce: exit {done.exit_code}: {done.output[-200:]}")
+        told = re.search(r"を (\d+) 名に送信", done.output)
+        drain_start = time.monotonic()
+        while time.monotonic() - drain_start < drain_s and outbox_pending(last_id):
+            time.sleep(0.5)
+        pending = outbox_pending(last_id)
+        drained_s = time.monotonic() - drain_start
+        with stack.state.lock:
+            pushed = [d for d in stack.state.deliveries[mark:] if d["via"] in ("push", "multicast")]
+        calls = len({d.get("requestId") or id(d) for d in pushed})
+        run.jobs["announce"] = {"ms": round(done.ms, 1), "peak_rss_mb": round(done.peak_rss_mb, 1),
+                                "exit": done.exit_code,
+                                "experts": int(told.group(1)) if told else None, "line_api_calls": calls,
+                                "delivered": len(pushed), "drain_s": round(drained_s, 1),
+                                "still_pending": pending, "outbox_pending_by_reason": pending_reasons()}
+    finally:
+        jobs_end = time.monotonic()
+        load.stop()
+    idle = load.window(t0, idle_end)
+    during = load.window(idle_end, jobs_end)
+    run.jobs["steady_load"] = {
+        "idle_events": len(idle), "idle_p99_ms": round(percentile([r[2] for r in idle], 99), 1),
+        "during_events": len(during), "during_p99_ms": round(percentile([r[2] for r in during], 99), 1),
+        "during_503": sum(1 for r in during if r[1] == 503),
+        "during_non_200": sum(1 for r in during if r[1] != 200),
+    }
+    return load.users
+
+
+def run_size(db: str, size: int, pg: PostgresCluster | None, tmp: Path, args: argparse.Namespace) -> SizeRun:
+    from cryptography.fernet import Fernet
+
+    from program import load_program
+    from storage import db as storage_db
+    from storage import sealed
+    from storage.crypto import FieldCrypto
+    from storage.migrations import apply_migrations
+
+    started = time.monotonic()
+    where = tmp / f"{db}-{size}"
+    where.mkdir(parents=True, exist_ok=True)
+    if pg is not None:
+        name = f"scale{size}"
+        pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", name)
+        url = f"postgresql://postgres@127.0.0.1:{pg.port}/{name}"
+    else:
+        url = f"sqlite:///{where / 'bot.db'}"
+    keys, signing = Fernet.generate_key().decode(), secrets.token_urlsafe(32)
+    storage_db.bind(url)
+    sealed.configure(FieldCrypto((keys,), signing))
+    apply_migrations()
+    program = load_program(ROOT / "program.toml")
+    seeded = seed(program, size, probes=min(10, size))
+    print(f"  [{db} {size}] seeded in {seeded.seconds:.1f}s: {seeded.counts['Expert']} experts, "
+          f"{seeded.counts['Dispatch']} dispatches, {seeded.counts['Report']} reports, "
+          f"{seeded.counts['AuditLog']} audit rows ({seeded.audit_per_expert:.1f}/expert)", flush=True)
+    run = SizeRun(db, size, seeded)
+    stack = ScaleStack(f"{db}-{size}", where, url, keys, signing, ROOT / "program.toml")
+    line: Line | None = None
+    try:
+        stack.start()
+        line = Line(stack)
+        for user, text in ((seeded.secretariat, "/help"), (seeded.reviewer, "ヘルプ")):  # warm both workers
+            for _ in range(2):
+                line.send(user, "text", text=text)
+        rq_start = stack.worker_rss_mb()
+        measure_events(run, stack, line, program, args.samples)
+        print(f"  [{db} {size}] events: " + ", ".join(f"{k} {v['cpu_ms']}ms cpu/p99 {v['p99_ms']}ms"
+                                                       for k, v in run.events.items()), flush=True)
+        measure_commands(run, line, args.repeats)
+        print(f"  [{db} {size}] commands: " + ", ".join(f"{k} {v['ms']:.0f}ms{'' if v['fits'] else ' (no fit)'}"
+                                                         for k, v in run.commands.items()), flush=True)
+        users = measure_jobs(run, stack, tmp, args.idle_s, args.drain_s)
+        print(f"  [{db} {size}] jobs: " + ", ".join(f"{k} {v.get('ms', '')}" for k, v in run.jobs.items()),
+              flush=True)
+        assert stack.redis is not None and stack.gunicorn is not None
+        sess, _, marker = session_bytes(stack.redis.url, users + [p.line_user_id for p in seeded.probes])
+        run.memory = {"redis_bytes_per_session": round(sess), "redis_bytes_per_marker": round(marker),
+                      "gunicorn_worker_rss_mb": round(max_worker_rss_mb(stack.gunicorn.pid), 1),
+                      "rq_worker_rss_start_mb": round(rq_start, 1),
+                      "rq_worker_rss_end_mb": round(stack.worker_rss_mb(), 1)}
+    finally:
+        if line is not None:
+            line.close()
+        stack.stop()
+        storage_db.database.close()
+    run.seconds = time.monotonic() - started
+    print(f"  [{db} {size}] done in {run.seconds:.0f}s", flush=True)
+    return run
+
+
+# --- the verdicts --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=None, help="commissioned experts per size, comma-separated "
+                                                       "(default 10,1000,10000; --quick 10,200)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: sizes 10,200, fewer samples")
+    parser.add_argument("--db", default="sqlite,postgresql", help="databases, comma-separated")
+    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 30)")
+    parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 3)")
+    parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 8)")
+    parser.add_argument("--drain-s", type=float, default=None,
+                        help="longest wait for the announce's pushes to go out (default 180)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
+    parser.add_argument("--keep-tmp", action="store_true", help="keep databases, logs and exports")
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in (args.sizes or ("10,200" if args.quick else "10,1000,10000")).split(",") if x.strip()]
+    dbs = [x.strip() for x in args.db.split(",") if x.strip()]
+    args.samples = args.samples or (10 if args.quick else 30)
+    args.repeats = args.repeats or (2 if args.quick else 3)
+    args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 8.0)
+    args.drain_s = args.drain_s if args.drain_s is not None else (60.0 if args.quick else 180.0)
+    if any(d not in ("sqlite", "postgresql") for d in dbs) or not sizes:
+        parser.error("--db takes sqlite and/or postgresql; --sizes at least one number")
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    undo = install_sigterm_as_interrupt()
+    started = time.monotonic()
+    code = code_version()
+    print(f"bench.scale: sizes {sizes} on {dbs}; {args.samples} events of each kind, commands × {args.repeats}; "
+          f"tmp={tmp}\ncode: {code}", flush=True)
+    runs: dict[str, list[SizeRun]] = {}
+    broken: list[str] = []
+    pg: PostgresCluster | None = None
+    try:
+        for db in dbs:
+            if db == "postgresql":
+                try:
+                    pg = PostgresCluster()
+                except ServerUnavailable as exc:
+                    broken.append(f"postgresql: {exc}")
+                    continue
+                pg.init()
+            runs[db] = []
+            for size in sizes:
+                print(f"[{db} {size}]", flush=True)
+                runs[db].append(run_size(db, size, pg if db == "postgresql" else None, tmp, args))
+            if pg is not None:
+                pg.remove()
+                pg = None
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+        return 130
+    finally:
+        if pg is not None:
+            pg.remove()
+        undo()
+        if args.keep_tmp:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    items: dict[str, dict[str, Any]] = {}
+    for db, db_runs in runs.items():
+        items.update(items_for(db, db_runs))
+    errors = [f"{r.db} {r.size}: {e}" for db_runs in runs.values() for r in db_runs for e in r.errors] + broken
+    print("\n== results ==")
+    print(table(sizes, items))
+    failed = [name for name, item in items.items() if not item["ok"]]
+    if errors:
+        print("\nERRORS (the figures next to them are not trustworthy):")
+        for e in errors[:30]:
+            print(f"  {e}")
+    print(f"\ntargets not met: {len(failed)} of {len(items)}" + (f": {', '.join(failed)}" if failed else ""))
+    print(f"run took {time.monotonic() - started:.0f}s")
+    summary = {
+        "sizes": sizes,
+        "db": {db: {str(r.size): {"seed_s": round(r.seeded.seconds, 1), "run_s": round(r.seconds, 1),
+                                  "rows": r.seeded.counts, "audit_per_expert": round(r.seeded.audit_per_expert, 1),
+                                  "export_month": r.seeded.export_month, "events": r.events,
+                                  "commands": r.commands, "jobs": r.jobs, "memory": r.memory}
+                    for r in db_runs} for db, db_runs in runs.items()},
+        "items": items,
+        "memory": {db: {str(r.size): r.memory for r in db_runs} for db, db_runs in runs.items()},
+        "errors": errors,
+        "targets_met": not failed,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": code.split(" ")[0],
+        "code_detail": code,
+    }
+    print(json.dumps(summary, ensure_ascii=False), flush=True)
+    return 1 if args.strict and (failed or errors) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
