@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue
 
 from handlers.config import Config
 from handlers.geocoder import GsiGeocoder
-from handlers.line_api import LineApi
 from program import Program, load_program
 from storage import db as storage_db
 from storage import sealed
@@ -23,6 +23,9 @@ from storage.files import EncryptedFileStore, signed_url
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
 from storage.sessions import KeyBuilder
 from storage.user_gate import UserGate
+
+if TYPE_CHECKING:  # the SDK's models take ~2 s to import: CLI commands that never call LINE skip them
+    from handlers.line_api import LineApi
 
 DEDUPE_TTL = 3 * 24 * 3600  # LINE redelivers for a while; SQL guards forever
 LOCK_LEASE = 3.0  # seconds; renewed while the work runs, so a dead holder frees the user quickly
@@ -112,7 +115,7 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
         program=load_program(config.program_config),
         redis=webhook_client(url),
         worker_redis=worker_client(url),
-        line=LineApi(
+        line=_line_api()(
             config.channel_access_token,
             config.line_api_base_url,
             config.line_data_api_base_url,
@@ -125,3 +128,9 @@ def build(config: Config, *, redis_url: str | None = None, start_embedded: bool 
         embedded_redis=embedded,
     )
     return install(rt)
+
+
+def _line_api() -> type["LineApi"]:
+    from handlers.line_api import LineApi
+
+    return LineApi

@@ -30,7 +30,9 @@ from linebot.v3.webhook import SignatureValidator
 from rq import Retry
 
 from conversations.kit import messages as msg
-from conversations.kit.context import Context
+from conversations.kit.context import Context, Input
+from conversations.kit.engine import ENGINE
+from conversations.kit.places import Remembering
 from handlers import event_schema, jobs, outbox, router
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
@@ -282,6 +284,8 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
     if inp.kind == "image" and inp.message_id:
         inp.content = _download(rt, inp.message_id, user_id)
     stored = rt.gate.read_session(user_id) if raw_session is NOT_READ else decode(user_id, raw_session)  # type: ignore[arg-type]
+    geocoder = Remembering(rt.geocoder)
+    _prefetch(stored, inp, geocoder)
     flow_before = state_before = None
     with storage_db.serialized_writes(), database.atomic() as txn:
         try:
@@ -296,7 +300,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
                    if inp.timestamp_ms else None)
         ctx = Context(user=user, program=rt.program, now=now, sent_at=sent_at, event_id=event_id,
                       crypto=rt.crypto, files=rt.files, link_for=rt.link_for, page_for=rt.page_for,
-                      geocoder=rt.geocoder)
+                      geocoder=geocoder)
         late = repo.arrived_late(user, inp.timestamp_ms) and not router.carries_target(inp)
         if inp.kind == "unfollow" and not late:  # a late block is history: the user has written since
             repo.set_following(user, False)
@@ -349,6 +353,19 @@ def _download(rt: Runtime, message_id: str, user_id: str) -> bytes | None:
     except LineApiError as exc:
         log.warning("content.download_failed", status=exc.status, user=pseudonym(user_id))
         return None
+
+
+def _prefetch(stored: Session | None, inp: Input, geocoder: Remembering) -> None:
+    """The current step's slow lookups (an address search), before the transaction opens: with
+    SQLite it holds the write lock for everyone. Best effort: the step asks again if need be."""
+    flow = ENGINE.flow_of(stored) if stored is not None else None
+    step = flow.steps.get(stored.state or "") if flow is not None and stored is not None else None
+    if step is None:
+        return
+    try:
+        step.prefetch(stored, inp, geocoder)  # type: ignore[arg-type]  # checked above: stored is a Session
+    except Exception:  # noqa: BLE001  # a lookup ahead must never cost the event
+        log.warning("prefetch.failed", flow=stored.flow if stored else None, exc_info=True)
 
 
 def _checked(stored: Session | None, user_id: str, sql_rev: int, ctx: Context) -> Session:

@@ -335,7 +335,7 @@ def test_the_list_of_requests_is_a_carousel_with_cancel_last(bot_app):
     first = dispatch_for(expert, REVIEWER, name="株式会社一番", status="requested")
     second = dispatch_for(expert, REVIEWER, name="株式会社二番")
     texts = bot_app.text(REVIEWER, "依頼一覧")
-    assert len(texts) == 1 and texts[0].startswith("チェックイン前の派遣：2件")
+    assert len(texts) == 1 and texts[0].startswith("チェックイン前の派遣（日時の早い順）：2件")
     assert f"派遣No.{first.id}（受諾待ち）［日時変更・取消］" in texts[0]
     message = flex_messages(bot_app, REVIEWER)[-1]
     assert message["contents"]["type"] == "carousel" and len(message["contents"]["contents"]) == 2

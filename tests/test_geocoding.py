@@ -387,3 +387,32 @@ def test_a_known_business_brings_its_own_place_to_the_summary(bot_app):
     assert [b["uri"] for b in buttons if b["type"] == "uri"] == ["https://maps.gsi.go.jp/#17/43.068661/141.350755/"]
     edits = [b["data"] for b in buttons if b["type"] == "postback" and b["label"] == "修正"]
     assert "p=edit&s=location" not in edits and "p=edit&s=business" in edits
+
+
+def test_the_address_is_looked_up_before_the_events_transaction_opens(bot_app):
+    """With SQLite a transaction holds the write lock for every user: a slow address service
+    must not hold it. The step's lookups are made ahead, and answered from memory inside."""
+    from storage.db import database
+
+    calls: list[tuple[str, bool]] = []
+
+    class Watching:
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def geocode(self, query: str) -> Any:
+            calls.append(("geocode", database.in_transaction()))
+            return self.inner.geocode(query)
+
+        def reverse(self, lat: float, lng: float) -> Any:
+            calls.append(("reverse", database.in_transaction()))
+            return self.inner.reverse(lat, lng)
+
+    at_the_location_question(bot_app)
+    bot_app.rt.geocoder = Watching(bot_app.rt.geocoder)  # type: ignore[assignment]
+    texts = bot_app.text(REVIEWER, "東京都大田区蒲田5-13-1")
+    assert f"この住所でよろしいですか？ {KAMATA}" in texts[-1]
+    # A pin instead, without an address (as a phone may send it): looked up the other way.
+    bot_app.say(REVIEWER, "location", latitude=35.681236, longitude=139.767125, address="")
+    assert calls == [("geocode", False), ("reverse", False)], calls
+    assert kept()["prefecture"] == "東京都"

@@ -84,3 +84,23 @@ def test_fees_and_reports_are_paged_and_the_months_totals_are_whole(bot_app):
     listing = bot_app.text(SEC, "/reports accepted")[0]
     assert "報告書（受理済み）：全25件（1〜20件目）" in listing and listing.count("報告書No.") == 20
     assert "21〜25件目" in bot_app.text(SEC, "/reports accepted 2ページ")[0]
+
+
+def test_the_reviewers_request_list_is_paged_ten_cards_at_a_time(bot_app):
+    from datetime import datetime, timedelta
+
+    from tests.actors import REVIEWER, commissioned_expert, dispatch_for
+
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "依頼支援機関", REVIEWER)
+    expert = commissioned_expert(inst)
+    start = datetime.utcnow() + timedelta(days=3)
+    made = [dispatch_for(expert, REVIEWER, when=start + timedelta(hours=n), status="accepted").id for n in range(12)]
+    texts = bot_app.text(REVIEWER, "依頼一覧")
+    assert texts[-1] == "チェックイン前の派遣（日時の早い順）：全12件（1〜10件目）"
+    assert bot_app.last_quick_reply(REVIEWER) == ["次の10件"]
+    carousel = bot_app.line.messages_for(REVIEWER)[-2]
+    assert len(carousel["contents"]["contents"]) == 10
+    texts = bot_app.text(REVIEWER, "依頼一覧 2ページ")
+    assert texts[-1] == "チェックイン前の派遣（日時の早い順）：全12件（11〜12件目）"
+    assert f"派遣No.{made[-1]}" in texts[0]

@@ -31,7 +31,9 @@ from conversations.dispatch.attendance_rules import (
     VERB,
     candidates,
     check_of,
+    checks_of,
     day_bounds,
+    exceptions_of,
     expert_dispatches,
     label,
     off_schedule_text,
@@ -131,12 +133,12 @@ def points_to_check(ctx: Context, d: Dispatch) -> list[str]:
     flags, and the expert's reason for an exception (SPEC: the secretariat's view
     flags suspicious patterns)."""
     radius = ctx.program.geofence_radius_m
+    # Through the backrefs: lists already when a listing prefetched them (``with_checks``).
+    attendances = sorted(checks_of(d), key=lambda a: a.id)
     points = [f"{VERB[a.kind]}：" + FLAG_LABELS.get(f, f).format(radius=radius)
-              for a in Attendance.select().where(Attendance.dispatch == d).order_by(Attendance.id)
-              for f in (a.flags or [])]
-    points += [f"{VERB[e.kind]}の例外：{e.reason}"
-               for e in ExceptionReport.select().where(ExceptionReport.dispatch == d).order_by(ExceptionReport.id)]
-    check_in = check_of(d, IN)
+              for a in attendances for f in (a.flags or [])]
+    points += [f"{VERB[e.kind]}の例外：{e.reason}" for e in sorted(exceptions_of(d), key=lambda e: e.id)]
+    check_in = next((a for a in attendances if a.kind == IN), None)
     if check_in is not None:  # far from the scheduled start: judged now from both times (nothing stored)
         off = off_schedule_text(ctx, d, check_in.line_timestamp)
         if off is not None:

@@ -21,6 +21,7 @@ from conversations.dispatch.request import REQUEST
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
+from conversations.kit.paging import split_page
 from storage.sessions import Session
 
 FLOWS = [REQUEST, DECLINE, MANAGE]
@@ -38,6 +39,9 @@ def at_rest(s: Session, inp: Input, ctx: Context) -> list[Message] | None:
             return [msg.text(f"入力途中の支援依頼（{s.data.get('business_name', '')}）の続きから再開します。"
                              "やり直す場合は「最初から」と送ってください。")] + questions
         return questions
-    if inp.text in ("依頼一覧", "派遣一覧") and ctx.user.role == "reviewer":
-        return upcoming_cards(ctx)
+    words = inp.text.split()
+    if words and words[0] in ("依頼一覧", "派遣一覧") and ctx.user.role == "reviewer":
+        number, rest = split_page(words[1:], bare_number=True)
+        if not rest:
+            return upcoming_cards(ctx, number)
     return None

@@ -21,14 +21,16 @@ from storage.models import AuditLog, Business, Dispatch, Expert
 UPCOMING_SHOWN = 10  # bubbles in 依頼一覧 (a carousel holds 12)
 
 
-def upcoming_cards(ctx: Context) -> list[Message]:
+def upcoming_cards(ctx: Context, number: int = 1) -> list[Message]:
     """依頼一覧: the institution's dispatches before check-in, one bubble each in a carousel,
-    日時変更 first and 取消 last (the first button is the one tapped by habit)."""
-    query = (Dispatch.select().where((Dispatch.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
-                                     & Dispatch.status.in_(DISPATCH_BEFORE_CHECK_IN))
-             .order_by(Dispatch.scheduled_at))
-    total = query.count()
-    items = list(query.limit(UPCOMING_SHOWN))
+    日時変更 first and 取消 last (the first button is the one tapped by habit); ten a page,
+    「次の10件」 (「依頼一覧 2ページ」) for the rest."""
+    query = (Dispatch.select(Dispatch, Business, Expert).join(Business).switch(Dispatch).join(Expert)
+             .where((Dispatch.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+                    & Dispatch.status.in_(DISPATCH_BEFORE_CHECK_IN))
+             .order_by(Dispatch.scheduled_at, Dispatch.id))
+    page = page_of(query, number, UPCOMING_SHOWN)
+    items = page.items
     if not items:
         return [msg.text("チェックイン前の派遣はありません。新しく依頼する場合は「支援依頼」と送ってください。", ["支援依頼"])]
     tz = ctx.program.timezone
@@ -37,8 +39,11 @@ def upcoming_cards(ctx: Context) -> list[Message]:
         ("所在地", d.business.address or "（地図の位置）"), ("テーマ", d.theme), ("専門家", expert_name(d.expert)),
     ], [("日時変更", review.action_data("dsp_move", id=d.id)), ("取消", review.action_data("dsp_cancel", id=d.id))])
         for d in items]
-    head = f"チェックイン前の派遣：{total}件" + (f"（日時の早い{UPCOMING_SHOWN}件を表示）" if total > UPCOMING_SHOWN else "")
-    return [flex.record_carousel(head, records)]
+    head = page.heading("チェックイン前の派遣（日時の早い順）")
+    cards: list[Message] = [flex.record_carousel(head, records)]
+    if page.total > page.size:
+        cards.append(msg.text(head, page.choices("依頼一覧")))
+    return cards
 
 
 def listing(ctx: Context, status: str | None, number: int = 1) -> tuple[str, list[Choice]]:

@@ -28,7 +28,7 @@ from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.flow import Advance, Invalid, Outcome
-from conversations.kit.places import GeocoderUnavailable, Place
+from conversations.kit.places import Geocoder, GeocoderUnavailable, Place
 from conversations.kit.steps import NO, YES, confirmation
 from storage.sessions import Session
 
@@ -121,10 +121,40 @@ def pinned(s: Session, ctx: Context, lat: float, lng: float, address: str) -> Ou
     return settled(s, Place(full, lat, lng, found.prefecture))
 
 
+def prefetch(inp: Input, geocoder: Geocoder) -> None:
+    """Make the lookups :func:`locate` will make for this answer, ahead (``Step.prefetch``)."""
+    try:
+        if inp.kind == "location" and inp.latitude is not None and inp.longitude is not None:
+            if not prefecture_in(inp.address or ""):
+                geocoder.reverse(float(inp.latitude), float(inp.longitude))
+        elif inp.kind == "text" and inp.text:
+            point = coordinates(inp.raw_text)
+            if isinstance(point, tuple):
+                geocoder.reverse(*point)
+            elif point is None and _searchable(_query(inp.text)):
+                geocoder.geocode(_query(inp.text))
+    except GeocoderUnavailable:
+        pass  # remembered: the step says so inside the transaction
+
+
+def prefetch_choice(s: Session, inp: Input, geocoder: Geocoder) -> None:
+    """:func:`prefetch` for the candidates' answer: nothing to look up when one is picked."""
+    if _picked(inp, choices(s)) is None:
+        prefetch(inp, geocoder)
+
+
+def _query(text: str) -> str:
+    return text.strip()[:100]
+
+
+def _searchable(query: str) -> bool:
+    return sum(unicodedata.category(c)[0] == "L" for c in query) >= 2  # 「1」 would match half the country
+
+
 def search(s: Session, ctx: Context, text: str) -> Outcome:
     """A typed address: the places it may mean, to confirm (``FOUND``), or why there are none."""
-    query = text.strip()[:100]
-    if sum(unicodedata.category(c)[0] == "L" for c in query) < 2:  # 「1」 would match half the country
+    query = _query(text)
+    if not _searchable(query):
         return Invalid(f"住所は都道府県や市区町村から入力してください（例：{EXAMPLE}）。{OTHER_WAYS}")
     try:
         if ctx.geocoder is None:

@@ -45,6 +45,7 @@ from conversations.kit import flex
 from conversations.kit import messages as msg
 from conversations.kit.context import Context, Input
 from conversations.kit.flow import EDIT_FLAG, Advance, Finish, Flow, Invalid, Outcome, Step
+from conversations.kit.places import Geocoder
 from conversations.kit.steps import NO, YES, choose, confirmation, summary_answer
 from conversations.registration import review
 from domain import clock
@@ -125,6 +126,9 @@ class Location(Step):
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         return refit_expert(s, ctx, places.locate(s, inp, ctx))
 
+    def prefetch(self, s: Session, inp: Input, geocoder: Geocoder) -> None:
+        places.prefetch(inp, geocoder)
+
 
 class PlaceStep(Step):
     """The addresses a typed address may mean: one to confirm, or several to pick from.
@@ -142,6 +146,9 @@ class PlaceStep(Step):
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         return refit_expert(s, ctx, places.choose_place(s, inp, ctx))
+
+    def prefetch(self, s: Session, inp: Input, geocoder: Geocoder) -> None:
+        places.prefetch_choice(s, inp, geocoder)
 
 
 class Prefecture(Step):

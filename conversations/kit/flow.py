@@ -17,6 +17,7 @@ from linebot.v3.messaging import Message
 from transitions import Machine, MachineError
 
 from conversations.kit.context import Context, Input, clean_text
+from conversations.kit.places import Geocoder
 from storage import repo
 from storage.models import utcnow
 from storage.sessions import Session
@@ -120,6 +121,11 @@ class Step:
 
     def answer(self, s: Session, inp: Input, ctx: Context) -> Outcome:
         raise NotImplementedError
+
+    def prefetch(self, s: Session, inp: Input, geocoder: Geocoder) -> None:
+        """Slow lookups ``answer`` will need, made before the event's transaction opens (the
+        webhook calls this with a memoizing geocoder that ``answer`` then gets): with SQLite a
+        transaction holds the write lock, and a slow address service must not hold every user."""
 
 
 def _sources(transition: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ which service does it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,35 @@ class Geocoder(Protocol):
     def reverse(self, lat: float, lng: float) -> Place | None:
         """The address at a point; ``None`` when there is none (the sea, abroad)."""
         ...
+
+
+class Remembering:
+    """A geocoder that answers each question once per event: what a step looked up before the
+    transaction (``Step.prefetch``) is answered from memory inside it, failures included."""
+
+    def __init__(self, inner: Geocoder | None):
+        self.inner = inner
+        self.answers: dict[tuple[Any, ...], Any] = {}
+
+    def _ask(self, key: tuple[Any, ...], call: Any) -> Any:
+        if key not in self.answers:
+            if self.inner is None:
+                self.answers[key] = GeocoderUnavailable("no geocoder configured")
+            else:
+                try:
+                    self.answers[key] = call()
+                except GeocoderUnavailable as exc:
+                    self.answers[key] = exc
+        answer = self.answers[key]
+        if isinstance(answer, GeocoderUnavailable):
+            raise answer
+        return answer
+
+    def geocode(self, query: str) -> list[Place]:
+        inner = self.inner
+        return list(self._ask(("geocode", query), lambda: inner.geocode(query) if inner else []))
+
+    def reverse(self, lat: float, lng: float) -> Place | None:
+        inner = self.inner
+        found: Place | None = self._ask(("reverse", lat, lng), lambda: inner.reverse(lat, lng) if inner else None)
+        return found

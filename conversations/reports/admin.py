@@ -8,6 +8,7 @@ from linebot.v3.messaging import Message
 from peewee import fn
 
 from conversations.dispatch import attendance
+from conversations.dispatch.attendance_rules import with_checks
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
 from conversations.kit.paging import page_of, split_page
@@ -39,6 +40,7 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
     if status != "all":
         query = query.where(Report.status == status)
     page = page_of(query, number)
+    with_checks(r.dispatch for r in page.items)
     lines = []
     for r in page.items:
         d = r.dispatch

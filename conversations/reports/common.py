@@ -13,6 +13,7 @@ import re
 import unicodedata
 from typing import Any
 
+from conversations.dispatch.attendance_rules import checks_of
 from conversations.kit.context import Context
 from domain import clock
 from storage import repo
@@ -33,7 +34,8 @@ def describe(ctx: Context, d: Dispatch) -> str:
 
 def checks(d: Dispatch) -> tuple[Attendance | None, Attendance | None]:
     """The dispatch's check-in and check-out (the first in, the last out)."""
-    rows = list(Attendance.select().where(Attendance.dispatch == d).order_by(Attendance.line_timestamp))
+    # Through the backref: a list already when a listing prefetched it (``with_checks``), else one query.
+    rows = sorted(checks_of(d), key=lambda a: (a.line_timestamp, a.id))
     ins = [a for a in rows if a.kind == "in"]
     outs = [a for a in rows if a.kind == "out"]
     return (ins[0] if ins else None), (outs[-1] if outs else None)
