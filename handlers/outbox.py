@@ -18,6 +18,7 @@ from rq import Retry
 from handlers.line_api import LineApiError
 from handlers.logs import pseudonym
 from handlers.runtime import OUTBOX_QUEUE, Runtime, current
+from storage.db import serialized_writes
 from storage.models import LineUser, Outbox, utcnow
 
 log = structlog.get_logger("outbox")
@@ -90,7 +91,8 @@ def _send(row: Outbox, call: Callable[[], None]) -> str:
             return _mark(row, "failed", "monthly message quota exhausted (429)")
         if exc.transient and row.attempts < MAX_ATTEMPTS:
             row.last_error = str(exc)[:500]
-            row.save(only=[Outbox.attempts, Outbox.last_error])
+            with serialized_writes():
+                row.save(only=[Outbox.attempts, Outbox.last_error])
             log.warning("outbox.retry", outbox_id=row.id, status=exc.status, attempts=row.attempts)
             raise
         log.error("outbox.failed", outbox_id=row.id, status=exc.status, attempts=row.attempts, reason=row.reason)
@@ -106,7 +108,10 @@ def _mark(row: Outbox, status: str, error: str | None) -> str:
     row.messages = None
     if status == "sent":
         row.sent_at = utcnow()
-    row.save(only=[Outbox.status, Outbox.last_error, Outbox.sent_at, Outbox.attempts, Outbox.messages])
+    # Queued on SQLite's write lock like every writer: a long batch (conditions announce) that
+    # read first and writes next is never overtaken by this one-row write (SQLITE_BUSY_SNAPSHOT).
+    with serialized_writes():
+        row.save(only=[Outbox.status, Outbox.last_error, Outbox.sent_at, Outbox.attempts, Outbox.messages])
     log.info("outbox.delivered" if status == "sent" else "outbox.closed", outbox_id=row.id, status=status,
              to=pseudonym(row.to), attempts=row.attempts)
     return status

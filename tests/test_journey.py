@@ -62,7 +62,8 @@ def test_follow_to_commissioned_with_reviewer_and_secretariat(bot_app):
     # The photos are small images behind short-lived signed links, not codes like 「提出済み（39af9d）」.
     images = image_urls(bot_app.line.messages_for(EXPERT)[-2])
     assert len(images) == 4 and all("/files/" in url for url in images), summary
-    assert requests.get(images[0], timeout=5).headers["Content-Type"] == "image/jpeg"
+    local = bot_app.url + "/files/" + images[0].rsplit("/files/", 1)[1]  # the bot, not its public address
+    assert requests.get(local, timeout=5).headers["Content-Type"] == "image/jpeg"
 
     # 修正 from the summary jumps to the item and comes straight back.
     texts = bot_app.say(EXPERT, "postback", data="p=edit&s=email")
