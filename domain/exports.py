@@ -15,6 +15,7 @@ from typing import Any, cast
 from peewee import fn
 
 from domain import banks, payments
+from domain.names import NAME_COLUMNS
 from program import Program
 from storage.crypto import FieldCrypto
 from storage.models import Business, Dispatch, Expert, Report
@@ -33,7 +34,7 @@ def accepted_count(month: str) -> int:
 def accepted_reports(month: str) -> Iterator[Report]:
     """The month's accepted reports with their dispatch, expert and business, in one query,
     streamed (a month at national scale is ~4,000 reports: never all held at once)."""
-    return (Report.select(Report, Dispatch, Expert, Business).join(Dispatch).join(Expert)
+    return (Report.select(Report, Dispatch, Business, *NAME_COLUMNS).join(Dispatch).join(Expert)
             .switch(Dispatch).join(Business).where(_accepted(month))
             .order_by(Dispatch.scheduled_at, Report.id).iterator())
 

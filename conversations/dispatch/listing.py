@@ -14,7 +14,7 @@ from conversations.kit.messages import Choice
 from conversations.kit.paging import page_of
 from conversations.registration import review
 from domain import clock
-from domain.names import expert_name
+from domain.names import NAME_COLUMNS, expert_name
 from domain.statuses import DISPATCH_BEFORE_CHECK_IN, DISPATCH_LABELS
 from storage.models import AuditLog, Business, Dispatch, Expert
 
@@ -25,11 +25,11 @@ def upcoming_cards(ctx: Context, number: int = 1) -> list[Message]:
     """依頼一覧: the institution's dispatches before check-in, one bubble each in a carousel,
     日時変更 first and 取消 last (the first button is the one tapped by habit); ten a page,
     「次の10件」 (「依頼一覧 2ページ」) for the rest."""
-    query = (Dispatch.select(Dispatch, Business, Expert).join(Business).switch(Dispatch).join(Expert)
-             .where((Dispatch.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
-                    & Dispatch.status.in_(DISPATCH_BEFORE_CHECK_IN))
-             .order_by(Dispatch.scheduled_at, Dispatch.id))
-    page = page_of(query, number, UPCOMING_SHOWN)
+    upcoming = ((Dispatch.institution == ctx.user.institution_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+                & Dispatch.status.in_(DISPATCH_BEFORE_CHECK_IN))
+    query = (Dispatch.select(Dispatch, Business, *NAME_COLUMNS).join(Business).switch(Dispatch).join(Expert)
+             .where(upcoming).order_by(Dispatch.scheduled_at, Dispatch.id))
+    page = page_of(query, number, UPCOMING_SHOWN, count=Dispatch.select().where(upcoming))
     items = page.items
     if not items:
         return [msg.text("チェックイン前の派遣はありません。新しく依頼する場合は「支援依頼」と送ってください。", ["支援依頼"])]
@@ -50,11 +50,12 @@ def listing(ctx: Context, status: str | None, number: int = 1) -> tuple[str, lis
     """``/dispatches [status] [Nページ]`` for the secretariat, 20 a page (newest first, the business
     and the expert in the same query), plus recent limit refusals; returns the text and the
     quick replies that turn the page."""
-    query = (Dispatch.select(Dispatch, Business, Expert).join(Business).switch(Dispatch).join(Expert)
+    query = (Dispatch.select(Dispatch, Business, *NAME_COLUMNS).join(Business).switch(Dispatch).join(Expert)
              .order_by(Dispatch.scheduled_at.desc(), Dispatch.id.desc()))
+    count = Dispatch.select()
     if status:
-        query = query.where(Dispatch.status == status)
-    page = page_of(query, number)
+        query, count = query.where(Dispatch.status == status), count.where(Dispatch.status == status)
+    page = page_of(query, number, count=count)
     lines = [f"No.{d.id} {clock.when_text(ctx.program.timezone, d.scheduled_at)} {d.business.name} / {expert_name(d.expert)}"
              f"（{DISPATCH_LABELS.get(d.status, d.status)}）" for d in page.items]
     refused = list(AuditLog.select().where(AuditLog.action == "dispatch.limit_refused")

@@ -16,7 +16,7 @@ from conversations.reports.common import times_text, yen
 from conversations.reports.fee import month_label
 from conversations.reports.review import detail
 from domain import clock
-from domain.names import expert_name
+from domain.names import NAME_COLUMNS, expert_name
 from domain.statuses import REPORT_LABELS
 from storage.models import Dispatch, Expert, Report
 from storage.sessions import Session
@@ -35,11 +35,12 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
     if status not in REPORT_LABELS and status != "all":
         return [msg.text("使い方：" + REPORTS_USAGE)]
     # The dispatch and the expert come in the same query: no lookup per row.
-    query = (Report.select(Report, Dispatch, Expert).join(Dispatch).join(Expert)
+    query = (Report.select(Report, Dispatch, *NAME_COLUMNS).join(Dispatch).join(Expert)
              .order_by(Dispatch.scheduled_at.desc(), Report.id.desc()))
+    count = Report.select()
     if status != "all":
-        query = query.where(Report.status == status)
-    page = page_of(query, number)
+        query, count = query.where(Report.status == status), count.where(Report.status == status)
+    page = page_of(query, number, count=count)
     with_checks(r.dispatch for r in page.items)
     lines = []
     for r in page.items:
@@ -76,7 +77,7 @@ def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[M
                   .group_by(Dispatch.expert).order_by(Dispatch.expert).dicts())
     page = page_of(per_expert, number)
     total = cast(dict[str, int], Report.select(*sums).where(accepted).dicts().get())
-    names = {e.id: expert_name(e) for e in Expert.select().where(Expert.id.in_([row["eid"] for row in page.items]))}
+    names = {e.id: expert_name(e) for e in Expert.select(*NAME_COLUMNS).where(Expert.id.in_([row["eid"] for row in page.items]))}
     lines = [f"申請No.{row['eid']} {names.get(row['eid'], '—')}：{row['n']}件 謝金{yen(row['gross'])} 源泉{yen(row['withholding'])}"
              f" 交通費{yen(row['travel'])} 支払額{yen(row['net'])}" for row in page.items]
     unaccepted = Report.select().where((Report.status == "submitted") & (Report.fee_month == month)).count()

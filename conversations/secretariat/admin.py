@@ -24,7 +24,7 @@ from conversations.registration import decision, review, submission
 from conversations.reports import feature as reports
 from conversations.rights import withdrawal
 from domain import lifecycle, stats
-from domain.names import expert_name
+from domain.names import NAME_COLUMNS, expert_name
 from domain.statuses import DISPATCH_LABELS
 from storage import repo
 from storage.models import Expert, Institution, LineUser
@@ -147,7 +147,8 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
         return _usage("/find")
     needle = "".join(words).replace("\u3000", "")
     ids = [int(needle)] if needle.isdigit() else repo.experts_matching("name", needle)
-    found = page_of(Expert.select().where(Expert.id.in_(ids)).order_by(Expert.id), number)
+    found = page_of(Expert.select(*NAME_COLUMNS, Expert.status, Expert.draft).where(Expert.id.in_(ids))
+                    .order_by(Expert.id), number)
     if not found.total:
         return [msg.text(f"「{' '.join(words)[:30]}」に一致する申請はありません。\n"
                          "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
