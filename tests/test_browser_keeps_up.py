@@ -8,6 +8,7 @@ an address through the simulator's GSI-compatible geocoder and sends the pin.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -67,9 +68,15 @@ def test_the_menu_swaps_live_when_the_bot_links_another(bot_app, page):
     # The secretariat issues a reviewer code (through the webhook); the new user sends it from the page.
     texts = bot_app.text(demo.SECRETARIAT_ID, f"/code reviewer {info.institution_id}")
     code = re.search(r"担当者登録 ([A-Z2-9]{10})", texts[-1]).group(1)
+    user = PERSONAS["新規ユーザー"]
+    before = (bot_app.line.rich_menu_for(user) or {}).get("richMenuId")
     say(page, f"担当者登録 {code}", "担当者として登録しました")
-    # The link is the worker's job, after the reply: the page must notice it by itself.
-    bot_app.drain()
+    # The link is the worker's job, queued once the reply is out (so drained until it ran);
+    # the page must notice the new menu by itself.
+    deadline = time.monotonic() + 10
+    while (bot_app.line.rich_menu_for(user) or {}).get("richMenuId") == before and time.monotonic() < deadline:
+        bot_app.drain()
+        time.sleep(0.1)
     wait_tiles(page, REVIEWER_TILES)
     assert page.evaluate("window.__notReloaded === true")
     assert page.locator("#userId").input_value() == PERSONAS["新規ユーザー"]
