@@ -333,6 +333,7 @@ def seed(program: Program, n: int, *, probes: int = 10, now: datetime | None = N
             r.flush()
         s.flush()
     move_sequences()
+    database.execute_sql("ANALYZE")  # as PostgreSQL's autovacuum (and the bot's daily PRAGMA optimize) would have
     counts = {m.__name__: m.select().count() for m in ALL_MODELS}
     complete = [m for m in sorted(month_counts) if m < f"{today:%Y-%m}"]
     busiest = max(complete or sorted(month_counts), key=lambda m: month_counts[m])

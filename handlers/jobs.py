@@ -36,6 +36,7 @@ from conversations.reports import reminders
 from domain import retention
 from handlers import outbox, richmenu
 from handlers.runtime import OUTBOX_QUEUE, Runtime
+from storage import db as storage_db
 
 log = structlog.get_logger("jobs")
 
@@ -104,6 +105,8 @@ PURGE_EVERY = timedelta(hours=23)  # the guard's expiry: once a day, drifting a 
 def purge(rt: Runtime, *, actor: str = "system", dry_run: bool = False) -> retention.Purged:
     """Run the retention purge now (``domain.retention``) and queue the notices it wrote."""
     done = retention.purge(rt.program, rt.files, rt.log_dir, rt.program.now(), dry_run, actor=actor)
+    if not dry_run:  # daily, after the day's deletions: the planner's statistics follow the tables
+        storage_db.refresh_statistics()
     if done.outbox_ids:
         outbox.enqueue(done.outbox_ids, for_worker=True)  # a failure here: the sweep sends them
     log.info("retention.purged", dry_run=dry_run, **done.counts())

@@ -346,6 +346,15 @@ def _close_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
+def refresh_statistics() -> None:
+    """Let the query planner see the tables as they are now. SQLite never gathers statistics by
+    itself (``PRAGMA optimize`` runs ANALYZE only where it is worth it, in milliseconds);
+    PostgreSQL's autovacuum does, so there is nothing to do."""
+    if isinstance(database.obj, SqliteDatabase):
+        with serialized_writes():
+            database.execute_sql("PRAGMA optimize")
+
+
 def ping() -> None:
     """Raise if the database cannot answer a trivial query (used by /healthz).
 
