@@ -73,10 +73,13 @@ def transfers(month: str, crypto: FieldCrypto) -> list[payments.Transfer]:
     for start in range(0, len(totals), EXPERT_BATCH):
         batch = [row for row in totals[start:start + EXPERT_BATCH] if int(row["amount"] or 0) > 0]
         # (an amount of 0: e.g. a day cap already used and no travel — nothing to transfer)
-        experts = {e.id: e for e in Expert.select().where(Expert.id.in_([row["eid"] for row in batch]))}
+        # Only the approved profile (the account in force) is read and decrypted, not the draft:
+        # the draft is read only for an expert without a profile (none who was ever paid).
+        experts = {e.id: e for e in Expert.select(Expert.id, Expert.profile)
+                   .where(Expert.id.in_([row["eid"] for row in batch]))}
         for row in batch:
             expert = experts[row["eid"]]
-            profile = expert.profile or expert.draft or {}
+            profile = expert.profile or Expert.get_by_id(expert.id).draft or {}
             bank = banks.get_bank(profile.get("bank_code", ""))
             branch = banks.get_branch(profile.get("bank_code", ""), profile.get("branch_code", ""))
             out.append(payments.Transfer(
