@@ -49,8 +49,9 @@ def _sqlite_only(request: pytest.FixtureRequest) -> None:
 
 @contextlib.contextmanager
 def chromium_page(timezone_id: str = "Asia/Tokyo") -> Iterator["sync_api.Page"]:
-    """A page like the ``page`` fixture's, in another timezone (the page must not depend on
-    the browser's: it shows Japan time); fails on a JavaScript error as the fixture does."""
+    """Debian's chromium at the chat page's size, Japanese, in ``timezone_id`` (the ``page``
+    fixture's is Tokyo; a test may pick another: the page must show Japan time whatever the
+    browser's); a JavaScript error on the page fails the test."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         context = browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id=timezone_id)
@@ -67,18 +68,8 @@ def chromium_page(timezone_id: str = "Asia/Tokyo") -> Iterator["sync_api.Page"]:
 
 @pytest.fixture(name="page")  # imported by the browser test modules as page_fixture
 def page_fixture(bot_app) -> Iterator["sync_api.Page"]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id="Asia/Tokyo")
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+    with chromium_page() as page:
+        yield page
 
 
 # --- the demo, as `make run` sets it up ----------------------------------------------------------
