@@ -19,7 +19,7 @@ from linebot.v3.messaging import Message
 
 from conversations.kit import messages as msg
 from conversations.kit.flow import IMAGE, LOCATION, TEXT, Step
-from domain import clock, documents, lifecycle
+from domain import clock, lifecycle
 from domain.statuses import DISPATCH_LABELS, REPORT_LABELS
 from storage import repo
 from storage.models import AuditLog, ChangeRequest, Dispatch, Expert, LineUser, Report
@@ -73,7 +73,7 @@ def actor_name(actor: str | None) -> str:
 
 def day(tz: tzinfo, at: datetime) -> str:
     """「2026年11月30日」 of a stored (UTC, naive) moment."""
-    return documents.format_date(clock.local_date(tz, at))
+    return clock.format_date(clock.local_date(tz, at))
 
 
 def _when_who(tz: tzinfo, move: AuditLog | None, verb: str) -> str:

@@ -7,9 +7,14 @@ the check-in reply, the report and the secretariat's lists.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Literal
+
+from domain.validators import to_wareki
 
 WEEKDAYS = "月火水木金土日"
+
+DateStyle = Literal["seireki", "wareki"]
 
 
 def to_local(tz: tzinfo, utc_naive: datetime) -> datetime:
@@ -22,8 +27,25 @@ def to_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def from_local(tz: tzinfo, day: date, at: time = time.min) -> datetime:
+    """``at`` o'clock on ``day`` in the zone ``tz`` (midnight by default), as stored: naive UTC."""
+    return to_utc(datetime.combine(day, at, tzinfo=tz))
+
+
+def local_day_bounds(tz: tzinfo, day: date) -> tuple[datetime, datetime]:
+    """The stored (naive UTC) start and end of a local day: ``start <= t < end``."""
+    return from_local(tz, day), from_local(tz, day + timedelta(days=1))
+
+
 def local_date(tz: tzinfo, utc_naive: datetime) -> date:
     return to_local(tz, utc_naive).date()
+
+
+def format_date(d: date, style: DateStyle = "seireki") -> str:
+    """「2026年4月1日」 or 「令和8年4月1日」: a plain date (a letter's, a term's, a record's day)."""
+    if style == "wareki":
+        return to_wareki(d)
+    return f"{d.year}年{d.month}月{d.day}日"
 
 
 def hhmm(tz: tzinfo, utc_naive: datetime) -> str:

@@ -13,13 +13,12 @@ import io
 import re
 from datetime import date
 from pathlib import Path
-from typing import Literal
 from urllib.parse import quote
 
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from domain.validators import to_wareki
+from domain.clock import DateStyle, format_date
 
 FONT_PATH = Path(__file__).resolve().parent.parent / "assets" / "fonts" / "ipaexg.ttf"
 
@@ -37,8 +36,6 @@ PAPER = (255, 255, 255)
 QR_BOX_PX = 12
 QR_QUIET_MODULES = 4  # the quiet zone the QR standard asks for
 
-DateStyle = Literal["seireki", "wareki"]
-
 # Characters that must not start a line (a light 禁則処理): they hang at the
 # end of the previous line instead.
 _NO_LINE_START = set("、。，．・：；？！ー）」』】〕〉》’”ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
@@ -55,13 +52,6 @@ def font(size: int) -> ImageFont.FreeTypeFont:
 # ---------------------------------------------------------------------------
 # Text layout helpers
 # ---------------------------------------------------------------------------
-
-def format_date(d: date, style: DateStyle = "seireki") -> str:
-    """「2026年4月1日」 or 「令和8年4月1日」."""
-    if style == "wareki":
-        return to_wareki(d)
-    return f"{d.year}年{d.month}月{d.day}日"
-
 
 def _width(text: str, f: ImageFont.FreeTypeFont) -> float:
     return f.getlength(text)

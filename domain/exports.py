@@ -9,13 +9,12 @@ Account numbers and holder names are decrypted only here, in memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timezone
 from typing import Any, cast
 
 from peewee import fn
 
-from domain import banks, payments
-from domain.names import NAME_COLUMNS
+from domain import banks, clock, payments
+from domain.names import NAME_COLUMNS, expert_name
 from program import Program
 from storage.crypto import FieldCrypto
 from storage.models import Business, Dispatch, Expert, Report
@@ -39,26 +38,23 @@ def accepted_reports(month: str) -> Iterator[Report]:
             .order_by(Dispatch.scheduled_at, Report.id).iterator())
 
 
-def _tokyo_date(program: Program, utc_naive: Any) -> Any:
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone(program.timezone).date()
-
-
 def fee_rows(program: Program, month: str) -> Iterator[dict[str, Any]]:
+    tz = program.timezone
     for report in accepted_reports(month):
         d = report.dispatch
         expert = d.expert
         yield {
             "application_no": expert.id,
-            "name": f"{expert.family_name or ''}　{expert.given_name or ''}".strip(),
+            "name": expert_name(expert),
             "dispatch_no": d.id,
-            "dispatch_date": _tokyo_date(program, d.scheduled_at),
+            "dispatch_date": clock.local_date(tz, d.scheduled_at),
             "business_name": d.business.name,
             "minutes": report.minutes,
             "gross_yen": report.gross_yen,
             "withholding_yen": report.withholding_yen,
             "travel_yen": report.travel_yen,
             "net_yen": report.net_yen,
-            "report_accepted_on": _tokyo_date(program, report.accepted_at) if report.accepted_at else None,
+            "report_accepted_on": clock.local_date(tz, report.accepted_at) if report.accepted_at else None,
         }
 
 

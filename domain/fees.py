@@ -13,8 +13,9 @@ How a fee is worded stays with the conversation (``conversations.reports.fee``).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 
+from domain import clock
 from domain.statuses import REPORT_PAID
 from program import FeeBreakdown, Program
 from storage.models import Dispatch, Report
@@ -22,16 +23,13 @@ from storage.models import Dispatch, Report
 
 def dispatch_day(program: Program, d: Dispatch) -> date:
     """The dispatch date in the program's zone: it decides the fee month and the "day" cap."""
-    return d.scheduled_at.replace(tzinfo=timezone.utc).astimezone(program.timezone).date()
+    return clock.local_date(program.timezone, d.scheduled_at)
 
 
 def already_paid_today(program: Program, report: Report) -> int:
     """For a "day" cap: the gross of the expert's other sent reports with a dispatch the same local day."""
     d = report.dispatch
-    day = dispatch_day(program, d)
-    tz = program.timezone
-    start = datetime.combine(day, time.min, tz).astimezone(timezone.utc).replace(tzinfo=None)
-    end = datetime.combine(day + timedelta(days=1), time.min, tz).astimezone(timezone.utc).replace(tzinfo=None)
+    start, end = clock.local_day_bounds(program.timezone, dispatch_day(program, d))
     rows = (Report.select(Report.gross_yen).join(Dispatch)
             .where((Dispatch.expert == d.expert_id) & Report.status.in_(REPORT_PAID) & (Report.id != report.id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
                    & (Dispatch.scheduled_at >= start) & (Dispatch.scheduled_at < end)))

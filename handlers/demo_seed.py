@@ -29,13 +29,15 @@ says so (``DemoInfo.notes``), rather than being overwritten.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from conversations import roles
 from conversations.dispatch.free_limit import counted_dispatches
+from domain import clock
 from domain.lifecycle import LABELS as STATUS_LABELS
+from domain.names import expert_name
 from domain.normalize import format_name, to_zengin_kana
 from domain.statuses import DISPATCH_COUNTED as COUNTED
 from domain.validators import format_phone_display, parse_phone
@@ -124,7 +126,8 @@ class DemoInfo:
 
     def banner(self) -> str:
         """One line for the top of the chat page."""
-        expert = f"専門家={(self.expert.name or '').replace(' ', '')}（{self._dispatch_text()}）"
+        name = (self.expert.name or "").replace("\u3000", "")  # 「山田太郎」: short, for a one-line banner
+        expert = f"専門家={name}（{self._dispatch_text()}）"
         new_user = "新規ユーザー=" + ("前回の登録データあり" if self.new_user_records else "友だち追加から登録")
         return " ／ ".join([
             f"機関コード: {self.institution_code}（{self.institution_name}）",
@@ -170,14 +173,14 @@ def seed(program: Program, crypto: FieldCrypto, *, now: datetime | None = None) 
                          "（例：U00000000000000000000000000000005）を入れて切り替えてください。")
         if created:
             repo.audit(ACTOR, "demo.seed", target=f"institution:{inst.id}", reason="、".join(created)[:1000])
-    expert_name = f"{expert.family_name or ''} {expert.given_name or ''}".strip() if expert else None
+    name = expert_name(expert) if expert else None
     business = dispatch.business if dispatch else None
     return DemoInfo(
         institution_id=inst.id,
         institution_name=inst.name,
         institution_code=inst.code,
         new_user=Persona("新規ユーザー", NEW_USER_ID, None, f"友だち追加 → プロフィール登録（機関コード {inst.code}）"),
-        expert=Persona("専門家", EXPERT_ID, expert_name,
+        expert=Persona("専門家", EXPERT_ID, name,
                        f"委嘱済み。{_expert_hint(program, dispatch)}" if expert else "（委嘱済みの専門家を用意できませんでした）"),
         reviewer=Persona("支援機関担当者", REVIEWER_ID, "鈴木 一郎", f"{inst.name}の担当者：申請の審査・「支援依頼」・報告書の受理"),
         secretariat=Persona("事務局", SECRETARIAT_ID, "高橋 恵子", "/help /pending /approve <No> /dispatches /reports /fees"),
@@ -189,7 +192,7 @@ def seed(program: Program, crypto: FieldCrypto, *, now: datetime | None = None) 
         address=(business.address if business else None) or BUSINESS_ADDRESS,
         radius_m=program.geofence_radius_m,
         dispatch_id=dispatch.id if dispatch else None,
-        dispatch_at=_local(program, dispatch.scheduled_at) if dispatch else None,
+        dispatch_at=clock.to_local(program.timezone, dispatch.scheduled_at) if dispatch else None,
         dispatch_status=dispatch.status if dispatch else None,
         new_user_records=new_user_records,
         created=created,
@@ -296,7 +299,7 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
                      created: list[str]) -> Dispatch:
     """The expert's demo dispatch of ``now``'s Tokyo day: found (whatever its status), else created."""
     day = now.date()
-    start, end = _utc(program, day, time(0)), _utc(program, day + timedelta(days=1), time(0))
+    start, end = clock.local_day_bounds(program.timezone, day)
     businesses = _demo_businesses(inst)
     if businesses:
         found: Dispatch | None = (Dispatch.select()
@@ -313,7 +316,7 @@ def _todays_dispatch(program: Program, inst: Institution, expert: Expert, now: d
         created.append(f"事業者「{business.name}」")
     dispatch = Dispatch.create(
         business=business, institution=inst, expert=expert, requested_by=repo.ensure_user(REVIEWER_ID),
-        theme=program.expertise[0], scheduled_at=_utc(program, day, DISPATCH_TIME), status="accepted",
+        theme=program.expertise[0], scheduled_at=clock.from_local(program.timezone, day, DISPATCH_TIME), status="accepted",
     )
     created.append(f"派遣No.{dispatch.id}（{day:%m/%d} {DISPATCH_TIME:%H:%M}・{business.name}）")
     return dispatch
@@ -343,17 +346,8 @@ def _records_of(user_id: str) -> str | None:
 def _expert_hint(program: Program, dispatch: Dispatch | None) -> str:
     if dispatch is None:
         return "本日の派遣はありません"
-    when = _local(program, dispatch.scheduled_at)
+    when = clock.to_local(program.timezone, dispatch.scheduled_at)
     if dispatch.status == "accepted":
         return f"本日{when:%H:%M} {dispatch.business.name}（派遣No.{dispatch.id}）→「チェックイン」と送って位置情報を送信"
     status = DISPATCH_STATUS_LABELS.get(dispatch.status, dispatch.status)
     return f"本日{when:%H:%M} {dispatch.business.name}（派遣No.{dispatch.id}）は{status}"
-
-
-def _utc(program: Program, day: date, at: time) -> datetime:
-    """A Tokyo wall-clock time, as stored (UTC, naive)."""
-    return datetime.combine(day, at, tzinfo=program.timezone).astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def _local(program: Program, utc_naive: datetime) -> datetime:
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone(program.timezone)

@@ -10,7 +10,7 @@ import pytest
 import qrcode
 from PIL import Image, ImageDraw
 
-from domain import documents
+from domain import clock, documents
 
 LETTER = dict(
     expert_name="山田　太郎",
@@ -96,8 +96,8 @@ def test_letter_refuses_a_term_that_ends_before_it_starts() -> None:
 
 
 def test_dates_and_line_breaking() -> None:
-    assert documents.format_date(date(2026, 4, 1)) == "2026年4月1日"
-    assert documents.format_date(date(2026, 4, 1), "wareki") == "令和8年4月1日"
+    assert clock.format_date(date(2026, 4, 1)) == "2026年4月1日"
+    assert clock.format_date(date(2026, 4, 1), "wareki") == "令和8年4月1日"
     f = documents.font(40)
     lines = documents.wrap_text("あなたを専門家に委嘱します。" * 5, f, 400)
     assert len(lines) > 1 and not any(line.startswith(("。", "、")) for line in lines)

@@ -23,7 +23,7 @@ from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import confirmation, reason_from
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
-from domain import documents, lifecycle, versions
+from domain import clock, documents, lifecycle, versions
 from domain.names import expert_name
 from storage import repo
 from storage.models import AuditLog, ConditionsConsent, Expert, LineUser, utcnow
@@ -218,7 +218,7 @@ def letter_messages(ctx: Context, expert: Expert) -> list[Message]:
     assert ctx.link_for is not None, "set by the webhook"
     card = flex.letter_card(
         expert_name=expert_name(expert), commission_number=number,
-        term=f"{documents.format_date(start)}〜{documents.format_date(end)}", program_name=ctx.program.name,
+        term=f"{clock.format_date(start)}〜{clock.format_date(end)}", program_name=ctx.program.name,
         letter_url=ctx.link_for(png_id), accept_data="a=accept",
     )
     pdf = msg.text(f"印刷用（PDF）：{ctx.link_for(pdf_id)}\n※リンクの有効期限は短時間です。期限切れの場合は「委嘱状」と送ってください。\n"

@@ -418,7 +418,6 @@ REQUEST = Flow(
         # through the expert again when the fixed place or theme leaves the chosen one out.
         {"trigger": RECHOOSE_EXPERT, "source": ["location", "place", "prefecture", "theme"], "dest": "expert"},
         *({"trigger": f"edit_{step}", "source": "confirm", "dest": step} for _, step in SUMMARY_ITEMS),
-        {"trigger": "review", "source": "*", "dest": "confirm"},
     ],
     start_words=["支援依頼", "依頼"],
     keeps_answers=True,  # nothing has a record until 依頼する: the answers live in FlowDraft

@@ -146,12 +146,23 @@ def in_order(steps: Sequence[Step], branches: Sequence[dict[str, Any]]) -> list[
             for step, following in zip(steps, steps[1:]) if step.leads_to_next and step.name not in declared]
 
 
+def back_to_review(steps: Sequence[Step], branches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``review``: from any step back to the summary, in a flow whose summary has 修正
+    (``edit_<step>`` moves): a fix made from there goes straight back (the engine
+    fires it, see ``EDIT_FLAG``). A yes/no ``confirm`` step without 修正 gets none."""
+    has_summary = any(step.name == REVIEW_STATE for step in steps)
+    if not has_summary or not any(str(b.get("trigger", "")).startswith("edit_") for b in branches):
+        return []
+    return [{"trigger": "review", "source": "*", "dest": REVIEW_STATE}]
+
+
 class Flow:
     """A named conversation: steps in the order they are asked, and its machine built once.
 
     ``branches`` are the transitions the order does not say (skips, detours,
     guards, 修正 from the summary); the plain ``next`` moves are derived from
-    the order (``in_order``).
+    the order (``in_order``), and a flow with a summary step (``REVIEW_STATE``)
+    gets ``review`` from any step back to it (``back_to_review``).
     """
 
     def __init__(
@@ -176,7 +187,7 @@ class Flow:
         self.order = [s.name for s in steps]
         self.initial = self.order[0]
         self.start_words = tuple(clean_text(w) for w in start_words)
-        self.transitions = [*branches, *in_order(steps, branches)]
+        self.transitions = [*branches, *back_to_review(steps, branches), *in_order(steps, branches)]
         self.machine = Machine(
             model=None,
             states=self.order,

@@ -75,7 +75,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "next", "source": "photo_id_doc", "dest": "photo_passbook"},
     # The summary: 修正 jumps to an item's first question; finishing the item comes back.
     *({"trigger": f"edit_{state}", "source": "confirm", "dest": state} for state in items.EDITABLE),
-    {"trigger": "review", "source": "*", "dest": "confirm"},
 ]
 
 

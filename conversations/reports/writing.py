@@ -52,7 +52,6 @@ START_WORDS = ("報告書", "報告", "支援実施報告書", "報告書作成"
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "route", "source": "travel", "dest": "travel_route"},
     {"trigger": "next", "source": "travel", "dest": "photos"},
-    {"trigger": "review", "source": "*", "dest": "confirm"},
 ]
 
 
