@@ -58,10 +58,12 @@ from bench.common import (  # noqa: E402
     wait_http,
     worker_pids,
 )
+from bench.profiling import cpu_ratio_summary, print_profiles  # noqa: E402
 from simulator.state import message_text  # noqa: E402
 
 TARGET_RATIO = 0.70
 TARGET_P99_FACTOR = 2.0
+TARGET_CPU_RATIO = 1.3  # bot worker CPU per event / the echo sample's, median over rounds
 INSTITUTION = "ベンチ商工会"
 NAME, KANA = "山田 太郎", "やまだ たろう"
 TOKEN_TTL_S = 3600
@@ -256,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="split each phase into this many alternating baseline/bot rounds (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers for both targets (default 2)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, db, redis)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile both targets' workers with cProfile and print the top functions by own time "
+                             "(profiling slows the workers: the figures of such a run are not the benchmark's)")
+    parser.add_argument("--profile-top", type=int, default=20, help="rows of the profile tables (default 20)")
     args = parser.parse_args(argv)
     n_users = args.users or (20 if args.quick else 200)
     n_warm = args.warmup_users if args.warmup_users is not None else (5 if args.quick else 20)
@@ -317,8 +323,12 @@ def main(argv: list[str] | None = None) -> int:
 
         servers: dict[str, tuple[Child, str]] = {}
         for name, port, env in (("baseline", base_port, common_env), ("bot", bot_port, bot_env)):
-            child = Child(f"gunicorn {name}", gunicorn_args(TARGETS[name], port, args.workers), env=env,
-                          log_path=tmp / f"gunicorn-{name}.log")
+            command = gunicorn_args(TARGETS[name], port, args.workers)
+            if args.profile:
+                (tmp / "profile").mkdir(exist_ok=True)
+                env = dict(env, BENCH_PROFILE_DIR=str(tmp / "profile"), BENCH_PROFILE_LABEL=name)
+                command[3:3] = ["-c", str(ROOT / "bench" / "gunicorn_profile.py")]
+            child = Child(f"gunicorn {name}", command, env=env, log_path=tmp / f"gunicorn-{name}.log")
             children.append(child)
             servers[name] = (child, f"http://127.0.0.1:{port}")
         for name, (child, url) in servers.items():
@@ -345,12 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         rounds = max(1, min(args.rounds, n_users))
         sizes = [n_users // rounds + (1 if r < n_users % rounds else 0) for r in range(rounds)]
         results: dict[tuple[str, int], Phase] = {}
+        round_cpu_ratios: list[float] = []  # bot / baseline worker CPU per event, one per round and concurrency
         for conc in levels:
             parts: dict[str, list[Phase]] = {name: [] for name in servers}
             for r, size in enumerate(sizes):
                 for name in (list(servers) if r % 2 == 0 else list(servers)[::-1]):
                     parts[name].append(p := phase(name, f"c{conc}-r{r}", size, conc))
                     print(f"round {r + 1}/{rounds} {describe(p)}", flush=True)
+            for bot_part, base_part in zip(parts["bot"], parts["baseline"]):
+                if base_part.cpu_ms["workers"] > 0:
+                    round_cpu_ratios.append(bot_part.cpu_ms["workers"] / base_part.cpu_ms["workers"])
             for name, ps in parts.items():
                 results[(name, conc)] = p = merge(ps)
                 print(f"measured  {describe(p)}", flush=True)
@@ -383,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
                 "bot_worker_cpu_ms_per_event": rnd(o.cpu_ms["workers"]),
                 "base_worker_cpu_ms_per_event": rnd(b.cpu_ms["workers"]),
             }
+        cpu_ratio = cpu_ratio_summary(round_cpu_ratios)
+        cpu_met = cpu_ratio["median"] <= TARGET_CPU_RATIO
+        all_met &= cpu_met
+        print(f"worker CPU per event bot / baseline: median {cpu_ratio['median']:.2f} over {cpu_ratio['rounds']} "
+              f"rounds (min {cpu_ratio['min']:.2f}, max {cpu_ratio['max']:.2f}; target ≤ {TARGET_CPU_RATIO:.1f}: "
+              f"{'met' if cpu_met else 'NOT met'})")
         print(f"Redis bytes per session: {sess_bytes:.0f} (MEMORY USAGE sess:<id>, mean of {sess_n}); "
               f"plus {evt_bytes:.0f} bytes per evt:<id> dedupe marker (one per event, 3-day TTL)")
         print(f"worker RSS (max over gunicorn workers): bot {bot_rss:.1f} MB, baseline {base_rss:.1f} MB")
@@ -406,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         summary.update({
             "redis_bytes_per_session": round(sess_bytes),
             "redis_bytes_per_event_marker": round(evt_bytes),
+            "cpu_ratio": cpu_ratio,
+            "cpu_ratio_met": cpu_met,
             "worker_rss_mb": rnd(bot_rss, 1),
             "base_worker_rss_mb": rnd(base_rss, 1),
             "users": n_users,
@@ -422,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for child in reversed(children):
             child.stop()
+        if args.profile and (tmp / "profile").is_dir():
+            print_profiles(tmp / "profile", args.profile_top)
         if platform is not None:
             platform.close()
         if redis_server is not None:
