@@ -66,6 +66,7 @@ def transfers(month: str, crypto: FieldCrypto) -> list[payments.Transfer]:
         .join(Dispatch).where(_accepted(month)).group_by(Dispatch.expert)
         .order_by(fn.MIN(Dispatch.scheduled_at), Dispatch.expert).dicts()))
     out = []
+    bank_kana: dict[tuple[str, str], tuple[str, str]] = {}  # (bank, branch) → field-ready kana: a few hundred, not 4,000
     for start in range(0, len(totals), EXPERT_BATCH):
         batch = [row for row in totals[start:start + EXPERT_BATCH] if int(row["amount"] or 0) > 0]
         # (an amount of 0: e.g. a day cap already used and no travel — nothing to transfer)
@@ -76,8 +77,11 @@ def transfers(month: str, crypto: FieldCrypto) -> list[payments.Transfer]:
         for row in batch:
             expert = experts[row["eid"]]
             profile = expert.profile or Expert.get_by_id(expert.id).draft or {}
-            bank = banks.get_bank(profile.get("bank_code", ""))
-            branch = banks.get_branch(profile.get("bank_code", ""), profile.get("branch_code", ""))
+            codes = (profile.get("bank_code", ""), profile.get("branch_code", ""))
+            if codes not in bank_kana:
+                bank, branch = banks.get_bank(codes[0]), banks.get_branch(*codes)
+                bank_kana[codes] = (payments.name_kana_for_field(bank.kana if bank else ""),
+                                    payments.name_kana_for_field(branch.kana if branch else ""))
             out.append(payments.Transfer(
                 bank_code=profile["bank_code"],
                 branch_code=profile["branch_code"],
@@ -86,8 +90,8 @@ def transfers(month: str, crypto: FieldCrypto) -> list[payments.Transfer]:
                 holder_kana=crypto.decrypt(profile["holder_enc"]),
                 amount_yen=int(row["amount"]),
                 customer_code=str(expert.id),
-                bank_name_kana=payments.name_kana_for_field(bank.kana if bank else ""),
-                branch_name_kana=payments.name_kana_for_field(branch.kana if branch else ""),
+                bank_name_kana=bank_kana[codes][0],
+                branch_name_kana=bank_kana[codes][1],
             ))
     return out
 

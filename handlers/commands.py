@@ -284,7 +284,12 @@ def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
         chunks = payments.fees_csv_chunks(exports.fee_rows(program, month))
         path = out or Path(config.data_dir, "exports", f"fees-{month}.csv")
     else:
-        chunks = iter([exports.zengin_file(program, month, crypto)])
+        try:
+            chunks = iter([exports.zengin_file(program, month, crypto)])
+        except ValueError as exc:  # nothing to pay, no [payer], or a value the bank's format cannot hold
+            reason = "受理済みの報告書がありません" if not exports.accepted_count(month) else str(exc)
+            print(f"{month} の全銀ファイルは作成しませんでした：{reason}。", file=sys.stderr)
+            return 1
         path = out or Path(config.data_dir, "exports", f"zengin-{month}.txt")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)

@@ -120,3 +120,8 @@ def test_request_checkin_checkout_report_fee_accept_and_payment_files(bot_app):
     bad = subprocess.run([sys.executable, "bot.py", "export", "fees", "--month", "2026/11"], cwd=bot.ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+    # A month with nothing to pay: a clear line and no file, never a traceback.
+    empty = subprocess.run([sys.executable, "bot.py", "export", "zengin", "--month", "2001-01"], cwd=bot.ROOT,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and "受理済みの報告書がありません" in empty.stderr and "Traceback" not in empty.stderr
+    assert not os.path.exists(os.path.join(bot_app.config.data_dir, "exports", "zengin-2001-01.txt"))
