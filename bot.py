@@ -13,6 +13,11 @@
     python bot.py conditions announce           send a revised 委嘱条件 to every agreed expert
     python bot.py richmenu sync [--relink]      one rich menu per role on LINE (idempotent)
     python bot.py export fees|zengin --month M  accepted reports: CSV, or the 全銀 総合振込 file
+    python bot.py purge [--dry-run]             delete what [retention] in program.toml no longer keeps
+    python bot.py data seal [--dry-run] [--batch N]
+                                                encrypt personal values still in plaintext (an upgrade)
+    python bot.py keys rotate [--dry-run] [--batch N]
+                                                re-encrypt every personal value and photo with the newest key
     python bot.py diagram                       draw every flow into docs/flows.md
 
     gunicorn 'bot:wsgi_app()'                   the bot under gunicorn

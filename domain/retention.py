@@ -20,6 +20,14 @@ module removes what is older, kind by kind:
   touching their answers), and any message of theirs counts as activity
   and starts the clock again. Then the ``Expert`` row and its photos go;
   the LINE account stays, and 「登録」 starts afresh;
+* **what 退会 kept for the accounts** (``domain.withdrawal``), once the
+  withdrawal — the audited lifecycle move to ``withdrawn`` — is
+  ``records_years`` old: the sealed name, kana and bank account, the
+  blind-index rows, and the route, photos and reasons the expert's reports
+  and exception reports hold. The record becomes 「退会者」; its dispatches'
+  fees and reports stay as the totals they are, holding nothing of the
+  person. An expert who applied again (no longer ``withdrawn``) is left as
+  they are: their new application is a record in force;
 * **log files** (``*.jsonl``) last written more than ``log_days`` ago; never
   one named for today (a process writes its day's file: ``handlers.logs``).
 
@@ -44,6 +52,7 @@ from typing import Any, cast
 from peewee import fn
 
 from domain import clock
+from domain.withdrawal import HOLDING_RECORDS, forget_records, years_before
 from program import Program
 from storage import repo
 from storage.db import database, serialized_writes
@@ -70,6 +79,8 @@ class Purged:
     draft_notices: int = 0  # users told their abandoned draft will be deleted
     abandoned_drafts: int = 0  # drafts deleted
     draft_photos: int = 0  # photo files of those drafts
+    withdrawn_records: int = 0  # withdrawn experts whose kept name, kana and account were erased
+    record_photos: int = 0  # photo files of their reports
     log_files: int = 0
     # The notices' outbox rows, for the caller to queue (not a count: excluded from ``counts``).
     outbox_ids: list[int] = field(default_factory=list, repr=False)
@@ -95,6 +106,8 @@ KINDS = {  # what each count of :class:`Purged` is, for the operator
     "draft_notices": "users told their unfinished registration will be deleted",
     "abandoned_drafts": "unfinished registrations deleted (abandoned_draft_days, after the notice)",
     "draft_photos": "photo files of those registrations",
+    "withdrawn_records": "withdrawn experts' name, kana and bank account kept for the accounts, erased past records_years",
+    "record_photos": "photo files of those experts' reports",
     "log_files": "log files past log_days",
 }
 
@@ -115,6 +128,8 @@ def purge(program: Program, files: EncryptedFileStore, log_dir: Path | None, now
     done.closed_photos = _closed_photos(files, now - timedelta(days=keep.closed_application_photo_days),
                                         dry_run, batch, actor)
     _abandoned_drafts(program, files, now, dry_run, batch, actor, done)
+    done.withdrawn_records, done.record_photos = _withdrawn_records(
+        files, years_before(now, keep.records_years), dry_run, batch, actor)
     if log_dir is not None:
         done.log_files = _log_files(Path(log_dir), now, keep.log_days, dry_run)
     if not dry_run:
@@ -225,7 +240,7 @@ def _closed_photos(files: EncryptedFileStore, cutoff: datetime, dry_run: bool, b
     return _delete_files(files, candidates, skip_experts=cleared if dry_run else set(), dry_run=dry_run)
 
 
-def _files_in_use(skip_experts: set[int], batch: int = BATCH) -> set[str]:
+def _files_in_use(skip_experts: set[int], skip_reports: set[int] | None = None, batch: int = BATCH) -> set[str]:
     """Every file id a record still names: applications' and profiles' photos, reports' photos.
 
     The store names a file by its content, so two records can share one:
@@ -234,15 +249,19 @@ def _files_in_use(skip_experts: set[int], batch: int = BATCH) -> set[str]:
     for rows in _experts(Expert.id.not_in(list(skip_experts)) if skip_experts else Expert.id > 0, batch):
         for e in rows:
             used |= photo_ids(e.draft) | photo_ids(e.profile)
-    for row in cast(Iterable[tuple[Any]], Report.select(Report.draft).tuples()):
-        used |= photo_ids(row[0])
+    for report_id, draft in cast(Iterable[tuple[int, Any]], Report.select(Report.id, Report.draft).tuples()):
+        if report_id not in (skip_reports or ()):
+            used |= photo_ids(draft)
     return used
 
 
-def _delete_files(files: EncryptedFileStore, candidates: set[str], *, skip_experts: set[int], dry_run: bool) -> int:
+def _delete_files(files: EncryptedFileStore, candidates: set[str], *, skip_experts: set[int], dry_run: bool,
+                  skip_reports: set[int] | None = None) -> int:
+    """Delete (dry run: count) the candidates no record names; ``skip_*``: records a dry run
+    would have cleared, so that what they name counts as unnamed."""
     if not candidates:
         return 0
-    gone = candidates - _files_in_use(skip_experts)
+    gone = candidates - _files_in_use(skip_experts, skip_reports)
     if dry_run:
         return sum(1 for f in gone if files.exists(f))
     return sum(1 for f in sorted(gone) if files.delete(f))
@@ -286,8 +305,13 @@ def _drafts(before: datetime, batch: int) -> Iterator[list[_Draft]]:
 
 def _notices(targets: list[str]) -> dict[str, datetime]:
     """The latest notice audited for each target."""
+    return _latest(AuditLog.action == NOTICE_ACTION, targets)
+
+
+def _latest(what: Any, targets: list[str]) -> dict[str, datetime]:
+    """The time of the latest audit row matching ``what`` for each target that has one."""
     rows = (AuditLog.select(AuditLog.target, fn.MAX(AuditLog.at))
-            .where((AuditLog.action == NOTICE_ACTION) & AuditLog.target.in_(targets))
+            .where(what & AuditLog.target.in_(targets))
             .group_by(AuditLog.target).tuples())
     return {str(t): _naive(at) for t, at in cast(Iterable[tuple[str, Any]], rows)}
 
@@ -385,6 +409,67 @@ def _delete_draft(expert: Expert, user: LineUser, actor: str) -> bool:
     LineUser.update(session_rev=LineUser.session_rev + 1).where(LineUser.id == user.id).execute()
     repo.audit(actor, "retention.draft_deleted", target=f"expert:{expert.id}")
     return True
+
+
+# --- what 退会 kept for the accounts ------------------------------------------------------------------
+
+
+WITHDRAWAL = (AuditLog.action == "status.change") & (AuditLog.after == "withdrawn")  # domain.withdrawal.withdrawal_entry
+
+
+def _withdrawn_at(experts: list[Expert]) -> dict[int, datetime]:
+    """When each expert withdrew (their latest audited move to ``withdrawn``); a record with no
+    such row (written before the audit existed) is dated by its last update, the erasure's."""
+    moves = _latest(WITHDRAWAL, [f"expert:{e.id}" for e in experts])
+    return {e.id: moves.get(f"expert:{e.id}", e.updated_at) for e in experts}
+
+
+def _withdrawn_records(files: EncryptedFileStore, cutoff: datetime, dry_run: bool, batch: int,
+                       actor: str) -> tuple[int, int]:
+    """(experts withdrawn before ``cutoff`` whose kept records were erased, their reports' photo files)."""
+    erased: set[int] = set()
+    photos: set[str] = set()
+    stripped: set[int] = set()  # a dry run's reports that would no longer name their photos
+    last = 0
+    while True:
+        rows = list(Expert.select(Expert.id, Expert.updated_at).where(HOLDING_RECORDS & (Expert.id > last))
+                    .order_by(Expert.id).limit(batch))
+        if not rows:
+            break
+        last = rows[-1].id
+        due = [eid for eid, at in _withdrawn_at(rows).items() if at < cutoff]
+        if not due:
+            continue
+        if dry_run:
+            erased.update(due)
+            for report_id, draft in cast(Iterable[tuple[int, Any]], Report.select(Report.id, Report.draft)
+                                         .join(Dispatch).where(Dispatch.expert.in_(due)).tuples()):
+                photos |= photo_ids(draft)
+                stripped.add(report_id)
+            continue
+        with _writing():
+            for eid in due:
+                expert = _still_due(eid, cutoff)
+                if expert is None:
+                    continue
+                forgotten = forget_records(expert)
+                photos |= {f for f in forgotten.photos if is_valid_file_id(f)}
+                erased.add(eid)
+                repo.audit(actor, "retention.records_erased", target=f"expert:{eid}",
+                           after=str(forgotten.reports + forgotten.exceptions))
+    return len(erased), _delete_files(files, photos, skip_experts=set(), skip_reports=stripped, dry_run=dry_run)
+
+
+def _still_due(expert_id: int, cutoff: datetime) -> Expert | None:
+    """The expert re-read inside the batch's transaction: None if they applied again (or withdrew
+    again, later) since the batch was read. PostgreSQL: the row is locked against that meanwhile."""
+    rows = Expert.select().where((Expert.id == expert_id) & HOLDING_RECORDS)
+    if getattr(database.obj, "for_update", False):
+        rows = rows.for_update()
+    expert: Expert | None = rows.first()
+    if expert is None or _withdrawn_at([expert])[expert.id] >= cutoff:
+        return None
+    return expert
 
 
 # --- log files ------------------------------------------------------------------------------------------

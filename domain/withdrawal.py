@@ -10,6 +10,15 @@ draft go at once, and with them the blind-index rows of the phone and the
 e-mail (``Expert.save`` reindexes). An expert with no such record keeps no
 name either: the record is anonymised (「退会者」).
 
+Once ``records_years`` have passed since 退会, the accounts need the payee
+no more: the retention purge (``domain.retention``) calls
+:func:`forget_records`, and what was kept goes too — the name, kana and
+bank account, every blind-index row, and what the dispatches' reports and
+exception reports hold of the expert (the travel route, the photos, the
+reason given for a check far from the business). The rows stay for the
+totals: amounts, minutes, months, statuses and dates are no one's personal
+data once the record is 「退会者」.
+
 Nothing here talks to anyone: ``conversations.rights.withdrawal`` moves the
 status, cancels the pending dispatches and tells the people concerned.
 """
@@ -17,12 +26,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from domain.status_machine import IllegalTransition
 from domain.statuses import CHANGE, DISPATCH_BEFORE_CHECK_IN, REPORT_EDITABLE
 from storage.files import EncryptedFileStore
-from storage.models import AuditLog, ChangeRequest, Dispatch, Expert, FlowDraft, Report, utcnow
+from storage.models import (
+    AuditLog,
+    ChangeRequest,
+    Dispatch,
+    ExceptionReport,
+    Expert,
+    FlowDraft,
+    PersonIndex,
+    Report,
+    utcnow,
+)
 
 # What pays and accounts for a completed dispatch (domain.exports reads these), and
 # the institution it went through: the profile keeps these keys and no other.
@@ -35,6 +55,14 @@ ANONYMOUS = "退会者"  # the name column of a withdrawn expert with no records
 ERASED = "（削除済み）"  # what a change request shows of an erased value
 RECORD_DISPATCHES = ("checked_in", "completed")  # a fee is owed or paid: the accounts need the payee
 CHANGE_CLOSED_REASON = "専門家の退会"
+# What a report holds of the expert rather than of the support: the route they travelled
+# (from near their home) and the photos. Forgotten with the rest after ``records_years``.
+REPORT_PERSONAL_KEYS = ("travel_route", "photos")
+# Withdrawn and still holding what was kept for the accounts (one withdrawn with no records
+# was anonymised at once: 「退会者」, with no given name, kana, account or profile).
+HOLDING_RECORDS = (Expert.status == "withdrawn") & (
+    Expert.profile.is_null(False) | Expert.given_name.is_null(False) | Expert.kana.is_null(False)
+    | Expert.account_blind.is_null(False))
 
 
 @dataclass(frozen=True)
@@ -116,8 +144,7 @@ def erase(expert: Expert, files: EncryptedFileStore | None) -> Erased:
     if keep:
         expert.profile = {key: in_force[key] for key in KEPT_FOR_RECORDS if key in in_force}
     else:
-        expert.profile = None
-        expert.family_name, expert.given_name, expert.kana, expert.account_blind = ANONYMOUS, None, None, None
+        anonymise(expert)
     expert.updated_at = utcnow()
     expert.save()  # reindexes: the phone and e-mail rows go with the answers
     FlowDraft.delete().where(FlowDraft.user == expert.user_id).execute()  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
@@ -125,3 +152,62 @@ def erase(expert: Expert, files: EncryptedFileStore | None) -> Erased:
     if files is not None and photos:
         deleted = sum(files.delete(file_id) for file_id in sorted(photos - _photos_of_others(expert)))
     return Erased(kept_records=keep, photos_deleted=deleted)
+
+
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same calendar moment ``years`` earlier (29 February: the 28th): a withdrawal before
+    ``years_before(now, records_years)`` is past the time the accounts keep its records."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)
+
+
+def anonymise(expert: Expert) -> None:
+    """No answers, name, kana or account left on the row (saved by the caller): 「退会者」."""
+    expert.draft = {}
+    expert.profile = None
+    expert.family_name, expert.given_name, expert.kana, expert.account_blind = ANONYMOUS, None, None, None
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :func:`forget_records` did: reports and exception reports cleared, the photo files they named."""
+
+    reports: int
+    exceptions: int
+    photos: frozenset[str]
+
+
+def _report_photos(draft: dict[str, Any]) -> set[str]:
+    photos = draft.get("photos") or []
+    values = photos.values() if isinstance(photos, dict) else photos if isinstance(photos, list) else []
+    return {str(v) for v in values if v}
+
+
+def forget_records(expert: Expert) -> Forgotten:
+    """``records_years`` after 退会: what was kept for the accounts goes too (see the module).
+
+    Runs inside the caller's transaction; the photo files are the caller's to delete once
+    it has committed (and only those no other record names: the store is content-addressed)."""
+    anonymise(expert)
+    expert.save()  # updated_at stays: it dates the withdrawal
+    # Not even 「退会者」's row: nothing of this person is searchable any more (a later save,
+    # e.g. a new application on the same record, indexes again from what it then holds).
+    PersonIndex.delete().where(PersonIndex.expert == expert.id).execute()
+    Expert.update(index_fp=None).where(Expert.id == expert.id).execute()
+    expert.index_fp = None
+    photos: set[str] = set()
+    reports = 0
+    for report in Report.select().join(Dispatch).where(Dispatch.expert == expert.id).order_by(Report.id):
+        draft = report.draft or {}
+        if not any(key in draft for key in REPORT_PERSONAL_KEYS):
+            continue
+        photos |= _report_photos(draft)
+        report.draft = {k: v for k, v in draft.items() if k not in REPORT_PERSONAL_KEYS}
+        report.save()  # its amounts, month, status and dates stay: they are the accounts' totals
+        reports += 1
+    theirs = Dispatch.select(Dispatch.id).where(Dispatch.expert == expert.id)
+    exceptions = int(ExceptionReport.update(reason=ERASED)
+                     .where(ExceptionReport.dispatch.in_(theirs) & (ExceptionReport.reason != ERASED)).execute())
+    return Forgotten(reports=reports, exceptions=exceptions, photos=frozenset(photos))

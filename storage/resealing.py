@@ -16,6 +16,14 @@ would decrypt it), walk each table by primary key in batches with one
 transaction per batch — resumable after a crash, never holding the write
 lock for long — and are idempotent: a second run finds nothing to do.
 ``dry_run`` only counts.
+
+A batch is read outside its write transaction, so the bot may change a row
+between the read and the write (an expert answering, a push delivered).
+Each write is therefore a compare-and-swap on the raw stored text: the new
+value replaces the one read only where the column still holds exactly that
+value. A row changed meanwhile is skipped, never reverted to what was read
+(a lost update); it is counted as ``skipped``, :func:`left_under_old_keys`
+still finds it if it is under an old key, and a rerun finishes it.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ from peewee import Field, Model
 
 from storage import models, sealed
 from storage.crypto import DecryptionError, FieldCrypto
-from storage.db import database
+from storage.db import database, serialized_writes
 from storage.files import EncryptedFileStore
 
 BATCH = 500
@@ -42,10 +50,13 @@ class Tally:
     scanned: int = 0
     changed: int = 0  # sealed now (seal_plain) / moved to the newest key (rotate); dry run: would be
     unreadable: int = 0  # did not decrypt with any configured key: left as they are
+    skipped: int = 0  # changed by someone else between the read and the write: left for a rerun
 
     def line(self, verb: str) -> str:
         text = f"{self.what}: {self.scanned} scanned, {self.changed} {verb}"
-        return text + (f", {self.unreadable} unreadable with the configured keys" if self.unreadable else "")
+        if self.unreadable:
+            text += f", {self.unreadable} unreadable with the configured keys"
+        return text + (f", {self.skipped} changed meanwhile (run again)" if self.skipped else "")
 
 
 def sealed_columns() -> list[tuple[type[Model], Field]]:
@@ -69,12 +80,28 @@ def _raw_rows(model: type[Model], field: Field, batch: int) -> Iterator[list[tup
         last = rows[-1][0]
 
 
-def _write(model: type[Model], field: Field, updates: list[tuple[str, Any]]) -> None:
+def _write(model: type[Model], field: Field, updates: list[tuple[str, Any, str]]) -> int:
+    """Write each ``(new, id, raw read)`` where the column still holds the raw value read
+    (compare-and-swap); one transaction. Returns how many rows were written."""
     param = database.obj.param
-    sql = f'UPDATE "{model._meta.table_name}" SET "{field.column_name}" = {param} WHERE "id" = {param}'
-    with database.atomic():
-        for value, row_id in updates:
-            database.execute_sql(sql, (value, row_id))
+    column = field.column_name
+    sql = (f'UPDATE "{model._meta.table_name}" SET "{column}" = {param} '
+           f'WHERE "id" = {param} AND "{column}" = {param}')
+    written = 0
+    with serialized_writes(), database.atomic():
+        for value, row_id, raw in updates:
+            written += database.execute_sql(sql, (value, row_id, raw)).rowcount
+    return written
+
+
+def _apply(tally: Tally, model: type[Model], field: Field, updates: list[tuple[str, Any, str]], dry_run: bool) -> None:
+    """Count (dry run) or write the batch's updates; a row changed since it was read is skipped."""
+    if dry_run or not updates:
+        tally.changed += len(updates)
+        return
+    written = _write(model, field, updates)
+    tally.changed += written
+    tally.skipped += len(updates) - written
 
 
 def seal_plain(batch: int = BATCH, dry_run: bool = False) -> list[Tally]:
@@ -85,10 +112,8 @@ def seal_plain(batch: int = BATCH, dry_run: bool = False) -> list[Tally]:
         tally = Tally(f"{model._meta.table_name}.{field.column_name}")
         for rows in _raw_rows(model, field, batch):
             tally.scanned += len(rows)
-            updates = [(crypto.encrypt(raw), row_id) for row_id, raw in rows if raw and not sealed.is_sealed(raw)]
-            tally.changed += len(updates)
-            if updates and not dry_run:
-                _write(model, field, updates)
+            updates = [(crypto.encrypt(raw), row_id, raw) for row_id, raw in rows if raw and not sealed.is_sealed(raw)]
+            _apply(tally, model, field, updates, dry_run)
         tallies.append(tally)
     return tallies
 
@@ -138,10 +163,8 @@ def rotate(files: EncryptedFileStore | None = None, batch: int = BATCH, dry_run:
                     tally.unreadable += 1
                     continue
                 if new is not None:
-                    updates.append((new, row_id))
-            tally.changed += len(updates)
-            if updates and not dry_run:
-                _write(model, field, updates)
+                    updates.append((new, row_id, raw or ""))
+            _apply(tally, model, field, updates, dry_run)
         tallies.append(tally)
     if files is not None:
         scanned, changed, unreadable = files.rotate(dry_run=dry_run)

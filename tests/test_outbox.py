@@ -74,9 +74,14 @@ def test_already_accepted_retry_key_409_counts_as_delivered(bot_app):
 def test_monthly_quota_429_is_failed_and_logged_for_ops(bot_app):
     bot_app.line.fail("/v2/bot/message/push", 429, count=1, body={"message": "You have reached your monthly limit."})
     row = queue()
+    assert Outbox.get_by_id(row.id).messages == HELLO, "held until delivered or failed for good"
     bot_app.drain()
     assert pushes(bot_app) == []
-    assert Outbox.get_by_id(row.id).status == "failed"
+    failed = Outbox.get_by_id(row.id)
+    assert failed.status == "failed"
+    # Failed for good: the rendered messages are cleared like a delivered row's; the metadata stays.
+    assert failed.messages is None, "a push that will never be retried keeps no payload"
+    assert (failed.to, failed.uuid, failed.attempts) == (CAROL, row.uuid, 1) and failed.last_error
     errors = [json.loads(line) for line in bot_app.log_lines() if "outbox.quota_exhausted" in line]
     assert errors and errors[0]["level"] == "error"
 

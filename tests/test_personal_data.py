@@ -1,8 +1,8 @@
 """Personal data at rest: sealed in SQL, cleared from the outbox, absent from Redis and the logs.
 
 The scan reads bytes — the SQLite file and its WAL, a ``pg_dump``, every
-Redis value as ``DUMP`` serialises it (what an RDB holds), every log file —
-never the ORM, which would decrypt what it reads.
+Redis value read by its type (and as ``DUMP`` serialises it, what an RDB
+holds), every log file — never the ORM, which would decrypt what it reads.
 """
 from __future__ import annotations
 
@@ -120,8 +120,27 @@ def database_bytes(bot_app, db_kind: str) -> bytes:
     return out.stdout
 
 
+def redis_values(client, key: bytes) -> list[bytes]:
+    """A key's values read by its type, as the server holds them: DUMP alone is no proof, since the
+    RDB encoding LZF-compresses any string over 20 bytes and plaintext can hide in the compression."""
+    kind = client.type(key)
+    if kind == b"string":
+        return [client.get(key) or b""]
+    if kind == b"hash":
+        return [b for pair in client.hgetall(key).items() for b in pair]
+    if kind == b"list":
+        return list(client.lrange(key, 0, -1))
+    if kind == b"set":
+        return sorted(client.smembers(key))
+    if kind == b"zset":
+        return list(client.zrange(key, 0, -1))
+    if kind == b"stream":
+        return [b for _id, entry in client.xrange(key) for pair in entry.items() for b in (_id, *pair)]
+    return []  # gone meanwhile (expired)
+
+
 def redis_bytes(bot_app) -> bytes:
-    """Every key of the bot's Redis database and its value as DUMP serialises it (the RDB encoding).
+    """Every key of the bot's Redis database, its values read by type, and DUMP's serialisation (the RDB).
 
     RQ keeps a job's arguments zlib-compressed (not encrypted) in the job hash's ``data``
     field, so those are decompressed too: compression hides nothing from whoever reads a dump."""
@@ -129,6 +148,7 @@ def redis_bytes(bot_app) -> bytes:
     parts = []
     for key in client.scan_iter(count=500):
         parts.append(key)
+        parts.extend(redis_values(client, key))
         parts.append(client.dump(key) or b"")
         if key.startswith(b"rq:job:") and client.type(key) == b"hash":
             data = client.hget(key, "data")
@@ -151,8 +171,12 @@ def test_nothing_personal_at_rest_after_registration_dispatch_and_report(bot_app
     stored = database_bytes(bot_app, db_kind)
     assert len(stored) > 10_000 and b"expert" in stored, "the scan reads the real database"
     assert leaks(stored) == []
-    assert leaks(redis_bytes(bot_app)) == []
-    assert leaks(log_bytes(bot_app)) == []
+    in_redis, logged = redis_bytes(bot_app), log_bytes(bot_app)
+    # The scans scan something: the conversations' sessions and the worker's queues, the webhook's log lines.
+    assert len(in_redis) > 1_000 and b"rq:" in in_redis and bot_app.rt.worker_redis.dbsize() > 0, "Redis was read"
+    assert len(logged) > 1_000 and b'"event"' in logged, "the logs were read"
+    assert leaks(in_redis) == []
+    assert leaks(logged) == []
 
 
 def test_the_outbox_keeps_no_delivered_payload(bot_app):
@@ -257,6 +281,99 @@ def test_keys_rotate_moves_every_value_nested_token_and_photo_to_the_newest_key(
     again = cli(env_for(tmp_path, url, [new]), "keys", "rotate")
     assert again.returncode == 0 and "0 moved" in again.stdout
     storage_db.database.close()
+
+
+def racing(monkeypatch, model, column: str, change) -> list[int]:
+    """Make ``change(row_id)`` happen to the first row of ``model.column`` just after a batch was read
+    and before it is written back: an edit by the running bot in the middle of a pass."""
+    real = resealing._raw_rows
+    changed: list[int] = []
+
+    def read_then_edit(m, field, batch):
+        for rows in real(m, field, batch):
+            if m is model and field.column_name == column and not changed:
+                change(rows[0][0])
+                changed.append(rows[0][0])
+            yield rows
+
+    monkeypatch.setattr(resealing, "_raw_rows", read_then_edit)
+    return changed
+
+
+def set_raw(row_id: int, column: str, value: str) -> None:
+    param = storage_db.database.obj.param
+    storage_db.database.execute_sql(f'UPDATE "expert" SET "{column}" = {param} WHERE "id" = {param}', (value, row_id))
+
+
+def raw_of(row_id: int, column: str) -> str:
+    param = storage_db.database.obj.param
+    return storage_db.database.execute_sql(f'SELECT "{column}" FROM "expert" WHERE "id" = {param}', (row_id,)).fetchone()[0]
+
+
+def test_keys_rotate_never_reverts_a_value_changed_while_it_ran(database, monkeypatch):
+    """The pass reads a batch, then writes it: a name changed in between (here by a process still on
+    the old key) is neither reverted nor lost; it is reported as left under the old key, and the
+    next run moves it."""
+    old_key, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old = FieldCrypto([old_key], "sign")
+    sealed.configure(old)
+    experts = [Expert.create(user=repo.ensure_user(f"U{i:032x}"), family_name="鈴木", draft={}) for i in range(3)]
+    both = FieldCrypto([new, old_key], "sign")
+    sealed.configure(both)
+    edited = racing(monkeypatch, Expert, "family_name", lambda row_id: set_raw(row_id, "family_name", old.encrypt("佐藤")))
+
+    [tally] = [t for t in resealing.rotate(batch=2) if t.what == "expert.family_name"]
+    assert edited == [experts[0].id]
+    assert (tally.changed, tally.skipped) == (2, 1), "the edited row is skipped, not written back"
+    assert "1 changed meanwhile" in tally.line("moved")
+    assert Expert.get_by_id(experts[0].id).family_name == "佐藤", "the edit survives"
+    assert not both.under_newest(raw_of(experts[0].id, "family_name"))
+    assert [Expert.get_by_id(e.id).family_name for e in experts[1:]] == ["鈴木", "鈴木"]
+    assert resealing.left_under_old_keys() == 1, "reported as still under an old key"
+
+    monkeypatch.undo()
+    [tally] = [t for t in resealing.rotate(batch=2) if t.what == "expert.family_name"]
+    assert (tally.changed, tally.skipped) == (1, 0), "a rerun finishes it"
+    assert resealing.left_under_old_keys() == 0
+    sealed.configure(FieldCrypto([new], "sign"))
+    assert [Expert.get_by_id(e.id).family_name for e in experts] == ["佐藤", "鈴木", "鈴木"]
+
+
+def test_data_seal_never_reverts_a_value_changed_while_it_ran(database, monkeypatch):
+    crypto = FieldCrypto([Fernet.generate_key().decode()], "sign")
+    sealed.configure(crypto)
+    plaintext_rows(3)
+    ids = [e.id for e in Expert.select(Expert.id).order_by(Expert.id)]
+    # A process from before sealing (an old worker still running) writes a new plaintext name meanwhile.
+    racing(monkeypatch, Expert, "family_name", lambda row_id: set_raw(row_id, "family_name", "佐藤"))
+    [tally] = [t for t in resealing.seal_plain(batch=2) if t.what == "expert.family_name"]
+    assert (tally.changed, tally.skipped) == (2, 1)
+    assert raw_of(ids[0], "family_name") == "佐藤", "not reverted to the sealed old name"
+    monkeypatch.undo()
+    [tally] = [t for t in resealing.seal_plain() if t.what == "expert.family_name"]
+    assert (tally.changed, tally.skipped) == (1, 0)
+    assert all(sealed.is_sealed(v) for v in raw("family_name"))
+    assert [Expert.get_by_id(i).family_name for i in ids] == ["佐藤", "鈴木", "鈴木"]
+
+
+def test_bot_py_names_every_command_of_the_cli():
+    """The entry point's docstring is the command list an operator reads first: purge, data seal
+    and keys rotate (what handles personal data) are in it, as is every other command."""
+    import click
+
+    from handlers.cli import cli as group
+
+    def leaves(command: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        if isinstance(command, click.Group):
+            return [leaf for name, sub in command.commands.items() for leaf in leaves(sub, (*path, name))]
+        return [path]
+
+    lines = [line.strip() for line in (bot.__doc__ or "").splitlines() if line.strip().startswith("python bot.py ")]
+    for path in leaves(group):
+        assert any(line.split()[2] == path[0] and all(part in line.split() for part in path[1:]) for line in lines), \
+            f"python bot.py {' '.join(path)} is missing from bot.py's docstring"
+    for named in ("python bot.py purge [--dry-run]", "python bot.py data seal", "python bot.py keys rotate"):
+        assert named in bot.__doc__
 
 
 def test_an_event_waiting_for_the_worker_is_sealed_in_redis(bot_app):

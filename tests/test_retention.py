@@ -17,26 +17,39 @@ from pathlib import Path
 import requests
 from cryptography.fernet import Fernet
 
-from domain import clock, retention
+from domain import clock, lifecycle, retention, withdrawal
+from domain.withdrawal import ANONYMOUS, ERASED
 from handlers import jobs, logs, outbox
 from program import load_program
 from simulator import events
 from storage import repo
 from storage.files import EncryptedFileStore
-from storage.models import AuditLog, Expert, LineUser, Outbox, PersonIndex, ProcessedEvent, Report, utcnow
+from storage.models import (
+    AuditLog,
+    Dispatch,
+    ExceptionReport,
+    Expert,
+    LineUser,
+    Outbox,
+    PersonIndex,
+    ProcessedEvent,
+    Report,
+    utcnow,
+)
 from tests.actors import (
     REVIEWER,
     dispatch_for,
     expert_of,
     institution_with_reviewer,
+    jpeg,
     pushed_texts,
     secretariat,
     step_of,
     tap,
 )
 from tests.conftest import SECRET, TEST_CRYPTO
-from tests.test_journey import EXPERT, register
-from tests.test_personal_data import cli, env_for
+from tests.test_journey import EMAIL, EXPERT, register
+from tests.test_personal_data import cli, commissioned_through_line, dispatch_and_report, env_for
 
 PROGRAM = load_program()
 USER = "U" + "7e" * 16
@@ -222,6 +235,85 @@ def test_a_message_after_the_notice_keeps_the_draft_and_a_later_idle_spell_is_to
     assert purge_at(bot_app, utcnow() + 167 * DAY).draft_notices == 1
     assert len(notices(bot_app, EXPERT)) == 2
     assert purge_at(bot_app, utcnow() + 181 * DAY).abandoned_drafts == 1
+
+
+# --- what 退会 kept for the accounts -------------------------------------------------------------------
+
+
+def test_what_withdrawal_kept_for_the_accounts_goes_after_records_years(bot_app):
+    expert = commissioned_through_line(bot_app)
+    report = dispatch_and_report(bot_app, expert)
+    tap(bot_app, REVIEWER, f"a=rep_accept&id={report.id}")
+    assert "受理しました" in tap(bot_app, REVIEWER, "c=yes")[0]
+    # What a report may hold of the expert: the route they travelled, photos; an exception report's reason.
+    photo = bot_app.rt.files.put(jpeg("olive"), "image/jpeg")
+    Report.update(draft={**Report.get_by_id(report.id).draft, "travel_yen": 880, "travel_route": "自宅最寄りの荻窪駅〜東京駅",
+                         "photos": [photo]}).where(Report.id == report.id).execute()
+    ExceptionReport.create(dispatch=report.dispatch_id, kind="in", reason="自宅の近くで電波が悪かったため",
+                           distances=[1200.0])
+    bot_app.text(EXPERT, "退会")
+    assert "7年間" in tap(bot_app, EXPERT, "c=yes")[0]
+    kept = Expert.get_by_id(expert.id)
+    assert (kept.family_name, kept.status) == ("鈴木", "withdrawn") and kept.profile["bank_code"]
+    assert repo.experts_matching("name", "鈴木") == [expert.id], "kept, and found for the accounts"
+    report = Report.get_by_id(report.id)
+    amounts = (report.gross_yen, report.net_yen, report.minutes, report.fee_month, report.status)
+    # Someone withdrawn with nothing to account for was anonymised at once: nothing more to erase.
+    other = Expert.create(user=repo.ensure_user("U" + "5" * 32), status="draft", draft={"phone": "+819011112222"})
+    lifecycle.change_status(other, "withdraw", actor="test", reason="本人の申し出")
+    withdrawal.erase(other, None)
+    other.save()
+
+    years = PROGRAM.retention.records_years
+    assert years == 7
+    withdrawn = AuditLog.get((AuditLog.action == "status.change") & (AuditLog.target == f"expert:{expert.id}")
+                             & (AuditLog.after == "withdrawn")).at
+    early = purge_at(bot_app, withdrawal.years_before(withdrawn, -years) - DAY)
+    assert (early.withdrawn_records, early.record_photos) == (0, 0), "kept the configured years"
+    later = withdrawal.years_before(withdrawn, -years) + DAY
+    dry = purge_at(bot_app, later, dry_run=True)
+    assert (dry.withdrawn_records, dry.record_photos) == (1, 1)
+    assert Expert.get_by_id(expert.id).profile == kept.profile and bot_app.rt.files.exists(photo), "a dry run changes nothing"
+    assert "photos" in Report.get_by_id(report.id).draft
+
+    done = purge_at(bot_app, later)
+    assert (done.withdrawn_records, done.record_photos) == (1, 1)
+    gone = Expert.get_by_id(expert.id)
+    assert (gone.family_name, gone.given_name, gone.kana, gone.account_blind) == (ANONYMOUS, None, None, None)
+    assert (gone.profile, gone.draft, gone.status) == (None, {}, "withdrawn")
+    assert PersonIndex.select().where(PersonIndex.expert == expert.id).count() == 0, "no blind index left"
+    assert repo.experts_matching("name", "鈴木") == [] and repo.experts_matching("name", "スズキ") == []
+    assert repo.experts_matching("email", EMAIL) == []
+    # The accounts' rows stay, with their totals and nothing of the person.
+    report = Report.get_by_id(report.id)
+    assert (report.gross_yen, report.net_yen, report.minutes, report.fee_month, report.status) == amounts
+    assert "travel_route" not in report.draft and "photos" not in report.draft and report.draft["travel_yen"] == 880
+    assert not bot_app.rt.files.exists(photo)
+    assert ExceptionReport.get(ExceptionReport.dispatch == report.dispatch_id).reason == ERASED
+    assert Dispatch.get_by_id(report.dispatch_id).status == "completed"
+    stored = json.dumps([Report.get_by_id(report.id).draft, [e.reason for e in ExceptionReport.select()]],
+                        ensure_ascii=False)
+    assert "荻窪" not in stored and "自宅" not in stored
+    # Counted and audited, never with the data; the other withdrawn expert was not touched.
+    assert [a.target for a in audits("retention.records_erased")] == [f"expert:{expert.id}"]
+    assert "withdrawn_records=1" in audits("retention.purge")[-1].reason
+    assert "鈴木" not in json.dumps([a.reason for a in AuditLog.select()], ensure_ascii=False)
+    assert Expert.get_by_id(other.id).family_name == ANONYMOUS
+    assert purge_at(bot_app, later + DAY).withdrawn_records == 0, "a second run finds nothing"
+    # The expert can still talk to the bot, and apply again.
+    assert "退会済みです" in bot_app.text(EXPERT, "こんにちは")[0]
+
+
+def test_a_withdrawn_expert_who_applied_again_keeps_their_records(bot_app):
+    expert = commissioned_through_line(bot_app)
+    dispatch_and_report(bot_app, expert)
+    bot_app.text(EXPERT, "退会")
+    tap(bot_app, EXPERT, "c=yes")
+    bot_app.text(EXPERT, "登録")  # a new application on the same record: the account kept is in force again
+    assert Expert.get_by_id(expert.id).status == "draft"
+    done = purge_at(bot_app, utcnow() + 8 * 366 * DAY)
+    assert done.withdrawn_records == 0
+    assert Expert.get_by_id(expert.id).profile["bank_code"]
 
 
 # --- the replay guard ------------------------------------------------------------------------------------
