@@ -1,14 +1,16 @@
 """What ``bench.scale_seed`` seeds from, and what the run adds: the program's sizes, the names,
-banks and report texts of the seeded people, their stable LINE ids, the probes (experts the
-benchmark drives through a dispatch) and each round's dispatches of the day for them."""
+banks and report texts of the seeded people, their stable LINE ids, the rows in bulk (``Rows``),
+the probes (experts the benchmark drives through a dispatch) and each round's dispatches of the
+day for them."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
-from peewee import Field
+from peewee import Field, Model
 
 from program import Program
 from storage import repo
@@ -41,6 +43,49 @@ REPORT_TEXT = {
 def line_id(kind: str, i: int) -> str:
     """A stable LINE user id per role and number (the same at every size)."""
     return "U" + hashlib.sha256(f"scale:{kind}:{i}".encode()).hexdigest()[:32]
+
+
+class Rows:
+    """Rows of one model, inserted in chunks as they pile up (bounded memory)."""
+
+    def __init__(self, model: type[Model], fields: Sequence[Field], chunk: int, parents: Sequence["Rows"] = ()):
+        self.model, self.fields, self.parents = model, list(fields), list(parents)
+        # Columns left out get their model default, as ``insert_many`` would give them.
+        given = {f.name for f in self.fields}  # by name: a peewee field's == builds an expression
+        self.defaults = [(f, d) for f, d in model._meta.defaults.items() if f.name not in given]
+        self.fields += [f for f, _ in self.defaults]
+        self.chunk = max(1, min(chunk, 30_000 // max(1, len(self.fields))))
+        self.rows: list[tuple[Any, ...]] = []
+        self.total = 0
+        self._compiled: dict[int, str] = {}
+
+    def add(self, *row: Any) -> None:
+        if self.defaults:
+            row += tuple(d() if callable(d) else d for _, d in self.defaults)
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        for parent in self.parents:  # foreign keys are checked at once: the rows they name go first
+            parent.flush()
+        if not self.rows:
+            return
+        # peewee compiles the statement and each field converts its values (``db_value``: the sealing,
+        # the JSON), as ``insert_many`` would; only the compiling is done once per chunk size, not
+        # once per value (it cost ten times the inserting).
+        params = [f.db_value(v) for row in self.rows for f, v in zip(self.fields, row)]
+        database.execute_sql(self._sql(len(self.rows)), params)
+        self.total += len(self.rows)
+        self.rows = []
+
+    def _sql(self, n: int) -> str:
+        if n not in self._compiled:
+            one, _ = self.model.insert_many([self.rows[0]], fields=self.fields).sql()
+            head, _, group = one.partition(" VALUES ")
+            group, _, tail = group.partition(" RETURNING ")  # PostgreSQL: no ids wanted back
+            self._compiled[n] = f"{head} VALUES {', '.join([group] * n)}"
+        return self._compiled[n]
 
 
 @dataclass

@@ -21,8 +21,9 @@ What one size holds (``n`` commissioned experts):
   fields, each with the audit trail of their registration, consent and
   acceptance, and 5 dispatches over the last 12 months (Asia/Tokyo): most
   checked in and out with an accepted report (the fee stored), some reports
-  waiting for review, some requests pending, accepted for the coming
-  weeks, or cancelled; ≈ 41 audit rows per expert, the webhook event ids
+  waiting for review, some late (returned, a draft or none: ``/stats`` counts
+  them from ``Dispatch.report_due_at``, written here as the status machines
+  keep it), some requests pending, accepted for the coming weeks, or cancelled; ≈ 41 audit rows per expert, the webhook event ids
   (``ProcessedEvent``) and delivered pushes (``Outbox``) those steps left;
 * applications waiting for the institution (1 %) and the secretariat
   (0.5 %), and registrations abandoned half a year ago (0.5 %), so 審査待ち,
@@ -35,12 +36,9 @@ from __future__ import annotations
 
 import hashlib
 import time as _time
-from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
-
-from peewee import Field, Model
 
 from bench.scale_data import (  # noqa: F401  (re-exported: bench.scale imports them from here)
     BANKS,
@@ -53,6 +51,7 @@ from bench.scale_data import (  # noqa: F401  (re-exported: bench.scale imports 
     SECRETARIAT,
     SURNAMES,
     Probe,
+    Rows,
     Seeded,
     arm_probes,
     line_id,
@@ -84,59 +83,16 @@ from storage.models import (
 )
 
 
-class _Rows:
-    """Rows of one model, inserted in chunks as they pile up (bounded memory)."""
-
-    def __init__(self, model: type[Model], fields: Sequence[Field], chunk: int, parents: Sequence["_Rows"] = ()):
-        self.model, self.fields, self.parents = model, list(fields), list(parents)
-        # Columns left out get their model default, as ``insert_many`` would give them.
-        given = {f.name for f in self.fields}  # by name: a peewee field's == builds an expression
-        self.defaults = [(f, d) for f, d in model._meta.defaults.items() if f.name not in given]
-        self.fields += [f for f, _ in self.defaults]
-        self.chunk = max(1, min(chunk, 30_000 // max(1, len(self.fields))))
-        self.rows: list[tuple[Any, ...]] = []
-        self.total = 0
-        self._compiled: dict[int, str] = {}
-
-    def add(self, *row: Any) -> None:
-        if self.defaults:
-            row += tuple(d() if callable(d) else d for _, d in self.defaults)
-        self.rows.append(row)
-        if len(self.rows) >= self.chunk:
-            self.flush()
-
-    def flush(self) -> None:
-        for parent in self.parents:  # foreign keys are checked at once: the rows they name go first
-            parent.flush()
-        if not self.rows:
-            return
-        # peewee compiles the statement and each field converts its values (``db_value``: the sealing,
-        # the JSON), as ``insert_many`` would; only the compiling is done once per chunk size, not
-        # once per value (it cost ten times the inserting).
-        params = [f.db_value(v) for row in self.rows for f, v in zip(self.fields, row)]
-        database.execute_sql(self._sql(len(self.rows)), params)
-        self.total += len(self.rows)
-        self.rows = []
-
-    def _sql(self, n: int) -> str:
-        if n not in self._compiled:
-            one, _ = self.model.insert_many([self.rows[0]], fields=self.fields).sql()
-            head, _, group = one.partition(" VALUES ")
-            group, _, tail = group.partition(" RETURNING ")  # PostgreSQL: no ids wanted back
-            self._compiled[n] = f"{head} VALUES {', '.join([group] * n)}"
-        return self._compiled[n]
-
-
 class _Seeder:
     def __init__(self, program: Program, n: int, now: datetime, chunk: int):
         self.program, self.n, self.now, self.chunk = program, n, now, chunk
         self.crypto = sealed.crypto()
         self.tz = program.timezone
-        self.audit = _Rows(AuditLog, [AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.target,
+        self.audit = Rows(AuditLog, [AuditLog.id, AuditLog.at, AuditLog.actor, AuditLog.action, AuditLog.target,
                                       AuditLog.before, AuditLog.after, AuditLog.reason, AuditLog.event_id], chunk)
-        self.events = _Rows(ProcessedEvent, [ProcessedEvent.webhook_event_id, ProcessedEvent.line_user_id,
+        self.events = Rows(ProcessedEvent, [ProcessedEvent.webhook_event_id, ProcessedEvent.line_user_id,
                                              ProcessedEvent.processed_at], chunk)
-        self.outbox = _Rows(Outbox, [Outbox.id, Outbox.uuid, Outbox.to, Outbox.messages, Outbox.status,
+        self.outbox = Rows(Outbox, [Outbox.id, Outbox.uuid, Outbox.to, Outbox.messages, Outbox.status,
                                      Outbox.attempts, Outbox.reason, Outbox.created_at, Outbox.sent_at], chunk)
         self.ids: dict[str, int] = {}
         self.reviewers: dict[int, str] = {}
@@ -174,7 +130,7 @@ class _Seeder:
     # --- people -------------------------------------------------------------------------------
 
     def staff(self) -> tuple[list[str], list[tuple[int, str]]]:
-        institutions, users = [], _Rows(LineUser, [LineUser.id, LineUser.line_user_id, LineUser.role,
+        institutions, users = [], Rows(LineUser, [LineUser.id, LineUser.line_user_id, LineUser.role,
                                                      LineUser.institution, LineUser.created_at,
                                                      LineUser.updated_at], self.chunk)
         at = self.now - timedelta(days=400)
@@ -259,7 +215,7 @@ class _Seeder:
         return fp, pairs, areas, fields
 
 
-def _add_index(rows: dict[str, _Rows], expert_id: int, pairs: list[tuple[str, str]], areas: list[str],
+def _add_index(rows: dict[str, Rows], expert_id: int, pairs: list[tuple[str, str]], areas: list[str],
                fields: list[str]) -> None:
     """After the expert's own row (the foreign keys are checked at once)."""
     for kind, digest in pairs:
@@ -270,39 +226,40 @@ def _add_index(rows: dict[str, _Rows], expert_id: int, pairs: list[tuple[str, st
         rows["field"].add(expert_id, f)
 
 
-def _expert_rows(chunk: int) -> dict[str, _Rows]:
-    user = _Rows(LineUser, [LineUser.id, LineUser.line_user_id, LineUser.session_rev, LineUser.created_at,
+def _expert_rows(chunk: int) -> dict[str, Rows]:
+    user = Rows(LineUser, [LineUser.id, LineUser.line_user_id, LineUser.session_rev, LineUser.created_at,
                             LineUser.updated_at], chunk)
-    expert = _Rows(Expert, [Expert.id, Expert.user, Expert.status, Expert.institution, Expert.draft,
+    expert = Rows(Expert, [Expert.id, Expert.user, Expert.status, Expert.institution, Expert.draft,
                             Expert.family_name, Expert.given_name, Expert.kana, Expert.terms_version,
                             Expert.terms_agreed_at, Expert.created_at, Expert.updated_at, Expert.submitted_at,
                             Expert.commission_number, Expert.conditions_version, Expert.conditions_sha256,
                             Expert.conditions_agreed_at, Expert.accepted_at, Expert.account_blind,
                             Expert.profile, Expert.index_fp], chunk, [user])
-    business = _Rows(Business, [Business.id, Business.institution, Business.name, Business.latitude,
+    business = Rows(Business, [Business.id, Business.institution, Business.name, Business.latitude,
                                 Business.longitude, Business.address, Business.created_at], chunk)
-    dispatch = _Rows(Dispatch, [Dispatch.id, Dispatch.business, Dispatch.institution, Dispatch.expert,
+    dispatch = Rows(Dispatch, [Dispatch.id, Dispatch.business, Dispatch.institution, Dispatch.expert,
                                 Dispatch.requested_by, Dispatch.theme, Dispatch.scheduled_at, Dispatch.status,
-                                Dispatch.reason, Dispatch.created_at, Dispatch.updated_at], chunk, [business, expert])
+                                Dispatch.reason, Dispatch.created_at, Dispatch.updated_at, Dispatch.report_due_at],
+                      chunk, [business, expert])
     return {
         "user": user,
         "expert": expert,
-        "index": _Rows(PersonIndex, [PersonIndex.expert, PersonIndex.kind, PersonIndex.digest], chunk, [expert]),
-        "area": _Rows(ExpertArea, [ExpertArea.expert, ExpertArea.prefecture], chunk, [expert]),
-        "field": _Rows(ExpertField, [ExpertField.expert, ExpertField.field], chunk, [expert]),
-        "consent": _Rows(ConditionsConsent, [ConditionsConsent.expert, ConditionsConsent.version,
+        "index": Rows(PersonIndex, [PersonIndex.expert, PersonIndex.kind, PersonIndex.digest], chunk, [expert]),
+        "area": Rows(ExpertArea, [ExpertArea.expert, ExpertArea.prefecture], chunk, [expert]),
+        "field": Rows(ExpertField, [ExpertField.expert, ExpertField.field], chunk, [expert]),
+        "consent": Rows(ConditionsConsent, [ConditionsConsent.expert, ConditionsConsent.version,
                                              ConditionsConsent.sha256, ConditionsConsent.agreed,
                                              ConditionsConsent.event_id, ConditionsConsent.at], chunk, [expert]),
         "business": business,
         "dispatch": dispatch,
-        "attendance": _Rows(Attendance, [Attendance.dispatch, Attendance.kind, Attendance.line_timestamp,
+        "attendance": Rows(Attendance, [Attendance.dispatch, Attendance.kind, Attendance.line_timestamp,
                                          Attendance.received_at, Attendance.latitude, Attendance.longitude,
                                          Attendance.distance_m, Attendance.flagged, Attendance.flags,
                                          Attendance.event_id], chunk, [dispatch]),
-        "report": _Rows(Report, [Report.id, Report.dispatch, Report.status, Report.draft, Report.minutes,
+        "report": Rows(Report, [Report.id, Report.dispatch, Report.status, Report.draft, Report.minutes,
                                  Report.gross_yen, Report.withholding_yen, Report.travel_yen, Report.net_yen,
                                  Report.fee_month, Report.submitted_at, Report.accepted_at, Report.accepted_by,
-                                 Report.created_at, Report.updated_at], chunk, [dispatch]),
+                                 Report.created_at, Report.updated_at, Report.reason], chunk, [dispatch]),
     }
 
 
@@ -346,7 +303,7 @@ def seed(program: Program, n: int, *, probes: int = 10, now: datetime | None = N
         audit_per_expert=counts["AuditLog"] / max(1, n))
 
 
-def _one_expert(s: _Seeder, rows: dict[str, _Rows], i: int, today: date, month_counts: dict[str, int],
+def _one_expert(s: _Seeder, rows: dict[str, Rows], i: int, today: date, month_counts: dict[str, int],
                 conditions: Any, terms: Any, prefix: str) -> None:
     """One commissioned expert: the registration's trail, then five dispatches."""
     inst = 1 + i % INSTITUTIONS
@@ -396,13 +353,16 @@ def _one_expert(s: _Seeder, rows: dict[str, _Rows], i: int, today: date, month_c
                       today, month_counts)
 
 
-def _one_dispatch(s: _Seeder, rows: dict[str, _Rows], i: int, j: int, expert_id: int, uid: str, inst: int,
+def _one_dispatch(s: _Seeder, rows: dict[str, Rows], i: int, j: int, expert_id: int, uid: str, inst: int,
                   business: int, theme: str, today: date, month_counts: dict[str, int]) -> None:
-    """One dispatch in one of its lives: done and paid, done and waiting, upcoming, pending or cancelled."""
+    """One dispatch in one of its lives: done and paid, done and waiting, done and its report late
+    (returned, a draft, none: 3 in 100 experts), upcoming, pending or cancelled."""
     reviewer = s.reviewers[inst]
     kind = "paid"
     if j == 3 and i % 5 == 0:
         kind = "submitted"
+    elif j == 3 and i % 20 in (1, 2, 3):
+        kind = ("returned", "draft", "unreported")[i % 20 - 1]
     elif j == 4:
         kind = ("upcoming", "requested", "cancelled", "paid")[i % 4]
     if kind in ("upcoming", "requested"):
@@ -416,11 +376,13 @@ def _one_dispatch(s: _Seeder, rows: dict[str, _Rows], i: int, j: int, expert_id:
     requested = at - timedelta(days=10)
     did = s.next_id("dispatch")
     target = f"dispatch:{did}"
-    status = {"paid": "completed", "submitted": "completed", "upcoming": "accepted", "requested": "requested",
-              "cancelled": "cancelled"}[kind]
+    status = {"upcoming": "accepted", "requested": "requested", "cancelled": "cancelled"}.get(kind, "completed")
     reason = "日程が合わなくなったため" if kind == "cancelled" else None
+    check_in, check_out = at + timedelta(minutes=i % 10), at + timedelta(minutes=125 + i % 10)
+    # What the status machines keep (domain.statuses): the check-out time while the report is owed.
+    due = check_out if kind in ("returned", "draft", "unreported") else None
     rows["dispatch"].add(did, business, inst, expert_id, s.reviewer_pks[inst], theme, at, status, reason, requested,
-                         at + timedelta(hours=3) if status == "completed" else requested + timedelta(days=1))
+                         at + timedelta(hours=3) if status == "completed" else requested + timedelta(days=1), due)
     s.step(requested, reviewer, "dispatch.requested", target=target, after="requested")
     s.push(uid, "dispatch_requested", requested)
     if kind == "requested":
@@ -433,12 +395,13 @@ def _one_dispatch(s: _Seeder, rows: dict[str, _Rows], i: int, j: int, expert_id:
         return
     if kind == "upcoming":
         return
-    check_in, check_out = at + timedelta(minutes=i % 10), at + timedelta(minutes=125 + i % 10)
     for k, when, dist in (("in", check_in, 20.0 + i % 50), ("out", check_out, 25.0 + i % 40)):
         rows["attendance"].add(did, k, when, when + timedelta(seconds=2), PIN[0] + 1e-4, PIN[1] + (1e-4 if k == "in"
                                else 2e-4), dist, False, [], f"scale-{did}-{k}")
         s.step(when, uid, f"attendance.{k}", target=target, before="accepted" if k == "in" else "checked_in",
                after="checked_in" if k == "in" else "completed")
+    if kind == "unreported":
+        return
     minutes = 120
     travel = 1200 if i % 2 else 0
     fee = s.program.fee(minutes, travel_yen=travel)
@@ -449,12 +412,22 @@ def _one_dispatch(s: _Seeder, rows: dict[str, _Rows], i: int, j: int, expert_id:
         draft["travel_route"] = "東京駅〜事業所（往復・電車）"
     submitted = check_out + timedelta(hours=2)
     report_id = s.next_id("report")
+    if kind == "draft":  # opened at check-out, half written, never sent
+        rows["report"].add(report_id, did, "draft", {"consultation": REPORT_TEXT["consultation"], "open": True},
+                           None, None, None, None, None, None, None, None, None, check_out, check_out, None)
+        s.step(check_out, uid, "report.open", target=f"report:{report_id}", after=target)
+        return
     accepted_at = submitted + timedelta(days=1) if kind == "paid" else None
-    rows["report"].add(report_id, did, "accepted" if kind == "paid" else "submitted", draft, fee.minutes,
-                       fee.gross_yen, fee.withholding_yen, fee.travel_yen, fee.net_yen, month, submitted,
-                       accepted_at, reviewer if accepted_at else None, check_out, accepted_at or submitted)
+    returned = "対面時間の内訳を書いてください。" if kind == "returned" else None
+    rows["report"].add(report_id, did, {"paid": "accepted", "submitted": "submitted"}.get(kind, "returned"), draft,
+                       fee.minutes, fee.gross_yen, fee.withholding_yen, fee.travel_yen, fee.net_yen, month, submitted,
+                       accepted_at, reviewer if accepted_at else None, check_out,
+                       accepted_at or submitted + timedelta(days=1 if returned else 0), returned)
     s.step(submitted, uid, "report.submit", target=f"report:{report_id}", before="draft", after="submitted",
            reason=f"gross={fee.gross_yen} net={fee.net_yen} month={month}")
+    if returned:
+        s.step(submitted + timedelta(days=1), reviewer, "report.return", target=f"report:{report_id}",
+               before="submitted", after="returned", reason=returned)
     if accepted_at is not None:
         s.step(accepted_at, reviewer, "report.accept", target=f"report:{report_id}", before="submitted",
                after="accepted")
@@ -462,7 +435,7 @@ def _one_dispatch(s: _Seeder, rows: dict[str, _Rows], i: int, j: int, expert_id:
         month_counts[month] = month_counts.get(month, 0) + 1
 
 
-def _applications(s: _Seeder, rows: dict[str, _Rows], n: int, today: date) -> None:
+def _applications(s: _Seeder, rows: dict[str, Rows], n: int, today: date) -> None:
     """Applications waiting for review, and registrations abandoned half a year ago."""
     plan = ([("pending_institution", k) for k in range(max(2, n // 100))]
             + [("pending_secretariat", k) for k in range(max(1, n // 200))]

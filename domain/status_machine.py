@@ -16,6 +16,10 @@ The status and the move's other columns are written in one conditional
 ``UPDATE … WHERE status = <the status the move was decided on>``: two
 people acting at once (a reviewer cancelling while the expert accepts)
 cannot both win; the one who lost is refused like any illegal move.
+
+A machine may keep a column derived from the statuses (``after_move``: run after
+every move it writes, in the same transaction), so no flow has to remember it:
+the report machine keeps ``Dispatch.report_due_at`` (``domain.statuses``).
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ class Move:
 
 
 Guard = Callable[[Move], bool]
+AfterMove = Callable[[Any, str, str], None]  # (record, before, after): what follows from a move
 
 
 def has_reason(move: Move) -> bool:
@@ -58,13 +63,14 @@ class StatusMachine:
     """The declared moves of one model's ``status`` column, built once."""
 
     def __init__(self, kind: str, title: str, model: type[BaseModel], states: Sequence[str],
-                 transitions: list[dict[str, Any]], initial: str) -> None:
+                 transitions: list[dict[str, Any]], initial: str, after_move: AfterMove | None = None) -> None:
         self.kind = kind  # the audit target's prefix: "dispatch" → "dispatch:12"
         self.title = title  # for the diagram
         self.model = model
         self.states = list(states)
         self.transitions = transitions
         self.initial = initial
+        self.after_move = after_move
         self.machine = Machine(model=None, states=self.states, transitions=transitions, initial=initial,
                                auto_transitions=False)
 
@@ -113,6 +119,8 @@ class StatusMachine:
         for name, value in values.items():
             setattr(record, name, value)
         record._dirty.difference_update(values)  # written above: a later save() need not repeat them
+        if self.after_move is not None:
+            self.after_move(record, before, after)
         repo.audit(actor, "status.change", target=self.target(record), before=before, after=after, reason=reason,
                    event_id=event_id)
         return before, after

@@ -20,18 +20,33 @@ Report (支援実施報告書)::
 ChangeRequest (登録内容の変更)::
 
     pending → approved | returned (reason; a fix is a new request)
+
+``Dispatch.report_due_at`` follows from these statuses, kept here and nowhere
+else: the check-out (``check_out``) writes its time with the status, and every
+report move recomputes it by the rule (:func:`refresh_report_due`): the
+check-out time while the dispatch is completed and its report unsent (none,
+a draft, or returned), NULL once it is submitted or accepted. A report row
+created as a draft changes nothing (no report and a draft are both unsent).
+The reports late (``domain.stats``) are then one range of its index.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from peewee import Expression
+
 from domain.status_machine import Move, StatusMachine, has_reason
-from storage.models import ChangeRequest, Dispatch, Report
+from storage.models import ChangeRequest, Dispatch, Report, report_due_rule
 
 
 def has_new_date(move: Move) -> bool:
     """A reschedule is a new date: without one there is nothing to move."""
     return move.changes.get("scheduled_at") is not None
+
+
+def has_check_out_time(move: Move) -> bool:
+    """A check-out starts its report's clock: the check-out's own time is written with it."""
+    return move.changes.get("report_due_at") is not None
 
 
 def has_fee(move: Move) -> bool:
@@ -60,7 +75,7 @@ DISPATCH_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "reschedule", "source": "requested", "dest": "requested", "conditions": has_new_date},
     {"trigger": "reschedule", "source": "accepted", "dest": "accepted", "conditions": has_new_date},
     {"trigger": "check_in", "source": "accepted", "dest": "checked_in"},
-    {"trigger": "check_out", "source": "checked_in", "dest": "completed"},
+    {"trigger": "check_out", "source": "checked_in", "dest": "completed", "conditions": has_check_out_time},
 ]
 
 DISPATCH = StatusMachine(
@@ -75,10 +90,21 @@ REPORT_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "return", "source": "submitted", "dest": "returned", "conditions": has_reason},
 ]
 
+
+def refresh_report_due(where: Expression) -> int:
+    """Recompute ``Dispatch.report_due_at`` by its rule for the dispatches ``where`` selects (one
+    UPDATE); the report machine runs it after every move, seeds after writing a past directly."""
+    return int(Dispatch.update(report_due_at=report_due_rule(REPORT_EDITABLE)).where(where).execute())
+
+
+def _report_moved(report: Report, before: str, after: str) -> None:
+    refresh_report_due(Dispatch.id == report.dispatch_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+
+
 REPORT = StatusMachine(
     "report", "報告書の状態", Report,
     list(REPORT_LABELS),
-    REPORT_TRANSITIONS, initial="draft",
+    REPORT_TRANSITIONS, initial="draft", after_move=_report_moved,
 )
 
 CHANGE_TRANSITIONS: list[dict[str, Any]] = [

@@ -137,6 +137,31 @@ def _v9_national_scale(db: Database, migrator: SchemaMigrator) -> None:
             migrate(migrator.add_index(table, columns, unique=False))
 
 
+# ``domain.statuses.REPORT_EDITABLE`` when v10 was written (the storage layer does not import the domain).
+V10_REPORT_UNSENT = ("draft", "returned")
+
+
+def _v10_report_due(db: Database, migrator: SchemaMigrator) -> None:
+    """``Dispatch.report_due_at`` (the reports late are one index range, not a three-table join),
+    filled for every existing dispatch by one UPDATE computed by the rule; and the status
+    columns /stats counts by, indexed where an older database lacks it."""
+    dispatch = models.Dispatch
+    table = dispatch._meta.table_name
+    if not db.table_exists(table):
+        return  # not a schema this code wrote
+    if "report_due_at" not in {c.name for c in db.get_columns(table)}:
+        migrate(migrator.add_column(table, "report_due_at", dispatch.report_due_at))
+    for model, column in ((dispatch, "report_due_at"), (dispatch, "status"), (models.Expert, "status"),
+                          (models.Outbox, "status")):
+        name = model._meta.table_name
+        if not db.table_exists(name) or column not in {c.name for c in db.get_columns(name)}:
+            continue  # a hand-made old schema without it: nothing to index
+        if f"{name}_{column}" not in {i.name for i in db.get_indexes(name)}:
+            migrate(migrator.add_index(name, (column,), unique=False))
+    (dispatch.update(report_due_at=models.report_due_rule(V10_REPORT_UNSENT))
+     .where((dispatch.status == "completed") | dispatch.report_due_at.is_null(False)).execute())
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -147,6 +172,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v7_sealed_personal_data,
     _v8_plain_matching,
     _v9_national_scale,
+    _v10_report_due,
 ]
 
 LATEST = len(MIGRATIONS)

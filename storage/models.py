@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,13 +17,16 @@ from peewee import (
     AutoField,
     BigIntegerField,
     BooleanField,
+    Case,
     CharField,
     DateTimeField,
     DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
+    Node,
     TextField,
+    fn,
 )
 
 from storage import people, sealed
@@ -271,6 +275,10 @@ class Dispatch(BaseModel):
     reason = TextField(null=True)  # decline or cancel reason
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # v10: UTC, naive: the check-out time while the dispatch is completed and its report is not sent
+    # (none yet, or a draft, or returned); NULL otherwise. Kept by the status machines
+    # (``domain.statuses``): the reports late are one range of this index, not a join of three tables.
+    report_due_at = DateTimeField(null=True, index=True)
 
 
 class Attendance(BaseModel):
@@ -327,6 +335,20 @@ class Report(BaseModel):
 
     class Meta:
         indexes = ((("fee_month", "status"), False),)  # a month's accepted reports: /fees and the exports
+
+
+def report_due_rule(editable: Sequence[str]) -> Node:
+    """``Dispatch.report_due_at`` by its rule, as SQL over the dispatch row an UPDATE writes: the
+    (first) check-out time of a completed dispatch whose report is missing or in ``editable``, else NULL.
+
+    One expression for the status machines' hook, the migration that fills older rows and the
+    seeds that write a past directly; ``editable`` is ``domain.statuses.REPORT_EDITABLE`` (the
+    storage layer does not import the domain).
+    """
+    checked_out = (Attendance.select(fn.MIN(Attendance.line_timestamp))
+                   .where((Attendance.dispatch == Dispatch.id) & (Attendance.kind == "out")))
+    sent = Report.select(Report.id).where((Report.dispatch == Dispatch.id) & Report.status.not_in(list(editable)))
+    return Case(None, [((Dispatch.status == "completed") & ~fn.EXISTS(sent), checked_out)], None)
 
 
 class AuditLog(BaseModel):

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 from bench import scale_seed
 from bench.common import ROOT
-from domain import fees
+from domain import fees, stats
+from domain.statuses import refresh_report_due
 from program import load_program
 from storage.db import database as db_proxy
 from storage.models import (
@@ -65,6 +66,17 @@ def test_seed_is_what_the_bot_writes(database: str) -> None:
         assert (report.gross_yen, report.net_yen, report.minutes) == (fee.gross_yen, fee.net_yen, fee.minutes)
         assert report.fee_month == fees.fee_month(program, report)
     assert seeded.export_month in {r.fee_month for r in accepted}
+
+    # The reports late: some returned, some drafts, some never opened; ``report_due_at`` written as the
+    # status machines keep it (recomputing it by the rule changes nothing) and /stats counts them from it.
+    def due() -> dict[int, datetime | None]:
+        return {d.id: d.report_due_at for d in Dispatch.select(Dispatch.id, Dispatch.report_due_at)}
+
+    seeded_due = due()
+    refresh_report_due(Dispatch.id > 0)
+    assert due() == seeded_due
+    assert {r.status for r in Report.select(Report.status)} >= {"draft", "returned", "submitted", "accepted"}
+    assert stats.late_reports(program) == stats.late_reports_by_scan(program) == 3
 
     # The bot can go on writing (ids past the seeded ones, on PostgreSQL too), and the probes
     # get an accepted dispatch of today.

@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from storage.db import database
-from storage.models import Report
+from storage.models import Outbox, Report
 from tests.actors import (
     REVIEWER,
     SEC,
@@ -27,6 +27,7 @@ from tests.actors import (
     secretariat,
     submitted_application,
 )
+from tests.test_reports import checked
 
 # The tables that grow with the country (lineuser, institution and the small lookup tables may be scanned).
 BIG_TABLES = ("expert", "dispatch", "report", "outbox", "auditlog", "processedevent", "personindex",
@@ -59,12 +60,16 @@ def statements() -> Iterator[_Statements]:
         logger.setLevel(level)
 
 
-def scanned(sql: str, params: tuple) -> list[str]:
-    """The big tables this statement would read whole, sequential scans priced out."""
+def plan_of(sql: str, params: tuple) -> str:
+    """PostgreSQL's plan for the statement, sequential scans priced out."""
     with database.atomic():
         database.execute_sql("SET LOCAL enable_seqscan = off")
-        plan = "\n".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall())
-    return [table for table in SEQ_SCAN.findall(plan) if table in BIG_TABLES]
+        return "\n".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall())
+
+
+def scanned(sql: str, params: tuple) -> list[str]:
+    """The big tables this statement would read whole, sequential scans priced out."""
+    return [table for table in SEQ_SCAN.findall(plan_of(sql, params)) if table in BIG_TABLES]
 
 
 def test_every_command_query_can_use_an_index(bot_app, db_kind):
@@ -98,3 +103,28 @@ def test_every_command_query_can_use_an_index(bot_app, db_kind):
                 problems.setdefault(text, []).append(f"{tables}: {sql[:160]}")
     assert any("高橋" in t for t in answers["経営戦略"]), answers["経営戦略"]  # the request reached the matching
     assert not problems, problems
+
+
+def test_stats_counts_each_read_one_index_alone(bot_app, db_kind):
+    """/stats costs the same at 10,000 experts as at 10: experts and dispatches per status, the
+    reports late (``Dispatch.report_due_at``, no join of dispatches, check-outs and reports) and
+    the failed pushes are four counts, each an index-only scan of one index."""
+    if db_kind != "postgres":
+        pytest.skip("query plans are PostgreSQL's (TEST_DATABASE_URL)")
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "計画支援機関", REVIEWER)
+    expert = commissioned_expert(inst)
+    june_10 = datetime(2026, 6, 10, 1, 0)
+    checked(dispatch_for(expert, REVIEWER, when=june_10, status="completed"), june_10, 120)  # no report yet: late
+    Outbox.create(to=SEC, status="failed", reason="test")
+    for table in ("expert", "dispatch", "outbox"):  # the visibility map, as autovacuum keeps it
+        database.execute_sql(f'VACUUM ANALYZE "{table}"')
+    with statements() as seen:
+        text = bot_app.text(SEC, "/stats")[0]
+    assert "提出が遅れている報告書：1件" in text and "送信失敗の通知：1件" in text, text
+    counts = [(sql, params) for sql, params in seen.seen
+              if "COUNT(" in sql and re.search(r'FROM "(expert|dispatch|outbox)"', sql)]
+    assert len(counts) == 4, [sql for sql, _ in counts]
+    for sql, params in counts:
+        plan = plan_of(sql, params)
+        assert "Index Only Scan" in plan and not re.search(r"Seq Scan|Heap|Join|Nested Loop", plan), (sql, plan)

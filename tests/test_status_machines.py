@@ -27,6 +27,7 @@ from tests.actors import (
 )
 
 JUNE_10_AT_10 = datetime(2026, 6, 10, 1, 0)  # 10:00 in Tokyo, stored as UTC
+JUNE_10_AT_12 = datetime(2026, 6, 10, 3, 0)  # a check-out's time
 JUNE_11_AT_14 = datetime(2026, 6, 11, 5, 0)
 FEE = {"minutes": 130, "gross_yen": 10_560, "withholding_yen": 0, "travel_yen": 0, "net_yen": 10_560,
        "fee_month": "2026-06"}
@@ -95,7 +96,8 @@ def test_the_declared_moves_are_the_moves_the_flows_make():
 
 
 @pytest.mark.parametrize("steps,path", [
-    ([("accept", None, {}), ("check_in", None, {}), ("check_out", None, {})], ["accepted", "checked_in", "completed"]),
+    ([("accept", None, {}), ("check_in", None, {}), ("check_out", None, {"report_due_at": JUNE_10_AT_12})],
+     ["accepted", "checked_in", "completed"]),
     ([("decline", "その日は別の支援があります", {"reason": "その日は別の支援があります"})], ["declined"]),
     ([("cancel_over_limit", "無料派遣の上限", {"reason": "無料派遣の上限"})], ["cancelled"]),
     ([("cancel", "事業者の都合", {"reason": "事業者の都合"})], ["cancelled"]),
@@ -150,6 +152,7 @@ REFUSED = [
     (DISPATCH, [], "decline", "   ", {}),  # guard: a decline tells its reason
     (DISPATCH, [], "cancel", None, {}),  # guard: so does a cancel
     (DISPATCH, [], "reschedule", None, {}),  # guard: a reschedule has a new date
+    (DISPATCH, [("accept", None, {}), ("check_in", None, {})], "check_out", None, {}),  # guard: a check-out has its time
     (DISPATCH, [], "complete", None, {}),  # no such move
     (REPORT, [("submit", None, FEE), ("accept", None, {})], "accept", None, {}),  # accepted twice
     (REPORT, [("submit", None, FEE), ("accept", None, {})], "return", "今さら", {"reason": "今さら"}),

@@ -70,8 +70,10 @@ def record(s: Session, ctx: Context, d: Dispatch, kind: str, reading: Reading,
     flags = (["out_of_range"] if reason is not None else []) + flags_for(kind, reading, d)
     before = d.status
     try:
-        # Moved first: a dispatch cancelled meanwhile gets no check recorded either.
-        DISPATCH.move(d, TRIGGER[kind], actor=ctx.user_id, event_id=ctx.event_id)
+        # Moved first: a dispatch cancelled meanwhile gets no check recorded either. A check-out
+        # writes its time with the status: the report is owed from then (``domain.statuses``).
+        DISPATCH.move(d, TRIGGER[kind], actor=ctx.user_id, event_id=ctx.event_id,
+                      changes={"report_due_at": reading.line_ts} if kind == OUT else None)
     except IllegalTransition:
         return Finish([msg.text(f"派遣No.{d.id} は現在{VERB[kind]}できません（取消・変更された可能性があります）。")])
     Attendance.create(dispatch=d, kind=kind, line_timestamp=reading.line_ts, received_at=reading.received,
