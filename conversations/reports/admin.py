@@ -34,9 +34,11 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
     status = _STATUS_WORDS.get(args[0], args[0]) if args else "submitted"
     if status not in REPORT_LABELS and status != "all":
         return [msg.text("使い方：" + REPORTS_USAGE)]
-    # The dispatch and the expert come in the same query: no lookup per row.
+    # The dispatch and the expert come in the same query: no lookup per row. Newest report
+    # first, read from the (status, id) index: ordering 39,000 accepted reports by their
+    # dispatch's date would sort them all for every page.
     query = (Report.select(Report, Dispatch, *NAME_COLUMNS).join(Dispatch).join(Expert)
-             .order_by(Dispatch.scheduled_at.desc(), Report.id.desc()))
+             .order_by(Report.id.desc()))
     count = Report.select()
     if status != "all":
         query, count = query.where(Report.status == status), count.where(Report.status == status)
