@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from linebot.v3.messaging import FlexMessage
+from linebot.v3.messaging import FlexCarousel, FlexMessage
 
 from conversations.kit import flex
 from simulator.contract import ContractChecker
@@ -220,3 +220,12 @@ def test_choices_card_for_consent_and_menus() -> None:
     for bad in ([], [("x", "y")] * 11):
         with pytest.raises(ValueError):
             flex.choices_card("メニュー", "選んでください", bad)
+
+
+def test_a_carousels_size_is_summed_from_its_bubbles_exactly() -> None:
+    """flex_message checks a carousel against LINE's 50 KB from its bubbles' sizes: the sum must be
+    the size of the carousel's own JSON, byte for byte."""
+    message = flex.record_carousel("一覧", [(f"派遣No.{i}", "受諾済み", [("日時", "12月1日（火）10:00"), ("テーマ", "資金繰り" * i)],
+                                          [("日時変更", "a=1"), ("取消", "a=2")]) for i in range(1, 8)])
+    bubbles = message.contents.contents
+    assert flex.carousel_json_size([flex._json_size(b) for b in bubbles]) == flex._json_size(FlexCarousel(contents=bubbles))

@@ -165,6 +165,14 @@ def _image_url(url: str) -> str:
     return url
 
 
+_EMPTY_CAROUSEL = '{"type":"carousel","contents":[]}'
+
+
+def carousel_json_size(bubble_sizes: Sequence[int]) -> int:
+    """The size of a carousel's JSON from its bubbles' sizes (no second serialisation)."""
+    return len(_EMPTY_CAROUSEL) + sum(bubble_sizes) + max(len(bubble_sizes) - 1, 0)
+
+
 def _json_size(model: FlexBubble | FlexCarousel) -> int:
     return len(json.dumps(model.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
@@ -175,12 +183,15 @@ def flex_message(alt_text: str, container: FlexBubble | FlexCarousel) -> FlexMes
         if not 1 <= len(container.contents) <= MAX_CAROUSEL_BUBBLES:
             raise ValueError(f"a carousel holds 1 to {MAX_CAROUSEL_BUBBLES} bubbles (got {len(container.contents)})")
         limit = MAX_CAROUSEL_JSON_BYTES
-        for bubble in container.contents:
-            if _json_size(bubble) > MAX_BUBBLE_JSON_BYTES:
-                raise ValueError("a bubble is larger than LINE's 30 KB")
+        sizes = [_json_size(bubble) for bubble in container.contents]
+        if max(sizes) > MAX_BUBBLE_JSON_BYTES:
+            raise ValueError("a bubble is larger than LINE's 30 KB")
+        # The carousel is its bubbles, comma-separated, in {"type":"carousel","contents":[…]}:
+        # summed rather than serialised a second time (a ten-card 依頼一覧 spent 15 ms on it).
+        size = carousel_json_size(sizes)
     else:
         limit = MAX_BUBBLE_JSON_BYTES
-    size = _json_size(container)
+        size = _json_size(container)
     if size > limit:
         raise ValueError(f"the Flex message is {size} bytes; LINE allows {limit}")
     alt = " ".join(str(alt_text).split()) or "メッセージ"
