@@ -20,10 +20,11 @@ from linebot.v3.messaging import (
     MessagingApiBlob,
     MulticastRequest,
     PushMessageRequest,
-    ReplyMessageRequest,
     ShowLoadingAnimationRequest,
 )
 from linebot.v3.messaging.exceptions import ApiException
+
+from conversations.kit.wire import wire
 
 log = structlog.get_logger("line_api")
 
@@ -51,7 +52,7 @@ class LineApiError(Exception):
 
 
 def _as_dicts(messages: Sequence[Message | dict[str, Any]]) -> list[dict[str, Any]]:
-    return [m if isinstance(m, dict) else m.to_dict() for m in messages]
+    return [m if isinstance(m, dict) else wire(m) for m in messages]
 
 
 class LineApi:
@@ -91,15 +92,15 @@ class LineApi:
             log.info("line_api.call", call=name, outcome=outcome, ms=round((time.perf_counter() - started) * 1000, 1))
 
     def reply(self, reply_token: str, messages: Sequence[Message]) -> None:
-        # The request is built (and validated by pydantic) from the models
-        # directly, so the SDK's second argument validation is skipped with
-        # ``raw_function``: together 0.4 ms per reply on the hottest path.
-        # The answer (the sent messages' ids) is never used, so it is read
-        # but not parsed into models (``_preload_content=False``); a refusal
-        # still raises with its status and body.
-        request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))
+        # The messages were validated by pydantic when the flows built them; the
+        # body is their JSON (``wire``: once, not the SDK's nested re-serialisation),
+        # sent through the SDK's client with its argument validation skipped
+        # (``raw_function``). The answer (the sent messages' ids) is never used:
+        # it is read but not parsed into models (``_preload_content=False``); a
+        # refusal still raises with its status and body.
+        body = {"replyToken": reply_token, "messages": [wire(m) for m in messages]}
         raw = MessagingApi.reply_message_with_http_info.raw_function
-        self.call("reply", raw, self.api, request, _preload_content=False)
+        self.call("reply", raw, self.api, body, _preload_content=False)
 
     def push(self, to: str, messages: Sequence[Message | dict[str, Any]], retry_key: str) -> None:
         request = PushMessageRequest.from_dict({"to": to, "messages": _as_dicts(messages)})

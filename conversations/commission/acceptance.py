@@ -22,6 +22,7 @@ from conversations.kit.context import Context, Input
 from conversations.kit.engine import ENGINE
 from conversations.kit.flow import Advance, Finish, Flow, Invalid, Outcome, Step
 from conversations.kit.steps import confirmation, reason_from
+from conversations.kit.wire import wire
 from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from domain import clock, documents, lifecycle, versions
 from domain.names import expert_name
@@ -151,7 +152,7 @@ def announce_new_conditions(program: "Program", after_id: int = 0,
         msg.text(f"委嘱条件が{name}に改訂されました。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
         flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件 {name}に同意しますか？", [("同意する", yes), ("同意しない", no)]),
     ]
-    rows = repo.queue_multicast([users[e.user_id] for e in fresh], [m.to_dict() for m in messages],  # type: ignore[attr-defined]
+    rows = repo.queue_multicast([users[e.user_id] for e in fresh], [wire(m) for m in messages],  # type: ignore[attr-defined]
                                 "conditions_revised")
     AuditLog.insert_many([{"actor": "system", "action": "conditions.announced", "target": f"expert:{e.id}",
                            "before": e.conditions_version, "after": c.version, "at": utcnow()} for e in fresh]).execute()

@@ -16,6 +16,7 @@ from typing import Any
 from linebot.v3.messaging import Message
 
 from conversations.kit.places import Geocoder
+from conversations.kit.wire import wire
 from program import Program
 from storage import repo
 from storage.models import LineUser
@@ -118,7 +119,7 @@ class Context:
 
     def notify(self, to: str, messages: Sequence[Message], reason: str) -> None:
         """Push to someone else, through the outbox (delivered after commit)."""
-        row = repo.queue_push(to, [m.to_dict() for m in messages], reason)
+        row = repo.queue_push(to, [wire(m) for m in messages], reason)
         self.outbox_ids.append(row.id)
 
     def audit(self, action: str, **kw: Any) -> None:

@@ -37,6 +37,7 @@ from linebot.v3.messaging import (
 )
 
 from conversations.kit.messages import MAX_LABEL, clip
+from conversations.kit.wire import wire
 
 MAX_ALT_TEXT = 1500
 MAX_POSTBACK_DATA = 300
@@ -174,7 +175,7 @@ def carousel_json_size(bubble_sizes: Sequence[int]) -> int:
 
 
 def _json_size(model: FlexBubble | FlexCarousel) -> int:
-    return len(json.dumps(model.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(json.dumps(wire(model), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 def flex_message(alt_text: str, container: FlexBubble | FlexCarousel) -> FlexMessage:

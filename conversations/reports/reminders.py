@@ -17,6 +17,7 @@ from typing import Any
 
 from conversations.kit import messages as msg
 from conversations.kit.context import Context
+from conversations.kit.wire import wire
 from conversations.reports.common import checks, find_report, save
 from domain.statuses import REPORT_EDITABLE
 from storage import db as storage_db
@@ -98,9 +99,9 @@ def remind(report_id: int, n: int = 1, days: float | None = None, *, job_id: str
             return Reminded("not_following")
         what = ("差し戻された支援実施報告書がまだ再提出されていません" if report.status == "returned"
                 else "支援実施報告書がまだ提出されていません")
-        row = repo.queue_push(user.line_user_id, [msg.text(
+        row = repo.queue_push(user.line_user_id, [wire(msg.text(
             f"{what}（派遣No.{d.id} {d.business.name}）。\n"
-            "「報告書」と送ると、続きから入力できます。", ["報告書"]).to_dict()], "report_reminder")
+            "「報告書」と送ると、続きから入力できます。", ["報告書"]))], "report_reminder")
         repo.audit("system", "report.reminder", target=f"report:{report.id}", after=str(n))
         again = job_id is not None and n < MAX_REMINDERS and days is not None
         fields: dict[str, Any] = {"reminders_sent": n}
