@@ -13,12 +13,13 @@ import io
 import re
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
-
 from domain.clock import DateStyle, format_date
+
+if TYPE_CHECKING:  # drawn on demand: a web worker that never renders a letter never loads Pillow (≈ 4 MB)
+    from PIL import Image, ImageDraw, ImageFont
 
 FONT_PATH = Path(__file__).resolve().parent.parent / "assets" / "fonts" / "ipaexg.ttf"
 
@@ -46,6 +47,8 @@ _BASIC_ID_RE = re.compile(r"^@[0-9a-z._-]{2,40}$")
 @functools.lru_cache(maxsize=None)
 def font(size: int) -> ImageFont.FreeTypeFont:
     """The shipped Japanese font at ``size`` px, loaded once per size."""
+    from PIL import ImageFont
+
     return ImageFont.truetype(str(FONT_PATH), size)
 
 
@@ -165,6 +168,8 @@ def render_commission_letter_image(
     if term_end < term_start:
         raise ValueError("委嘱期間の終了日が開始日より前です")
     w, h = A4_150DPI
+    from PIL import Image, ImageDraw
+
     img = Image.new("RGB", (w, h), PAPER)
     draw = ImageDraw.Draw(img)
     _draw_frame(draw, (w, h))
@@ -318,6 +323,8 @@ def institution_qr_url(basic_id: str, code: str) -> str:
 
 def qr_matrix(data: str) -> list[list[bool]]:
     """The QR modules for ``data`` (no quiet zone): what the PNG shows."""
+    import qrcode
+
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
     qr.add_data(data)
     qr.make(fit=True)
@@ -349,6 +356,8 @@ def render_institution_qr(*, basic_id: str, code: str, institution_name: str) ->
 
     height = (qr_px + 8 + len(name_lines) * _line_height(name_font, 1.45)
               + _line_height(code_font, 1.6) + len(hint_lines) * _line_height(hint_font, 1.5) + 40)
+    from PIL import Image, ImageDraw
+
     img = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(img)
 

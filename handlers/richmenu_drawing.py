@@ -16,11 +16,12 @@ import io
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING, Any
 
 from domain.documents import font
+
+if TYPE_CHECKING:  # drawn on demand (``richmenu sync``): a web worker linking menus never loads Pillow
+    from PIL import ImageDraw
 
 RENDER_VERSION = 1  # bump when the drawing code changes, so images are redrawn (it is in the menus' names)
 
@@ -70,7 +71,7 @@ class Layout:
 # --- drawing ------------------------------------------------------------------------------------
 
 Color = tuple[int, int, int]
-Icon = Callable[[ImageDraw.ImageDraw, float, float, float, Color, Color], None]
+Icon = Callable[["ImageDraw.ImageDraw", float, float, float, Color, Color], None]
 
 
 def _shade(color: Color, factor: float) -> Color:
@@ -100,6 +101,8 @@ def tile_colors(layout: Layout) -> list[Color]:
 def render(layout: Layout) -> bytes:
     """The menu image: a grid of tiles, each an icon over its label, white on the role's colour."""
     width, height = layout.size
+    from PIL import Image, ImageDraw
+
     image = Image.new("RGB", (width, height), layout.color)
     draw = ImageDraw.Draw(image)
     gutter = _mix(layout.color, WHITE, 0.45)
@@ -261,6 +264,8 @@ ICONS: dict[str, Icon] = {
 def check_image(layout: Layout, png: bytes) -> None:
     """Refuse, before anything is created, an image LINE would refuse."""
     width, height = layout.size
+    from PIL import Image
+
     with Image.open(io.BytesIO(png)) as im:
         if im.format != "PNG" or im.size != (width, height):
             raise ValueError(f"{layout.role}: image is {im.format} {im.size}, expected PNG {width}×{height}")

@@ -18,8 +18,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from storage.crypto import DecryptionError, FieldCrypto, LinkSigner
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -65,6 +63,8 @@ def check_image(data: bytes) -> ImageInfo:
         raise InvalidImage(MSG_TOO_LARGE)
     if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
         raise InvalidImage(MSG_WRONG_FORMAT)
+    from PIL import Image  # on the first photo: a worker that never gets one never loads Pillow
+
     try:
         with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as im:
             # MPO is how Pillow names a multi-picture JPEG (many phone photos): still a JPEG.
