@@ -23,8 +23,10 @@ What one size holds (``n`` commissioned experts):
   checked in and out with an accepted report (the fee stored), some reports
   waiting for review, some late (returned, a draft or none: ``/stats`` counts
   them from ``Dispatch.report_due_at``, written here as the status machines
-  keep it), some requests pending, accepted for the coming weeks, or cancelled; ≈ 41 audit rows per expert, the webhook event ids
-  (``ProcessedEvent``) and delivered pushes (``Outbox``) those steps left;
+  keep it; /fees's sums, ``FeeTotal``/``FeeMonth``, are filled by the rule
+  after), some requests pending, accepted for the coming weeks, or cancelled;
+  ≈ 41 audit rows per expert, the webhook event ids (``ProcessedEvent``) and
+  delivered pushes (``Outbox``) those steps left;
 * applications waiting for the institution (1 %) and the secretariat
   (0.5 %), and registrations abandoned half a year ago (0.5 %), so 審査待ち,
   ``/pending`` and ``purge`` have work that grows with the program.
@@ -57,6 +59,7 @@ from bench.scale_data import (  # noqa: F401  (re-exported: bench.scale imports 
     line_id,
     move_sequences,
 )
+from domain.fee_totals import refill_fee_totals
 from domain.normalize import format_name, to_zengin_kana
 from domain.validators import PREFECTURES, format_phone_display, parse_phone
 from program import Program
@@ -289,6 +292,7 @@ def seed(program: Program, n: int, *, probes: int = 10, now: datetime | None = N
         for r in rows.values():
             r.flush()
         s.flush()
+        refill_fee_totals()  # /fees's sums, as the report machine keeps them: filled by the rule
     move_sequences()
     database.execute_sql("ANALYZE")  # as PostgreSQL's autovacuum (and the bot's daily PRAGMA optimize) would have
     counts = {m.__name__: m.select().count() for m in ALL_MODELS}

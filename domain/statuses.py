@@ -28,6 +28,10 @@ check-out time while the dispatch is completed and its report unsent (none,
 a draft, or returned), NULL once it is submitted or accepted. A report row
 created as a draft changes nothing (no report and a draft are both unsent).
 The reports late (``domain.stats``) are then one range of its index.
+
+The fee sums /fees reads (``FeeTotal``, ``FeeMonth``: ``domain.fee_totals``)
+are kept the same way: a move into or out of ``accepted`` recomputes by the
+rule the report's expert's row of its fee month and the month's row.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from typing import Any
 
 from peewee import Expression
 
+from domain.fee_totals import PAYABLE, refresh_fee_totals
 from domain.status_machine import Move, StatusMachine, has_reason
 from storage.models import ChangeRequest, Dispatch, Report, report_due_rule
 
@@ -98,7 +103,10 @@ def refresh_report_due(where: Expression) -> int:
 
 
 def _report_moved(report: Report, before: str, after: str) -> None:
-    refresh_report_due(Dispatch.id == report.dispatch_id)  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+    dispatch_id = report.dispatch_id  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+    refresh_report_due(Dispatch.id == dispatch_id)
+    if PAYABLE in (before, after):  # only a paid report is summed: no other move changes a sum
+        refresh_fee_totals(report.fee_month, Dispatch.select(Dispatch.expert).where(Dispatch.id == dispatch_id).scalar())
 
 
 REPORT = StatusMachine(

@@ -175,6 +175,22 @@ def _v11_latest_first(db: Database, migrator: SchemaMigrator) -> None:
             migrate(migrator.add_index(table, columns, unique=False))
 
 
+# ``domain.fee_totals.PAYABLE`` when v12 was written (the storage layer does not import the domain).
+V12_PAID = "accepted"
+
+
+def _v12_fee_sums(db: Database, migrator: SchemaMigrator) -> None:
+    """/fees at any size: per fee month and expert, and per month, the accepted reports summed
+    (``FeeTotal``, ``FeeMonth``), kept by the report machine from now on and filled here from every
+    report by the same rule (one INSERT … SELECT … GROUP BY each; run again, it fills them anew)."""
+    from storage import fee_sums
+
+    if not all(db.table_exists(m._meta.table_name) for m in (models.Report, models.Dispatch, models.Expert)):
+        return  # not a schema this code wrote
+    db.create_tables([models.FeeTotal, models.FeeMonth], safe=True)
+    fee_sums.fill(V12_PAID)
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -187,6 +203,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v9_national_scale,
     _v10_report_due,
     _v11_latest_first,
+    _v12_fee_sums,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -356,6 +356,34 @@ def report_due_rule(editable: Sequence[str]) -> Node:
     return Case(None, [((Dispatch.status == "completed") & ~fn.EXISTS(sent), checked_out)], None)
 
 
+class _FeeSums(BaseModel):
+    """Sums of accepted reports (v12), kept by the report machine; the rules: ``storage.fee_sums``."""
+
+    n = IntegerField(default=0)  # reports
+    gross_yen = BigIntegerField(default=0)
+    withholding_yen = BigIntegerField(default=0)
+    travel_yen = BigIntegerField(default=0)
+    net_yen = BigIntegerField(default=0)
+
+
+class FeeTotal(_FeeSums):
+    """One expert's accepted reports of one fee month, summed: a /fees page is 20 of these rows."""
+
+    id = AutoField()
+    fee_month = CharField(max_length=7)
+    expert = ForeignKeyField(Expert, backref="fee_totals", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("fee_month", "expert"), True),)
+
+
+class FeeMonth(_FeeSums):
+    """One fee month's accepted reports, summed, and the experts they pay: /fees's totals and count."""
+
+    fee_month = CharField(max_length=7, primary_key=True)
+    experts = IntegerField(default=0)
+
+
 class AuditLog(BaseModel):
     """Who did what to which record, when, and why. A table, not a log file."""
 
@@ -462,5 +490,7 @@ ALL_MODELS: list[type[Model]] = [
     Attendance,
     ExceptionReport,
     Report,
+    FeeTotal,
+    FeeMonth,
     FlowDraft,
 ]

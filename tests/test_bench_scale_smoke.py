@@ -20,11 +20,13 @@ from storage.models import (
     Expert,
     ExpertArea,
     ExpertField,
+    FeeMonth,
     LineUser,
     PersonIndex,
     Report,
     reindex,
 )
+from tests.test_fee_totals import agree
 
 
 def _index_of(expert_id: int) -> set[tuple[str, str]]:
@@ -77,6 +79,12 @@ def test_seed_is_what_the_bot_writes(database: str) -> None:
     assert due() == seeded_due
     assert {r.status for r in Report.select(Report.status)} >= {"draft", "returned", "submitted", "accepted"}
     assert stats.late_reports(program) == stats.late_reports_by_scan(program) == 3
+
+    # /fees's sums filled by the rule: every month's are the sums of its accepted reports.
+    months = {r.fee_month for r in accepted}
+    assert {m.fee_month for m in FeeMonth.select()} == months
+    for month in months:
+        agree(month)
 
     # The bot can go on writing (ids past the seeded ones, on PostgreSQL too), and the probes
     # get an accepted dispatch of today.

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pytest
 
+from domain.fee_totals import refill_fee_totals
 from storage.db import database
 from storage.models import Outbox, Report
 from tests.actors import (
@@ -26,12 +27,13 @@ from tests.actors import (
     institution_with_reviewer,
     secretariat,
     submitted_application,
+    tap,
 )
 from tests.test_reports import checked
 
 # The tables that grow with the country (lineuser, institution and the small lookup tables may be scanned).
 BIG_TABLES = ("expert", "dispatch", "report", "outbox", "auditlog", "processedevent", "personindex",
-              "expertarea", "expertfield", "attendance")
+              "expertarea", "expertfield", "attendance", "feetotal")
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 
 
@@ -82,6 +84,7 @@ def test_every_command_query_can_use_an_index(bot_app, db_kind):
     d = dispatch_for(experts[0], REVIEWER, when=datetime(2026, 6, 10, 1, 0), status="completed")
     Report.create(dispatch=d, status="accepted", fee_month="2026-06", minutes=60, gross_yen=5280, withholding_yen=0,
                   travel_yen=0, net_yen=5280)
+    refill_fee_totals()  # /fees's sums, as the report machine keeps them
     commands = [
         (SEC, "/pending"), (SEC, "/find 高橋"), (SEC, "/find 高橋一0"), (SEC, "/dispatches"),
         (SEC, "/dispatches completed"), (SEC, "/reports"), (SEC, "/reports accepted"), (SEC, "/fees 2026-06"),
@@ -128,3 +131,34 @@ def test_stats_counts_each_read_one_index_alone(bot_app, db_kind):
     for sql, params in counts:
         plan = plan_of(sql, params)
         assert "Index Only Scan" in plan and not re.search(r"Seq Scan|Heap|Join|Nested Loop", plan), (sql, plan)
+
+
+def test_fees_reads_a_page_of_kept_sums_and_the_months_row(bot_app, db_kind):
+    """/fees costs the same at 10,000 experts as at 10: a page of the month's per-expert sums from
+    the (fee_month, expert) index, the month's row by its key, the names shown, and the month's
+    reports waiting (the (fee_month, status) index); no report is summed. Accepting a report keeps
+    the sums with one expert's dispatches and the month's rows, from indexes too."""
+    if db_kind != "postgres":
+        pytest.skip("query plans are PostgreSQL's (TEST_DATABASE_URL)")
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "計画支援機関", REVIEWER)
+    june_10 = datetime(2026, 6, 10, 1, 0)
+    for n in range(3):
+        expert = commissioned_expert(inst, user=f"U{n:031x}e", family_name="高橋", given_name=f"一{n}")
+        for status in ("accepted", "submitted"):
+            Report.create(dispatch=dispatch_for(expert, REVIEWER, when=june_10, status="completed"), status=status,
+                          fee_month="2026-06", minutes=60, gross_yen=5280, withholding_yen=0, travel_yen=0,
+                          net_yen=5280, draft={})
+    refill_fee_totals()
+    waiting = Report.select().where(Report.status == "submitted").order_by(Report.id).first()
+    with statements() as seen:
+        text = bot_app.text(SEC, "/fees 2026-06")[0]
+        assert "合計：3件" in text and "確認待ち3件" in text, text
+        tap(bot_app, REVIEWER, f"a=rep_accept&id={waiting.id}")
+        assert "受理しました" in tap(bot_app, REVIEWER, "c=yes")[0]
+        assert "合計：4件" in bot_app.text(SEC, "/fees 2026-06")[0]
+    summed = [sql for sql, _ in seen.seen if 'FROM "report"' in sql and "SUM(" in sql]
+    assert len(summed) == 1 and '"expert_id" = %s' in summed[0], "reports summed once, one expert's (the accept)"
+    assert not {sql: scanned(sql, params) for sql, params in seen.seen if scanned(sql, params)}
+    page = [(sql, params) for sql, params in seen.seen if 'FROM "feetotal"' in sql and "LIMIT" in sql]
+    assert page and all("feetotal_fee_month_expert_id" in plan_of(sql, params) for sql, params in page)

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import cast
 
 from linebot.v3.messaging import Message
-from peewee import fn
 
 from conversations.dispatch import attendance
 from conversations.dispatch.attendance_rules import with_checks
@@ -15,7 +13,7 @@ from conversations.kit.paging import page_of, split_page
 from conversations.reports.common import times_text, yen
 from conversations.reports.fee import month_label
 from conversations.reports.review import detail
-from domain import clock
+from domain import clock, fee_totals
 from domain.names import NAME_COLUMNS, expert_name
 from domain.statuses import REPORT_LABELS
 from storage.models import Dispatch, Expert, Report
@@ -61,8 +59,9 @@ def reports_command(s: Session, ctx: Context, args: list[str], rest: str) -> lis
 def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
     """A month's accepted fees per expert, 20 experts a page, the month's totals on every page.
 
-    Summed in SQL (one grouped query for the page, one for the totals): only the names shown
-    are read and decrypted, so the cost does not grow with the number of experts paid."""
+    Read from the sums the report machine keeps (``domain.fee_totals``): a page of the month's
+    per-expert rows and the month's row (its totals, how many experts), so the cost does not
+    grow with the month's reports; only the names shown are read and decrypted."""
     number, args = split_page(args)
     if not args:  # no month: this month, in the program's time
         month = ctx.program.now().strftime("%Y-%m")
@@ -71,24 +70,28 @@ def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[M
         if match is None or not 1 <= int(match.group(2)) <= 12:
             return [msg.text("使い方：" + FEES_USAGE)]
         month = f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
-    accepted = (Report.status == "accepted") & (Report.fee_month == month)
-    sums = [fn.COUNT(Report.id).alias("n"), fn.COALESCE(fn.SUM(Report.gross_yen), 0).alias("gross"),
-            fn.COALESCE(fn.SUM(Report.withholding_yen), 0).alias("withholding"),
-            fn.COALESCE(fn.SUM(Report.travel_yen), 0).alias("travel"), fn.COALESCE(fn.SUM(Report.net_yen), 0).alias("net")]
-    per_expert = (Report.select(Dispatch.expert.alias("eid"), *sums).join(Dispatch).where(accepted)
-                  .group_by(Dispatch.expert).order_by(Dispatch.expert).dicts())
-    page = page_of(per_expert, number)
-    total = cast(dict[str, int], Report.select(*sums).where(accepted).dicts().get())
-    names = {e.id: expert_name(e) for e in Expert.select(*NAME_COLUMNS).where(Expert.id.in_([row["eid"] for row in page.items]))}
-    lines = [f"申請No.{row['eid']} {names.get(row['eid'], '—')}：{row['n']}件 謝金{yen(row['gross'])} 源泉{yen(row['withholding'])}"
-             f" 交通費{yen(row['travel'])} 支払額{yen(row['net'])}" for row in page.items]
+    total = fee_totals.month_sums(month)
+    page = page_of(fee_totals.experts_of(month), number, count=_Kept(total.experts))
+    names = {e.id: expert_name(e) for e in Expert.select(*NAME_COLUMNS).where(Expert.id.in_([row.expert_id for row in page.items]))}
+    lines = [f"申請No.{row.expert_id} {names.get(row.expert_id, '—')}：{row.n}件 謝金{yen(row.gross_yen)}"
+             f" 源泉{yen(row.withholding_yen)} 交通費{yen(row.travel_yen)} 支払額{yen(row.net_yen)}" for row in page.items]
     unaccepted = Report.select().where((Report.status == "submitted") & (Report.fee_month == month)).count()
     heading = f"謝金集計 {month_label(month)}（受理済みのみ）"
     if page.total > page.size:
         heading += f"\n専門家{page.total:,}名のうち{page.first:,}〜{page.last:,}人目"
     text = (heading + "\n" + ("\n".join(lines) or "受理済みの報告書はありません。")
-            + f"\n\n合計：{total['n']:,}件 謝金{yen(total['gross'])} 源泉{yen(total['withholding'])}"
-              f" 交通費{yen(total['travel'])} 支払額{yen(total['net'])}")
+            + f"\n\n合計：{total.n:,}件 謝金{yen(total.gross_yen)} 源泉{yen(total.withholding_yen)}"
+              f" 交通費{yen(total.travel_yen)} 支払額{yen(total.net_yen)}")
     if unaccepted:
         text += f"\n（確認待ち{unaccepted:,}件は含みません）"
     return [msg.text(text, page.choices(f"/fees {month}"))]
+
+
+class _Kept:
+    """The month's experts as its row keeps them, where ``page_of`` counts the rows otherwise."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def count(self) -> int:
+        return self.n
