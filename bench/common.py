@@ -137,11 +137,25 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
+def _process_cpu_clock(pid: int) -> int:
+    """Linux's CPU-time clock of a whole process (every thread), as ``clock_getcpuclockid`` makes it."""
+    return ((~pid) << 3) | 2  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """user + system CPU time of ``pids`` so far (from /proc/<pid>/stat)."""
+    """CPU time (user + system, every thread) of ``pids`` so far.
+
+    Read from the process CPU clock, in nanoseconds: /proc/<pid>/stat counts 10 ms ticks, which
+    over a phase of 30 events is 0.33 ms per event — coarser than what is measured. Falls back to
+    /proc/<pid>/stat where the clock cannot be read."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
+        try:
+            total += time.clock_gettime(_process_cpu_clock(pid))
+            continue
+        except (OSError, OverflowError):
+            pass
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime

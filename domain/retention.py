@@ -41,9 +41,9 @@ run but a dry one is audited with its counts — never the data.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -52,10 +52,11 @@ from typing import Any, cast
 from peewee import fn
 
 from domain import clock
+from domain.log_files import delete_old_logs
 from domain.withdrawal import HOLDING_RECORDS, forget_records, years_before
 from program import Program
 from storage import repo
-from storage.db import database, serialized_writes
+from storage.db import checkpoints_between_batches, database, serialized_writes
 from storage.files import EncryptedFileStore, is_valid_file_id
 from storage.models import AuditLog, Dispatch, Expert, LineUser, Outbox, PersonIndex, ProcessedEvent, Report
 
@@ -65,7 +66,6 @@ REPLAY_MARGIN = timedelta(days=1)
 CLOSED_STATUSES = ("rejected", "withdrawn")
 NOTICE_ACTION = "retention.draft_notice"
 NOTICE_REASON = "retention_notice"  # the outbox row's reason, for ops
-_LOG_DAY = re.compile(r"-(\d{8})\.jsonl$")
 
 
 @dataclass
@@ -120,6 +120,16 @@ def purge(program: Program, files: EncryptedFileStore, log_dir: Path | None, now
     Idempotent: a second run at the same ``now`` finds nothing more (beyond
     the notices' deletions, which wait their days)."""
     now = clock.to_utc(now) if now.tzinfo is not None else now
+    with checkpoints_between_batches() as between:
+        token = _after_batch.set(between)
+        try:
+            return _purge(program, files, log_dir, now, dry_run, actor, batch)
+        finally:
+            _after_batch.reset(token)
+
+
+def _purge(program: Program, files: EncryptedFileStore, log_dir: Path | None, now: datetime, dry_run: bool,
+           actor: str, batch: int) -> Purged:
     keep = program.retention
     done = Purged()
     done.processed_events = _processed_events(now - timedelta(days=keep.processed_event_days) - REPLAY_MARGIN,
@@ -131,18 +141,23 @@ def purge(program: Program, files: EncryptedFileStore, log_dir: Path | None, now
     done.withdrawn_records, done.record_photos = _withdrawn_records(
         files, years_before(now, keep.records_years), dry_run, batch, actor)
     if log_dir is not None:
-        done.log_files = _log_files(Path(log_dir), now, keep.log_days, dry_run)
+        done.log_files = delete_old_logs(Path(log_dir), now, keep.log_days, dry_run)
     if not dry_run:
         with _writing():
             repo.audit(actor, "retention.purge", after=str(done.total), reason=done.summary())
     return done
 
 
+# What follows each batch's transaction (SQLite: the job's own WAL checkpoint, outside the lock).
+_after_batch: ContextVar[Callable[[], None]] = ContextVar("after_batch", default=lambda: None)
+
+
 @contextmanager
 def _writing() -> Iterator[None]:
-    """One short write transaction (one batch)."""
+    """One short write transaction (one batch), then the job's checkpoint with the lock released."""
     with serialized_writes(), database.atomic():
         yield
+    _after_batch.get()()
 
 
 # --- webhook event ids and the outbox ------------------------------------------------------------
@@ -470,26 +485,3 @@ def _still_due(expert_id: int, cutoff: datetime) -> Expert | None:
     if expert is None or _withdrawn_at([expert])[expert.id] >= cutoff:
         return None
     return expert
-
-
-# --- log files ------------------------------------------------------------------------------------------
-
-
-def _log_files(log_dir: Path, now: datetime, days: int, dry_run: bool) -> int:
-    """Delete ``*.jsonl`` files last written before the cut-off; never one named for today (UTC)."""
-    if not log_dir.is_dir():
-        return 0
-    cutoff = (now - timedelta(days=days)).replace(tzinfo=timezone.utc).timestamp()
-    today = f"{now:%Y%m%d}"
-    removed = 0
-    for path in sorted(log_dir.glob("*.jsonl")):
-        day = _LOG_DAY.search(path.name)
-        try:
-            if (day and day.group(1) >= today) or path.stat().st_mtime >= cutoff:
-                continue
-            if not dry_run:
-                path.unlink()
-        except FileNotFoundError:  # another worker's purge got there first
-            continue
-        removed += 1
-    return removed

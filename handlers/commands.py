@@ -257,14 +257,16 @@ def cmd_conditions_announce(config: Config) -> int:
 
     rt = runtime.build(config, start_embedded=False)
     told, last = 0, 0
-    while True:  # one transaction per batch of 500: a webhook never waits for the whole run
-        with storage_db.serialized_writes(), database.atomic():
-            ids, last_seen = announce_new_conditions(rt.program, after_id=last)
-            told += sum(len(json.loads(row.recipients or "[]")) for row in Outbox.select().where(Outbox.id.in_(ids)))
-        outbox.enqueue(ids, for_worker=True)
-        if last_seen is None:
-            break
-        last = last_seen
+    with storage_db.checkpoints_between_batches() as between:
+        while True:  # one transaction per batch of 500: a webhook never waits for the whole run
+            with storage_db.serialized_writes(), database.atomic():
+                ids, last_seen = announce_new_conditions(rt.program, after_id=last)
+                told += sum(len(json.loads(row.recipients or "[]")) for row in Outbox.select().where(Outbox.id.in_(ids)))
+            between()
+            outbox.enqueue(ids, for_worker=True)
+            if last_seen is None:
+                break
+            last = last_seen
     current = rt.program.conditions.version
     print(f"委嘱条件 {conditions_name(current, current)}（{current}）を {told} 名に送信しました（送信はワーカーが行います）。")
     return 0

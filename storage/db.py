@@ -346,6 +346,31 @@ def _close_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
+@contextmanager
+def checkpoints_between_batches() -> Iterator[Callable[[], None]]:
+    """SQLite: a long job's own WAL is copied back by the job, between its batches, never inside
+    anyone's write lock. Yields ``between()``, to call after each batch's transaction.
+
+    SQLite checkpoints whenever a commit leaves the WAL past 1,000 pages, in the committing
+    connection and so inside ``serialized_writes``: a purge deleting 340,000 rows made every one
+    of its commits a checkpoint (15 ms each, every webhook queued behind it), and a webhook's
+    own commit inherited the rest. Here the job's connection does not checkpoint on commit; after
+    each batch, with the lock released, it runs a PASSIVE checkpoint (readers and writers go on)."""
+    if not isinstance(database.obj, SqliteDatabase):
+        yield lambda: None
+        return
+    database.execute_sql("PRAGMA wal_autocheckpoint=0")
+
+    def between() -> None:
+        database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    try:
+        yield between
+    finally:
+        database.execute_sql("PRAGMA wal_autocheckpoint=1000")
+        between()
+
+
 def refresh_statistics() -> None:
     """Let the query planner see the tables as they are now. SQLite never gathers statistics by
     itself (``PRAGMA optimize`` runs ANALYZE only where it is worth it, in milliseconds);

@@ -28,7 +28,7 @@ still finds it if it is under an old key, and a rerun finishes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from peewee import Field, Model
 
 from storage import models, sealed
 from storage.crypto import DecryptionError, FieldCrypto
-from storage.db import database, serialized_writes
+from storage.db import checkpoints_between_batches, database, serialized_writes
 from storage.files import EncryptedFileStore
 
 BATCH = 500
@@ -94,12 +94,15 @@ def _write(model: type[Model], field: Field, updates: list[tuple[str, Any, str]]
     return written
 
 
-def _apply(tally: Tally, model: type[Model], field: Field, updates: list[tuple[str, Any, str]], dry_run: bool) -> None:
-    """Count (dry run) or write the batch's updates; a row changed since it was read is skipped."""
+def _apply(tally: Tally, model: type[Model], field: Field, updates: list[tuple[str, Any, str]], dry_run: bool,
+           between: Callable[[], None]) -> None:
+    """Count (dry run) or write the batch's updates; a row changed since it was read is skipped.
+    ``between``: the job's checkpoint after the batch, with the write lock released."""
     if dry_run or not updates:
         tally.changed += len(updates)
         return
     written = _write(model, field, updates)
+    between()
     tally.changed += written
     tally.skipped += len(updates) - written
 
@@ -108,13 +111,15 @@ def seal_plain(batch: int = BATCH, dry_run: bool = False) -> list[Tally]:
     """Encrypt the values of sealed columns that are still plaintext."""
     crypto = sealed.crypto()
     tallies = []
-    for model, field in sealed_columns():
-        tally = Tally(f"{model._meta.table_name}.{field.column_name}")
-        for rows in _raw_rows(model, field, batch):
-            tally.scanned += len(rows)
-            updates = [(crypto.encrypt(raw), row_id, raw) for row_id, raw in rows if raw and not sealed.is_sealed(raw)]
-            _apply(tally, model, field, updates, dry_run)
-        tallies.append(tally)
+    with checkpoints_between_batches() as between:
+        for model, field in sealed_columns():
+            tally = Tally(f"{model._meta.table_name}.{field.column_name}")
+            for rows in _raw_rows(model, field, batch):
+                tally.scanned += len(rows)
+                updates = [(crypto.encrypt(raw), row_id, raw) for row_id, raw in rows
+                           if raw and not sealed.is_sealed(raw)]
+                _apply(tally, model, field, updates, dry_run, between)
+            tallies.append(tally)
     return tallies
 
 
@@ -151,21 +156,22 @@ def rotate(files: EncryptedFileStore | None = None, batch: int = BATCH, dry_run:
     """Move every sealed value, nested token and photo file to the newest key."""
     crypto = sealed.crypto()
     tallies = []
-    for model, field in sealed_columns():
-        tally = Tally(f"{model._meta.table_name}.{field.column_name}")
-        for rows in _raw_rows(model, field, batch):
-            tally.scanned += len(rows)
-            updates = []
-            for row_id, raw in rows:
-                try:
-                    new = _rotated(crypto, field, raw or "")
-                except (DecryptionError, ValueError):
-                    tally.unreadable += 1
-                    continue
-                if new is not None:
-                    updates.append((new, row_id, raw or ""))
-            _apply(tally, model, field, updates, dry_run)
-        tallies.append(tally)
+    with checkpoints_between_batches() as between:
+        for model, field in sealed_columns():
+            tally = Tally(f"{model._meta.table_name}.{field.column_name}")
+            for rows in _raw_rows(model, field, batch):
+                tally.scanned += len(rows)
+                updates = []
+                for row_id, raw in rows:
+                    try:
+                        new = _rotated(crypto, field, raw or "")
+                    except (DecryptionError, ValueError):
+                        tally.unreadable += 1
+                        continue
+                    if new is not None:
+                        updates.append((new, row_id, raw or ""))
+                _apply(tally, model, field, updates, dry_run, between)
+            tallies.append(tally)
     if files is not None:
         scanned, changed, unreadable = files.rotate(dry_run=dry_run)
         tallies.append(Tally("files", scanned, changed, unreadable))

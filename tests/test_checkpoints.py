@@ -1,0 +1,89 @@
+"""Long jobs copy their own SQLite WAL back between batches, outside the write lock.
+
+SQLite checkpoints in whichever connection commits past 1,000 WAL pages, inside
+``serialized_writes``: a purge of 340,000 event ids made each of its commits a
+15 ms checkpoint that every webhook queued behind, and left webhooks the rest.
+These tests pin the mechanism (what it does to the connection and the WAL), not a
+timing; ``bench.scale`` measures what it does to a steady load (p99 during jobs).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import pytest
+from peewee import SqliteDatabase
+
+from domain import retention
+from program import load_program
+from storage import db as storage_db
+from storage.db import checkpoints_between_batches, database
+from storage.files import EncryptedFileStore
+from storage.models import ProcessedEvent, utcnow
+from tests.conftest import TEST_CRYPTO
+
+PROGRAM = load_program()
+
+
+@pytest.fixture
+def sqlite_only(database: str) -> str:
+    if not isinstance(storage_db.database.obj, SqliteDatabase):
+        pytest.skip("PostgreSQL has no WAL of ours to copy back")
+    return database
+
+
+def _autocheckpoint() -> int:
+    return int(database.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+def _main_file_bytes(url: str) -> int:
+    """The database file itself: it grows only when the WAL is copied back into it."""
+    return os.path.getsize(url[len("sqlite:///"):])
+
+
+def _insert_events(n: int, at: datetime) -> None:
+    with storage_db.serialized_writes(), database.atomic():
+        ProcessedEvent.insert_many([(f"E{i:06d}", "U1", at) for i in range(n)],
+                                   fields=[ProcessedEvent.webhook_event_id, ProcessedEvent.line_user_id,
+                                           ProcessedEvent.processed_at]).execute()
+
+
+def test_the_job_does_not_checkpoint_on_commit_and_copies_back_between_batches(sqlite_only):
+    assert _autocheckpoint() == 1000
+    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = _main_file_bytes(sqlite_only)
+    with checkpoints_between_batches() as between:
+        assert _autocheckpoint() == 0
+        _insert_events(20000, utcnow())  # far past 1,000 WAL pages: a commit would have copied it back
+        assert _main_file_bytes(sqlite_only) == before  # the job's commit left it in the WAL…
+        between()  # …and the job copies it back itself, with the lock released
+        copied = _main_file_bytes(sqlite_only)
+        assert copied > before
+    assert _autocheckpoint() == 1000  # the connection is itself again
+
+
+def test_a_purge_copies_its_wal_back_after_its_batches(sqlite_only, tmp_path):
+    _insert_events(2500, utcnow() - timedelta(days=400))
+    store = EncryptedFileStore(tmp_path / "files", TEST_CRYPTO)
+    calls = []
+    real = retention.checkpoints_between_batches
+
+    @contextmanager
+    def counted():  # our own hook, counted: how often the purge copies its WAL back
+        with real() as between:
+            yield lambda: (calls.append(1), between())
+
+    retention.checkpoints_between_batches = counted
+    try:
+        done = retention.purge(PROGRAM, store, None, utcnow(), batch=500)
+    finally:
+        retention.checkpoints_between_batches = real
+    assert done.processed_events == 2500
+    assert len(calls) >= 5  # after each of the five batches (and the audit line)
+    assert _autocheckpoint() == 1000
+
+
+def test_postgresql_is_left_alone(database):
+    with checkpoints_between_batches() as between:
+        between()  # nothing to do, nothing raised, on either database
