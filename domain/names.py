@@ -19,7 +19,9 @@ NAME_COLUMNS = (Expert.id, Expert.family_name, Expert.given_name)
 
 def expert_name(expert: Expert) -> str:
     """「山田　太郎」, or 「（氏名未入力）」 for an application that has no name yet."""
-    draft = expert.draft or {}
-    family = expert.family_name or draft.get("family_name") or ""
-    given = expert.given_name or draft.get("given_name") or ""
+    family, given = expert.family_name or "", expert.given_name or ""
+    if not (family and given):  # not sent yet: the draft's answers (read only then)
+        draft = expert.draft or {}
+        family = family or draft.get("family_name") or ""
+        given = given or draft.get("given_name") or ""
     return format_name(family, given).strip() or MISSING

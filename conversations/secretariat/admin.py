@@ -146,9 +146,18 @@ def _find(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
     if not words:
         return _usage("/find")
     needle = "".join(words).replace("\u3000", "")
-    ids = [int(needle)] if needle.isdigit() else repo.experts_matching("name", needle)
-    found = page_of(Expert.select(*NAME_COLUMNS, Expert.status, Expert.draft).where(Expert.id.in_(ids))
-                    .order_by(Expert.id), number)
+    matches = repo.matching_query("name", needle) if not needle.isdigit() else None
+    which = (Expert.id == int(needle)) if needle.isdigit() else (
+        Expert.id.in_(matches) if matches is not None else (Expert.id < 0))
+    # Counted from the index rows alone (every match is an expert: the index is theirs).
+    found = page_of(Expert.select(*NAME_COLUMNS, Expert.status).where(which).order_by(Expert.id), number,
+                    count=matches)
+    # An application not yet sent has its name only in its (sealed) draft: read just those drafts.
+    unnamed = [e.id for e in found.items if not (e.family_name and e.given_name)]
+    drafts = {e.id: e.draft for e in Expert.select(Expert.id, Expert.draft).where(Expert.id.in_(unnamed))} if unnamed else {}
+    for e in found.items:
+        if e.id in drafts:
+            e.draft = drafts[e.id]
     if not found.total:
         return [msg.text(f"「{' '.join(words)[:30]}」に一致する申請はありません。\n"
                          "氏名またはフリガナは、姓・名・姓名のいずれかを省略せずに入力してください（例：山田、太郎、山田太郎）。")]
