@@ -73,6 +73,9 @@ Button = tuple[str, str]  # (label, postback data)
 # Small pieces
 # ---------------------------------------------------------------------------
 
+_BOX_FIELDS = frozenset(name for f in FlexBox.__fields__.values() for name in (f.name, f.alias))
+
+
 def shown(value: object, limit: int = MAX_VALUE_CHARS) -> str:
     """Text fit for a Flex text component: never empty, clipped to ``limit``."""
     text = "" if value is None else str(value).strip()
@@ -112,19 +115,31 @@ def uri_action(label: str, url: str) -> URIAction:
     return URIAction(label=button_label(label), uri=url)
 
 
+# Texts and boxes, the bulk of every card, are built without pydantic's validation
+# (``construct``): their values come from this module's own constants and ``shown()``,
+# and validation copied every child again at each level of nesting — a ten-card 依頼一覧
+# spent 7 ms on it. What is sent is still checked: the fake platform validates every
+# message against LINE's OpenAPI spec in the tests, and ``tests/test_wire.py`` the JSON.
 def _text(value: object, *, size: str = "sm", color: str | None = None, weight: str | None = None,
          flex: int | None = None, wrap: bool = True, limit: int = MAX_VALUE_CHARS,
          align: str | None = None, margin: str | None = None) -> FlexText:
-    return FlexText(text=shown(value, limit), size=size, color=color, weight=weight, flex=flex,
-                    wrap=wrap, align=align, margin=margin)
+    return FlexText.construct(text=shown(value, limit), size=size, color=color, weight=weight, flex=flex,
+                              wrap=wrap, align=align, margin=margin)
+
+
+def _box(layout: str, contents: Sequence[FlexComponent], kw: dict[str, object]) -> FlexBox:
+    unknown = set(kw) - _BOX_FIELDS
+    if unknown:  # construct() would keep a misspelt keyword silently
+        raise TypeError(f"not a FlexBox field: {sorted(unknown)}")
+    return FlexBox.construct(layout=layout, contents=list(contents), **kw)
 
 
 def _vbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
-    return FlexBox(layout="vertical", contents=list(contents), **kw)
+    return _box("vertical", contents, kw)
 
 
 def _hbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
-    return FlexBox(layout="horizontal", contents=list(contents), **kw)
+    return _box("horizontal", contents, kw)
 
 
 def _action_button(label: str, data: str, *, style: str = "secondary", color: str | None = None,
