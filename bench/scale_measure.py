@@ -3,9 +3,10 @@
 A ``ScaleStack`` is the bot as production runs it, against one seeded
 database: ``gunicorn -w 2 -k sync 'bot:wsgi_app()'``, the RQ worker
 (``bot.py worker``), a redis-server of its own (``bench.servers``) and the
-fake LINE platform in a thread of this process **with its contract checks
-on** (``simulator.contract``: a reply over LINE's limits is refused there, as
-LINE would) and each reply tied to its reply token (``ChaosPlatformState``).
+fake LINE platform in a thread of this process, each reply tied to its reply
+token (``ChaosPlatformState``) and checked against LINE's OpenAPI spec
+(``simulator.contract``) by ``Line.send`` once it has arrived — outside the
+bot's round trip, so the checker's time is not timed as the bot's.
 
 What is timed on it:
 
@@ -49,6 +50,7 @@ from bench.common import (
 )
 from bench.servers import RedisServer
 from simulator import events
+from simulator.contract import ContractChecker
 from simulator.platform import EXTENSION_KEY, create_platform_app, message_text, run_platform_in_thread
 
 # LINE's limits for one reply (Messaging API reference): the contract checks enforce the JSON schema's
@@ -61,13 +63,18 @@ MAX_BUBBLES = 12
 
 
 class Platform:
-    """The fake LINE platform in this process, contract checks on, every reply tied to its token."""
+    """The fake LINE platform in this process, every reply tied to its token.
+
+    It answers at once, as api.line.me would, and each reply is checked against LINE's
+    OpenAPI spec by :meth:`Line.send` afterwards: checked inside the platform, a ten-card
+    carousel's validation (≈ 20 ms) sat in the bot's round trip and was timed as the bot's."""
 
     def __init__(self, token: str, secret: str):
-        self.app = create_platform_app(channel_access_token=token, channel_secret=secret, check_contract=True,
+        self.app = create_platform_app(channel_access_token=token, channel_secret=secret, check_contract=False,
                                        reply_token_ttl=3600)
-        self.state = ChaosPlatformState(channel_access_token=token, channel_secret=secret, check_contract=True,
+        self.state = ChaosPlatformState(channel_access_token=token, channel_secret=secret, check_contract=False,
                                         reply_token_ttl=3600)
+        self.checker = ContractChecker()
         self.app.extensions[EXTENSION_KEY] = self.state
         self.server, self.url = run_platform_in_thread(self.app)
 
@@ -248,9 +255,14 @@ class Line:
             sent.texts = [message_text(m) for m in sent.messages]
             sent.problems = fits(sent.messages)
         with state.lock:
-            refused = state.violations[violations:]
-        sent.problems += [f"refused by the contract check: {v['violations'][0][:120]}" for v in refused
-                          if v.get("violations")]
+            refused = [v["violations"][0] for v in state.violations[violations:] if v.get("violations")]
+        if delivery is not None:  # what LINE's spec refuses, checked here rather than inside the round trip
+            path = "/v2/bot/message/reply" if sent.via == "reply" else "/v2/bot/message/push"
+            body = {"replyToken": token, "messages": sent.messages} if sent.via == "reply" else \
+                {"to": user, "messages": sent.messages}
+            assert self.stack.platform is not None
+            refused += [str(v) for v in self.stack.platform.checker.violations("POST", path, body)]
+        sent.problems += [f"refused by the contract check: {v[:120]}" for v in refused]
         if delivery is None:
             sent.problems.append("no reply reached the platform")
         elif sent.via != "reply":
