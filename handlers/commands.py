@@ -249,7 +249,7 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
 
 def cmd_conditions_announce(config: Config) -> int:
     """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
-    from conversations.commission.acceptance import announce_new_conditions
+    from conversations.commission.acceptance import announce_new_conditions, edition
     from handlers import outbox
     from storage import db as storage_db
     from storage.db import database
@@ -257,10 +257,11 @@ def cmd_conditions_announce(config: Config) -> int:
 
     rt = runtime.build(config, start_embedded=False)
     told, last = 0, 0
+    name = edition(rt.program)  # once, not in every batch's transaction
     with storage_db.checkpoints_between_batches() as between:
         while True:  # one transaction per batch of 500: a webhook never waits for the whole run
             with storage_db.serialized_writes(), database.atomic():
-                ids, last_seen = announce_new_conditions(rt.program, after_id=last)
+                ids, last_seen = announce_new_conditions(rt.program, after_id=last, name=name)
                 told += sum(len(json.loads(row.recipients or "[]")) for row in Outbox.select().where(Outbox.id.in_(ids)))
             between()
             outbox.enqueue(ids, for_worker=True)

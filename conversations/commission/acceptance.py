@@ -118,8 +118,8 @@ def _after_consent(expert: Expert) -> tuple[str, list[str]]:
 ANNOUNCE_BATCH = repo.MULTICAST_MAX  # experts per transaction: one multicast row, one LINE call
 
 
-def announce_new_conditions(program: "Program", after_id: int = 0,
-                            batch: int = ANNOUNCE_BATCH) -> tuple[list[int], int | None]:
+def announce_new_conditions(program: "Program", after_id: int = 0, batch: int = ANNOUNCE_BATCH,
+                            name: str | None = None) -> tuple[list[int], int | None]:
     """Send a new conditions version to the next ``batch`` experts (by id, after ``after_id``)
     who agreed to an older one; returns (outbox rows to deliver after commit, the last expert
     id looked at — ``None`` when there are no more).
@@ -128,7 +128,8 @@ def announce_new_conditions(program: "Program", after_id: int = 0,
     the same for everyone, so a batch is one multicast row (LINE's limit: 500 recipients
     per call; 10,000 experts are 20 calls), and the caller commits each batch on its own
     (a long job never holds the database for all of them). Idempotent: an expert already
-    told about this version (an audited announcement) is skipped.
+    told about this version (an audited announcement) is skipped. ``name``: the edition's
+    name (「第2版（2026年4月）」), worked out once by a caller that runs many batches.
     """
     c = program.conditions
     experts = list(Expert.select(Expert.id, Expert.user, Expert.conditions_version)
@@ -147,7 +148,7 @@ def announce_new_conditions(program: "Program", after_id: int = 0,
              .where(LineUser.id.in_([e.user_id for e in fresh]))}  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
     yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
     no = urlencode({"a": "consent", "ans": "no", "v": c.version})
-    name = edition(program)
+    name = name or edition(program)
     messages = [
         msg.text(f"委嘱条件が{name}に改訂されました。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
         flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件 {name}に同意しますか？", [("同意する", yes), ("同意しない", no)]),
