@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default 10,1000,10000; --quick 10,200)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 10,200, fewer samples")
     parser.add_argument("--db", default="sqlite,postgresql", help="databases, comma-separated")
-    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 30)")
-    parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 3)")
+    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 60)")
+    parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 5)")
     parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 8)")
     parser.add_argument("--drain-s", type=float, default=None,
                         help="longest wait for the announce's pushes to go out (default 180)")
@@ -348,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in (args.sizes or ("10,200" if args.quick else "10,1000,10000")).split(",") if x.strip()]
     dbs = [x.strip() for x in args.db.split(",") if x.strip()]
-    args.samples = args.samples or (10 if args.quick else 30)
-    args.repeats = args.repeats or (2 if args.quick else 3)
+    args.samples = args.samples or (10 if args.quick else 60)
+    args.repeats = args.repeats or (2 if args.quick else 5)
     args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 8.0)
     args.drain_s = args.drain_s if args.drain_s is not None else (60.0 if args.quick else 180.0)
     if any(d not in ("sqlite", "postgresql") for d in dbs) or not sizes:
