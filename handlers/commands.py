@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.versions import conditions_name
-from handlers import runtime
+from handlers import priority, runtime
 from handlers.config import Config
 from storage.redis_conn import WORKER_TTL
 
@@ -38,6 +38,7 @@ def cmd_data_seal(config: Config, dry_run: bool, batch: int) -> int:
     """Encrypt personal values still stored in plaintext (an upgraded database), in batches."""
     from storage import repo, resealing
 
+    priority.lower_priority()
     runtime.open_database(config)
     tallies = resealing.seal_plain(batch=batch, dry_run=dry_run)
     for tally in tallies:
@@ -52,6 +53,7 @@ def cmd_keys_rotate(config: Config, dry_run: bool, batch: int) -> int:
     from storage import repo, resealing
     from storage.files import EncryptedFileStore
 
+    priority.lower_priority()
     crypto = runtime.open_database(config)
     files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
     tallies = resealing.rotate(files, batch=batch, dry_run=dry_run)
@@ -78,6 +80,7 @@ def cmd_purge(config: Config, dry_run: bool) -> int:
     from program import load_program
     from storage.files import EncryptedFileStore
 
+    priority.lower_priority()  # a webhook beside it comes first
     crypto = runtime.open_database(config)
     program = load_program(config.program_config)
     files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
@@ -132,6 +135,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
                     print(f"sweep failed: {exc}", file=sys.stderr)
 
         def purger() -> None:
+            priority.lower_priority(this_thread_only=True)  # the worker's jobs keep their priority
             while True:
                 try:
                     jobs.purge_daily(rt)
@@ -255,6 +259,7 @@ def cmd_conditions_announce(config: Config) -> int:
     from storage.db import database
     from storage.models import Outbox
 
+    priority.lower_priority()
     rt = runtime.build(config, start_embedded=False)
     told, last = 0, 0
     name = edition(rt.program)  # once, not in every batch's transaction
@@ -281,6 +286,7 @@ def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         print("月は YYYY-MM で指定してください（例：2026-11）。", file=sys.stderr)
         return 2
+    priority.lower_priority()
     crypto = runtime.open_database(config)
     program = load_program(config.program_config)
     if kind == "fees":  # streamed: a month at national scale is written in pieces, never held whole

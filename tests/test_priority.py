@@ -1,0 +1,35 @@
+"""Long maintenance work runs below the webhook's CPU priority (``handlers.priority``)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+from handlers.priority import BACKGROUND_NICE, lower_priority
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_cli_job_lowers_its_whole_process():
+    # In a child: a process never gets its priority back, and the test runner must keep its own.
+    code = ("import os; from handlers.priority import lower_priority; before = os.getpriority(os.PRIO_PROCESS, 0); "
+            "lower_priority(); print(os.getpriority(os.PRIO_PROCESS, 0) - before)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == BACKGROUND_NICE
+
+
+def test_the_workers_purge_thread_lowers_only_itself():
+    seen: dict[str, int] = {}
+
+    def purge_thread() -> None:
+        lower_priority(this_thread_only=True)
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=purge_thread)
+    t.start()
+    t.join()
+    assert seen["thread"] == min(main + BACKGROUND_NICE, 19)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # the worker's jobs keep theirs
