@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite,postgresql", help="databases, comma-separated")
     parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 60)")
     parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 5)")
-    parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 8)")
+    parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 20)")
     parser.add_argument("--drain-s", type=float, default=None,
                         help="longest wait for the announce's pushes to go out (default 180)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     dbs = [x.strip() for x in args.db.split(",") if x.strip()]
     args.samples = args.samples or (10 if args.quick else 60)
     args.repeats = args.repeats or (2 if args.quick else 5)
-    args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 8.0)
+    args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 20.0)
     args.drain_s = args.drain_s if args.drain_s is not None else (60.0 if args.quick else 180.0)
     if any(d not in ("sqlite", "postgresql") for d in dbs) or not sizes:
         parser.error("--db takes sqlite and/or postgresql; --sizes at least one number")
