@@ -39,6 +39,7 @@ def new_code(length: int = 6) -> str:
 
 _USER_BY_LINE_ID = Compiled(lambda: LineUser.select().where(LineUser.line_user_id == "U"))
 _EXPERT_BY_USER = Compiled(lambda: Expert.select().where(Expert.user == 0))
+_INSTITUTION_BY_CODE = Compiled(lambda: Institution.select().where(Institution.code == "X"))
 _BUMP_REV = Compiled(lambda: LineUser.update(session_rev=LineUser.session_rev + 1, updated_at=utcnow(),
                                              last_event_ms=0).where(LineUser.id == 0))
 _MARK_PROCESSED = Compiled(lambda: ProcessedEvent.insert(webhook_event_id="e", line_user_id="u", processed_at=utcnow()))
@@ -114,12 +115,13 @@ def create_institution(name: str, kind: str) -> Institution:
 
 
 def institution_by_code(code: str) -> Institution | None:
-    return Institution.get_or_none(Institution.code == code)
+    return _INSTITUTION_BY_CODE.first(Institution, code)
 
 
 # --- experts and drafts --------------------------------------------------------
 
 _EXPERT = "_expert_of_this_event"  # per-event cache on the LineUser instance
+_NOTHING_INDEXED = people.fingerprint([])
 
 
 def expert_of(user: LineUser) -> Expert | None:
@@ -133,7 +135,9 @@ def expert_of(user: LineUser) -> Expert | None:
 def ensure_expert(user: LineUser) -> Expert:
     expert = expert_of(user)
     if expert is None:
-        expert = Expert.create(user=user, status="draft", draft={})
+        # A new expert has nothing to index, and no index rows yet: their fingerprint says so,
+        # so creating them does not delete three tables' rows that cannot exist.
+        expert = Expert.create(user=user, status="draft", draft={}, index_fp=_NOTHING_INDEXED)
         user.__dict__[_EXPERT] = expert
     return expert
 
