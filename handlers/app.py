@@ -5,6 +5,7 @@ Nothing connects at import time, so gunicorn ``--preload`` is safe.
 """
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -67,4 +68,9 @@ def wsgi_app() -> Flask:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    return create_app(config.with_(process_name="gunicorn"))
+    app = create_app(config.with_(process_name="gunicorn"))
+    # What was built at start (modules, models, flows, compiled schemas) lives as long as the
+    # worker: moved out of the collector's generations, a full collection no longer walks it
+    # (measured in-process: 130-150 ms → 5 ms per full collection, about one per 1,500 events).
+    gc.freeze()
+    return app

@@ -25,6 +25,7 @@ from linebot.v3.messaging import (
 from linebot.v3.messaging.exceptions import ApiException
 
 from conversations.kit.wire import wire
+from handlers.line_transport import KeepAliveRest
 
 log = structlog.get_logger("line_api")
 
@@ -64,6 +65,9 @@ class LineApi:
         data_conf.retries = False
         self._client = ApiClient(api_conf)
         self._data_client = ApiClient(data_conf)
+        # The SDK's JSON calls go over kept-alive connections (handlers.line_transport).
+        self._client.rest_client = KeepAliveRest(api_conf)
+        self._data_client.rest_client = KeepAliveRest(data_conf)
         self.api = MessagingApi(self._client)
         self.blob = MessagingApiBlob(self._data_client)
 

@@ -294,7 +294,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
             txn.rollback()
             _release(rt, user_id, token)
             return Ran("duplicate")
-        user = repo.ensure_user(user_id)
+        user, new_user = repo.user_for_event(user_id)
         now = rt.program.now()
         sent_at = (datetime.fromtimestamp(inp.timestamp_ms / 1000, timezone.utc).astimezone(now.tzinfo)
                    if inp.timestamp_ms else None)
@@ -307,7 +307,7 @@ def _run_event(rt: Runtime, event: dict[str, Any], user_id: str, event_id: str, 
             session = None
             replies: list[Message] = []
         else:
-            session = _checked(stored, user_id, user.session_rev, ctx)
+            session = _checked(stored, user_id, user.session_rev, ctx, new_user)
             flow_before, state_before = session.flow, session.state
             try:
                 with database.atomic():  # a savepoint: a flow bug undoes only the flow's writes
@@ -368,11 +368,17 @@ def _prefetch(stored: Session | None, inp: Input, geocoder: Remembering) -> None
         log.warning("prefetch.failed", flow=stored.flow if stored else None, exc_info=True)
 
 
-def _checked(stored: Session | None, user_id: str, sql_rev: int, ctx: Context) -> Session:
-    """The stored session if it is current; else the position recomputed from SQL."""
+def _checked(stored: Session | None, user_id: str, sql_rev: int, ctx: Context, new_user: bool = False) -> Session:
+    """The stored session if it is current; else the position recomputed from SQL.
+
+    A user whose row this event created has nowhere to be yet: SQL holds nothing of
+    theirs to recompute from (a follow's ten flows' lookups, skipped)."""
     session = stored
     if session is None or session.v != sql_rev:
         session = session or Session(user_id)
+        if new_user:
+            session.reset()
+            return session
         router.recover(session, ctx)
         if session.flow:
             log.info("session.recovered", user=pseudonym(user_id), flow=session.flow, state=session.state,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from peewee import Model, Query
 
@@ -78,3 +78,49 @@ class Compiled:
 
     def execute(self, *params: Any) -> Any:
         return database.execute_sql(self.sql(len(params)), params)
+
+
+class CompiledCreate(Generic[_M]):
+    """``model.create(**values)`` with its INSERT compiled once per database and column set.
+
+    Peewee builds the INSERT afresh for every ``create`` (~0.4 ms of Python for
+    the 30-column expert row, a brand-new user's first event builds two). Here
+    the instance is made by peewee as ``create`` would (defaults filled in),
+    its columns are written with each field's ``db_value`` (sealed fields are
+    encrypted as usual), and the new id comes back as peewee reads it:
+    ``RETURNING`` on PostgreSQL, ``lastrowid`` on SQLite. The model's own
+    ``save`` is not called: callers that need its side effects do them."""
+
+    def __init__(self, model: type[_M]):
+        self.model = model
+        primary_key = model._meta.primary_key
+        if not primary_key:
+            raise TypeError(f"{model.__name__} has no primary key to read back")
+        self._primary_key: str = primary_key.name
+        self._sql: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], str]] = weakref.WeakKeyDictionary()
+
+    def create(self, **values: Any) -> _M:
+        instance = self.model(**values)
+        data = instance.__data__
+        fields = [f for f in self.model._meta.sorted_fields if f.name in data and not f.primary_key]
+        text = self._statement(fields, data)
+        cursor = database.execute_sql(text, [f.db_value(data[f.name]) for f in fields])
+        try:
+            new_id = cursor.fetchone()[0] if " RETURNING " in text else cursor.lastrowid
+        finally:
+            cursor.close()
+        data[self._primary_key] = new_id
+        vars(instance)["_dirty"].clear()  # peewee's per-instance set of changed fields: none now
+        return instance
+
+    def _statement(self, fields: list[Any], data: dict[str, Any]) -> str:
+        by_columns = self._sql.setdefault(database.obj, {})
+        names = tuple(f.name for f in fields)
+        text = by_columns.get(names)
+        if text is None:
+            text, _ = self.model.insert({f: data[f.name] for f in fields}).sql()
+            written = text.split("(", 1)[1].split(")", 1)[0]
+            if written != ", ".join(f'"{f.column_name}"' for f in fields):
+                raise TypeError(f"INSERT columns {written} are not the fields {names} in order")
+            by_columns[names] = text
+        return text

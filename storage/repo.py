@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from storage import people
-from storage.fastsql import Compiled
+from storage.fastsql import Compiled, CompiledCreate
 from storage.models import (
     AuditLog,
     Expert,
@@ -37,6 +37,8 @@ def new_code(length: int = 6) -> str:
 
 # --- the statements every event runs (compiled once) ---------------------------------
 
+_NEW_USER = CompiledCreate(LineUser)
+_NEW_EXPERT = CompiledCreate(Expert)
 _USER_BY_LINE_ID = Compiled(lambda: LineUser.select().where(LineUser.line_user_id == "U"))
 _EXPERT_BY_USER = Compiled(lambda: Expert.select().where(Expert.user == 0))
 _INSTITUTION_BY_CODE = Compiled(lambda: Institution.select().where(Institution.code == "X"))
@@ -62,10 +64,16 @@ def get_user(line_user_id: str) -> LineUser | None:
 
 
 def ensure_user(line_user_id: str) -> LineUser:
+    return user_for_event(line_user_id)[0]
+
+
+def user_for_event(line_user_id: str) -> tuple[LineUser, bool]:
+    """The user, and whether this call created them: a user created just now has nothing
+    in SQL yet (no draft, no record can point at a row that did not exist)."""
     user = get_user(line_user_id)
     if user is None:
-        user = LineUser.create(line_user_id=line_user_id)
-    return user
+        return _NEW_USER.create(line_user_id=line_user_id), True
+    return user, False
 
 
 def set_following(user: LineUser, following: bool) -> None:
@@ -137,7 +145,8 @@ def ensure_expert(user: LineUser) -> Expert:
     if expert is None:
         # A new expert has nothing to index, and no index rows yet: their fingerprint says so,
         # so creating them does not delete three tables' rows that cannot exist.
-        expert = Expert.create(user=user, status="draft", draft={}, index_fp=_NOTHING_INDEXED)
+        expert = _NEW_EXPERT.create(user=user, status="draft", draft={}, index_fp=_NOTHING_INDEXED)
+        reindex(expert)  # what Expert.save does after writing (nothing, for nothing indexed)
         user.__dict__[_EXPERT] = expert
     return expert
 

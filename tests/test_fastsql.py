@@ -47,3 +47,23 @@ def test_statements_follow_the_database_they_run_on(tmp_path):
         assert "%s" in repo._AUDIT.sql() and "?" in sqlite_sql
     finally:
         storage_db.database.initialize(None)
+
+
+def test_compiled_creates_write_what_the_orm_would(database):
+    """A first event's user and expert rows: the same columns, defaults and sealed draft as
+    ``create``, the new id read back on either database, nothing left dirty."""
+    user, created = repo.user_for_event("U" + "4" * 32)
+    assert created and user.id and not user._dirty
+    again, created_again = repo.user_for_event(user.line_user_id)
+    assert again.id == user.id and not created_again
+    stored = LineUser.get_by_id(user.id)
+    assert (stored.following, stored.session_rev, stored.role, stored.last_event_ms) == (True, 0, None, None)
+    assert stored.created_at == user.created_at
+    expert = repo.ensure_expert(user)
+    assert expert.id and not expert._dirty and repo.ensure_expert(user) is expert
+    row = Expert.get_by_id(expert.id)
+    assert (row.user_id, row.status, row.draft, row.index_fp) == (user.id, "draft", {}, expert.index_fp)
+    other = repo.ensure_expert(repo.user_for_event("U" + "5" * 32)[0])
+    assert other.id != expert.id
+    repo.update_draft(other, family_name="鈴木")
+    assert Expert.get_by_id(other.id).draft == {"family_name": "鈴木"}
