@@ -30,11 +30,21 @@ import structlog
 _PSEUDONYM_KEY = b"unset"
 
 
+_PSEUDONYMS: dict[str, str] = {}  # recent users' pseudonyms: an event names its user in several lines
+_PSEUDONYMS_KEPT = 4096
+
+
 def pseudonym(line_user_id: str | None) -> str | None:
     """Stable, non-reversible id for a LINE user in logs (keyed HMAC)."""
     if not line_user_id:
         return None
-    return "u_" + hmac.new(_PSEUDONYM_KEY, line_user_id.encode(), hashlib.sha256).hexdigest()[:12]
+    known = _PSEUDONYMS.get(line_user_id)
+    if known is None:
+        known = "u_" + hmac.new(_PSEUDONYM_KEY, line_user_id.encode(), hashlib.sha256).hexdigest()[:12]
+        if len(_PSEUDONYMS) >= _PSEUDONYMS_KEPT:
+            _PSEUDONYMS.clear()
+        _PSEUDONYMS[line_user_id] = known
+    return known
 
 
 def file_name(process_name: str, pid: int, day: str) -> str:
@@ -84,19 +94,21 @@ class _JsonLinesFile:
 _LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
-def _tee(files: list[Any]) -> Any:
-    def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
-        line = json.dumps(event_dict, ensure_ascii=False, default=str, separators=(",", ":"))
-        if not line.isascii():  # one record, one line, for every reader: escape Unicode line breaks
-            line = line.translate(_LINE_BREAKS)
-        for f in files:
-            try:
-                f.write(line)
-            except (OSError, ValueError):
-                pass
-        return line
+# Where this process's lines go; ``configure`` replaces the contents, never the list.
+_SINKS: list[Any] = []
 
-    return processor
+
+def _render(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+    """The last processor: one JSON line, written to every sink of this process."""
+    line = json.dumps(event_dict, ensure_ascii=False, default=str, separators=(",", ":"))
+    if not line.isascii():  # one record, one line, for every reader: escape Unicode line breaks
+        line = line.translate(_LINE_BREAKS)
+    for f in _SINKS:
+        try:
+            f.write(line)
+        except (OSError, ValueError):
+            pass
+    return line
 
 
 class _Stdout:
@@ -105,26 +117,33 @@ class _Stdout:
 
 
 def configure(signing_key: str, log_dir: str | Path | None, process_name: str = "web", stdout: bool = True) -> Path | None:
-    """Set up structlog once per process; returns the file path written to."""
+    """Point this process's logs at its sinks and key; returns the file path written to.
+
+    structlog itself is configured once per process, with its loggers cached on first
+    use (a module's logger is otherwise rebuilt on every call, ~5 µs a line); a later
+    call (a test, the worker) swaps the sinks and the key, which every logger reads."""
     global _PSEUDONYM_KEY
     _PSEUDONYM_KEY = hashlib.sha256(b"log-pseudonym:" + signing_key.encode()).digest()
+    _PSEUDONYMS.clear()
     sinks: list[Any] = [_Stdout()] if stdout else []
     path = None
     if log_dir is not None:
         sink = _JsonLinesFile(Path(log_dir), process_name)
         sinks.append(sink)
         path = sink.path
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            _tee(sinks),
-        ],
-        logger_factory=structlog.ReturnLoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        cache_logger_on_first_use=False,
-    )
+    _SINKS[:] = sinks
+    if not structlog.is_configured() or _render not in structlog.get_config()["processors"]:
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+                _render,
+            ],
+            logger_factory=structlog.ReturnLoggerFactory(),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            cache_logger_on_first_use=True,
+        )
     return path
 
 
