@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -98,7 +98,7 @@ _LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 _SINKS: list[Any] = []
 
 
-def _render(logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
     """The last processor: one JSON line, written to every sink of this process."""
     line = json.dumps(event_dict, ensure_ascii=False, default=str, separators=(",", ":"))
     if not line.isascii():  # one record, one line, for every reader: escape Unicode line breaks
