@@ -61,3 +61,22 @@ def test_wire_is_the_sdks_own_serialisation(kind: str) -> None:
 def test_wire_leaves_plain_data_as_it_is() -> None:
     assert wire({"type": "text", "text": "はい", "quickReply": None}) == {"type": "text", "text": "はい"}
     assert wire([1, "a", None]) == [1, "a", None]
+
+
+def test_built_models_equal_constructed_ones_and_refuse_what_construct_would_let_through():
+    from linebot.v3.messaging import FlexBox, FlexText, PostbackAction
+
+    from conversations.kit.wire import built
+
+    kw = dict(text="値", size="sm", color=None, weight="bold", flex=2, wrap=True, align=None, margin=None)
+    made, constructed = built(FlexText, **kw), FlexText.construct(**kw)
+    assert made == constructed and list(made.__dict__) == list(constructed.__dict__)
+    assert made.__fields_set__ == constructed.__fields_set__
+    assert wire(built(PostbackAction, label="承認", data="a=1", display_text="承認")) == \
+        PostbackAction(label="承認", data="a=1", displayText="承認").to_dict()
+    with pytest.raises(TypeError, match="not a FlexText field"):
+        built(FlexText, txt="typo")
+    with pytest.raises(TypeError, match="needs"):
+        built(FlexBox, layout="vertical")  # contents is required
+    with pytest.raises(TypeError, match="not a FlexBox field"):
+        flex._vbox([], paddingAl="8px")

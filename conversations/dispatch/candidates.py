@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from peewee import fn
-
 from conversations.kit.context import Context
 from domain import lifecycle
 from domain.names import expert_name
@@ -37,16 +35,6 @@ def prefecture_in(address: str) -> str | None:
     return next((p for p in PREFECTURES if p in address), None)
 
 
-def _covers_field(theme: str) -> object:
-    return fn.EXISTS(ExpertField.select(ExpertField.id).where(
-        (ExpertField.expert == Expert.id) & (ExpertField.field == theme)))
-
-
-def _covers_area(pref: str) -> object:
-    return fn.EXISTS(ExpertArea.select(ExpertArea.id).where(
-        (ExpertArea.expert == Expert.id) & (ExpertArea.prefecture == pref)))
-
-
 PART_SCAN_MAX = 300  # up to this many candidates, part of a name is searched (their sealed names read)
 
 
@@ -54,9 +42,14 @@ def fitting(theme: str, address: str) -> Any:
     """Commissioned experts for this theme and the business's prefecture, as an SQL query
     (matched on the plain rows of what each expert covers: profiles are sealed)."""
     pref = prefecture_in(address)
-    query = Expert.select().where((Expert.status == "commissioned") & _covers_field(theme))
+    # Joined, not EXISTS per expert: the planner starts from the prefecture's (or the field's)
+    # index rows and looks each expert up, instead of probing both tables for every
+    # commissioned expert (10,000 experts: 7.9 → 0.6 ms). The unique (prefecture, expert) and
+    # (field, expert) indexes make each expert one row.
+    query = (Expert.select().join(ExpertField, on=(ExpertField.expert == Expert.id))
+             .where((Expert.status == "commissioned") & (ExpertField.field == theme)))
     if pref:
-        query = query.where(_covers_area(pref))
+        query = query.join(ExpertArea, on=(ExpertArea.expert == Expert.id)).where(ExpertArea.prefecture == pref)
     return query.order_by(Expert.id)
 
 

@@ -238,8 +238,12 @@ class ExpertStep(Step):
 
     def ask(self, s: Session, ctx: Context, again: bool = False) -> list[Message]:
         search = s.data.get("search")
-        found = candidates(ctx, s.data["theme"], request_address(s), search, limit=None if search else MAX_CHOICES)
-        total = len(found) if found or search else fitting_count(s.data["theme"], request_address(s))
+        if search:
+            found = candidates(ctx, s.data["theme"], request_address(s), search)
+            total = len(found)
+        else:  # counted once in SQL; the names are read only when the list is short enough to show
+            total = fitting_count(s.data["theme"], request_address(s))
+            found = candidates(ctx, s.data["theme"], request_address(s)) if 0 < total <= MAX_CHOICES else []
         if not total:
             return [msg.text(no_fit_text(ctx, s.data["theme"], request_address(s)), ["戻る"])]
         if total > MAX_CHOICES:  # counted in SQL: no name is read until the list is short

@@ -37,7 +37,7 @@ from linebot.v3.messaging import (
 )
 
 from conversations.kit.messages import MAX_LABEL, clip
-from conversations.kit.wire import wire
+from conversations.kit.wire import built, wire
 
 MAX_ALT_TEXT = 1500
 MAX_POSTBACK_DATA = 300
@@ -73,7 +73,7 @@ Button = tuple[str, str]  # (label, postback data)
 # Small pieces
 # ---------------------------------------------------------------------------
 
-_BOX_FIELDS = frozenset(name for f in FlexBox.__fields__.values() for name in (f.name, f.alias))
+_BOX_FIELDS = {key: f.name for f in FlexBox.__fields__.values() for key in (f.name, f.alias)}  # alias → name
 
 
 def shown(value: object, limit: int = MAX_VALUE_CHARS) -> str:
@@ -103,8 +103,9 @@ def postback(label: str, data: str, display_text: str | None = None) -> Postback
     """A postback action that also shows what was tapped in the chat, so the
     conversation reads naturally and the user sees their choice."""
     lab = button_label(label)
-    return PostbackAction(label=lab, data=check_postback_data(data),
-                          displayText=clip(display_text or " ".join(str(label).split()), MAX_DISPLAY_TEXT))
+    # Built without re-validation (as texts and boxes below): each value is checked or clipped here.
+    return built(PostbackAction, label=lab, data=check_postback_data(data),
+                 display_text=clip(display_text or " ".join(str(label).split()), MAX_DISPLAY_TEXT))
 
 
 def uri_action(label: str, url: str) -> URIAction:
@@ -115,23 +116,23 @@ def uri_action(label: str, url: str) -> URIAction:
     return URIAction(label=button_label(label), uri=url)
 
 
-# Texts and boxes, the bulk of every card, are built without pydantic's validation
-# (``construct``): their values come from this module's own constants and ``shown()``,
+# Texts, boxes, buttons and postbacks, the bulk of every card, are built without pydantic's
+# validation (``wire.built``): their values come from this module's own constants and ``shown()``,
 # and validation copied every child again at each level of nesting — a ten-card 依頼一覧
 # spent 7 ms on it. What is sent is still checked: the fake platform validates every
 # message against LINE's OpenAPI spec in the tests, and ``tests/test_wire.py`` the JSON.
 def _text(value: object, *, size: str = "sm", color: str | None = None, weight: str | None = None,
          flex: int | None = None, wrap: bool = True, limit: int = MAX_VALUE_CHARS,
          align: str | None = None, margin: str | None = None) -> FlexText:
-    return FlexText.construct(text=shown(value, limit), size=size, color=color, weight=weight, flex=flex,
-                              wrap=wrap, align=align, margin=margin)
+    return built(FlexText, text=shown(value, limit), size=size, color=color, weight=weight, flex=flex,
+                 wrap=wrap, align=align, margin=margin)
 
 
 def _box(layout: str, contents: Sequence[FlexComponent], kw: dict[str, object]) -> FlexBox:
-    unknown = set(kw) - _BOX_FIELDS
-    if unknown:  # construct() would keep a misspelt keyword silently
+    unknown = set(kw) - _BOX_FIELDS.keys()
+    if unknown:
         raise TypeError(f"not a FlexBox field: {sorted(unknown)}")
-    return FlexBox.construct(layout=layout, contents=list(contents), **kw)
+    return built(FlexBox, layout=layout, contents=list(contents), **{_BOX_FIELDS[k]: v for k, v in kw.items()})
 
 
 def _vbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
@@ -144,7 +145,7 @@ def _hbox(contents: Sequence[FlexComponent], **kw: object) -> FlexBox:
 
 def _action_button(label: str, data: str, *, style: str = "secondary", color: str | None = None,
                   height: str = "sm", flex: int | None = None) -> FlexButton:
-    return FlexButton(action=postback(label, data), style=style, color=color, height=height, flex=flex)
+    return built(FlexButton, action=postback(label, data), style=style, color=color, height=height, flex=flex)
 
 
 def why_line(why: str) -> FlexText:
@@ -314,10 +315,10 @@ def _styled_button(label: str, data: str, *, default: str = "neutral", flex: int
 
 
 def _key_value(label: str, value: str) -> FlexBox:
-    return FlexBox(layout="baseline", spacing="sm", contents=[
+    return _box("baseline", [
         _text(label, size="xs", color=LABEL_GREY, flex=2, limit=MAX_LABEL_CHARS),
         _text(value, size="sm", flex=5),
-    ])
+    ], {"spacing": "sm"})
 
 
 def application_card(

@@ -18,6 +18,8 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
+from conversations.kit.wire import built
+
 MAX_QUICK_REPLY_ITEMS = 13
 MAX_LABEL = 20
 MAX_TEXT_UTF16 = 5000
@@ -47,7 +49,7 @@ def label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-# The bubbles every answer sends are built without pydantic's validation (``construct``, by
+# The bubbles every answer sends are built without pydantic's validation (``wire.built``, by
 # field name): what validation would check is made true here (a ``str`` text clipped to
 # LINE's length, labels clipped, at most 13 items), and validation re-copied each nested
 # model at every level — three to four models a reply, on every event. What is sent is
@@ -57,15 +59,15 @@ def quick_reply(choices: Iterable[Choice], extra: Sequence[QuickReplyItem] = ())
     items: list[QuickReplyItem] = list(extra)
     for choice in choices:
         lab, sent = (choice, choice) if isinstance(choice, str) else choice
-        items.append(QuickReplyItem.construct(action=MessageAction.construct(label=label(str(lab)), text=str(sent))))
+        items.append(built(QuickReplyItem, action=built(MessageAction, label=label(str(lab)), text=str(sent))))
     if not items:
         return None
-    return QuickReply.construct(items=items[:MAX_QUICK_REPLY_ITEMS])
+    return built(QuickReply, items=items[:MAX_QUICK_REPLY_ITEMS])
 
 
 def text(body: str, choices: Iterable[Choice] = (), extra: Sequence[QuickReplyItem] = ()) -> TextMessage:
     """A text bubble, optionally with quick-reply choices under it."""
-    return TextMessage.construct(text=clip(str(body)), quick_reply=quick_reply(choices, extra))
+    return built(TextMessage, text=clip(str(body)), quick_reply=quick_reply(choices, extra))
 
 
 def date_picker_item(label_text: str, data: str, initial: str, min_: str, max_: str) -> QuickReplyItem:
