@@ -29,13 +29,24 @@ local demo ``handlers.demo``.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from handlers.app import MAX_BODY_BYTES, create_app, wsgi_app
 from handlers.cli import main
 from handlers.config import ROOT
 from handlers.demo import local_env_file
 
-__all__ = ["MAX_BODY_BYTES", "ROOT", "create_app", "local_env_file", "main", "wsgi_app"]
+__all__ = ["ROOT", "local_env_file", "main"]  # and, loaded on first use, the three below
+_FROM_APP = frozenset({"MAX_BODY_BYTES", "create_app", "wsgi_app"})
+
+
+def __getattr__(name: str) -> Any:
+    """``create_app``, ``wsgi_app`` and ``MAX_BODY_BYTES``, loaded with Flask when first asked for:
+    a CLI command (``python bot.py export …``) never loads the web app."""
+    if name in _FROM_APP:
+        from handlers import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'bot' has no attribute {name!r}")
 
 if __name__ == "__main__":
     sys.exit(main())

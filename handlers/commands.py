@@ -15,17 +15,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from domain.versions import conditions_name
-from handlers import priority, runtime
+from handlers import priority
 from handlers.config import Config
-from storage.redis_conn import WORKER_TTL
+from handlers.database import open_database
+
+# Redis, RQ and LINE (``handlers.runtime``) are imported by the commands that use them:
+# an export or a purge starts without them.
 
 
 def cmd_init_db(config: Config) -> int:
     from storage import resealing
     from storage.migrations import apply_migrations
 
-    runtime.open_database(config)
+    open_database(config)
     before, after = apply_migrations()
     print(f"database ready: schema version {before} → {after}")
     sealed_now = sum(t.changed for t in resealing.seal_plain())
@@ -39,7 +41,7 @@ def cmd_data_seal(config: Config, dry_run: bool, batch: int) -> int:
     from storage import repo, resealing
 
     priority.lower_priority()
-    runtime.open_database(config)
+    open_database(config)
     tallies = resealing.seal_plain(batch=batch, dry_run=dry_run)
     for tally in tallies:
         print(tally.line("would be sealed" if dry_run else "sealed"))
@@ -54,7 +56,7 @@ def cmd_keys_rotate(config: Config, dry_run: bool, batch: int) -> int:
     from storage.files import EncryptedFileStore
 
     priority.lower_priority()
-    crypto = runtime.open_database(config)
+    crypto = open_database(config)
     files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
     tallies = resealing.rotate(files, batch=batch, dry_run=dry_run)
     for tally in tallies:
@@ -81,7 +83,7 @@ def cmd_purge(config: Config, dry_run: bool) -> int:
     from storage.files import EncryptedFileStore
 
     priority.lower_priority()  # a webhook beside it comes first
-    crypto = runtime.open_database(config)
+    crypto = open_database(config)
     program = load_program(config.program_config)
     files = EncryptedFileStore(Path(config.data_dir, "files"), crypto)
     done = retention.purge(program, files, Path(config.data_dir, "log"), program.now(), dry_run, actor="cli")
@@ -118,7 +120,8 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
     """
     from rq import SimpleWorker
 
-    from handlers import jobs, logs, outbox
+    from handlers import jobs, logs, outbox, runtime
+    from storage.redis_conn import WORKER_TTL
 
     scheduler = (not burst) if with_scheduler is None else with_scheduler
     rt = runtime.build(config.with_(process_name="worker"), start_embedded=False)
@@ -153,7 +156,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
 def cmd_institution_add(config: Config, name: str, kind: str) -> int:
     from storage import repo
 
-    runtime.open_database(config)
+    open_database(config)
     try:
         inst = repo.create_institution(name, kind)
     except ValueError:
@@ -168,7 +171,7 @@ def cmd_admin(config: Config, action: str, user_id: str | None) -> int:
     """Bootstrap the secretariat: nobody knows their LINE user id, so print a code to send."""
     from conversations import roles
 
-    runtime.open_database(config)
+    open_database(config)
     if action == "invite":
         code = roles.issue_code("secretariat", "cli")
         print("事務局メンバーの招待コード（24時間有効・1回限り）です。LINEでこのアカウントに次のように送ってください：")
@@ -210,7 +213,7 @@ def _relink_menu(config: Config, user_id: str) -> None:
 
 def cmd_richmenu(config: Config, relink: bool) -> int:
     """Create / replace the per-role rich menus on LINE (or the simulator) and set the default."""
-    from handlers import richmenu
+    from handlers import richmenu, runtime
     from handlers.line_api import LineApiError
 
     rt = runtime.build(config, start_embedded=False)
@@ -233,7 +236,7 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
     from domain.documents import institution_qr_url, render_institution_qr
     from storage.models import Institution
 
-    runtime.open_database(config)
+    open_database(config)
     inst = (Institution.get_or_none(Institution.id == int(institution_ref)) if institution_ref.isdigit()
             else Institution.get_or_none(Institution.name == institution_ref))
     if inst is None:
@@ -254,7 +257,8 @@ def cmd_qr(config: Config, institution_ref: str, out: Path | None, basic_id: str
 def cmd_conditions_announce(config: Config) -> int:
     """After a new conditions version in program.toml: tell every agreed expert (idempotent)."""
     from conversations.commission.acceptance import announce_new_conditions, edition
-    from handlers import outbox
+    from domain.versions import conditions_name
+    from handlers import outbox, runtime
     from storage import db as storage_db
     from storage.db import database
     from storage.models import Outbox
@@ -287,7 +291,7 @@ def cmd_export(config: Config, kind: str, month: str, out: Path | None) -> int:
         print("月は YYYY-MM で指定してください（例：2026-11）。", file=sys.stderr)
         return 2
     priority.lower_priority()
-    crypto = runtime.open_database(config)
+    crypto = open_database(config)
     program = load_program(config.program_config)
     if kind == "fees":  # streamed: a month at national scale is written in pieces, never held whole
         chunks = payments.fees_csv_chunks(exports.fee_rows(program, month))
@@ -345,7 +349,7 @@ def cmd_stats(config: Config) -> int:
     from domain import stats
     from program import load_program
 
-    runtime.open_database(config)
+    open_database(config)
     print("\n".join(stats.collect(load_program(config.program_config)).lines()))
     return 0
 

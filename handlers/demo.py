@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from handlers import runtime
 from handlers.config import ROOT, Config, read_env_file
+from handlers.database import open_database
 
 
 def local_env_file(data_dir: Path) -> Path:
@@ -41,7 +41,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     from werkzeug.serving import make_server
 
     from handlers import demo_seed as demo_data
-    from handlers import richmenu
+    from handlers import richmenu, runtime
     from handlers.app import create_app
     from handlers.logs import LogTail
     from program import load_program
@@ -68,7 +68,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     config = Config.from_env(env)
-    crypto = runtime.open_database(config)
+    crypto = open_database(config)
     apply_migrations()
     # Every persona of the chat page ready (idempotent: a second run creates nothing).
     demo = demo_data.seed(load_program(config.program_config), crypto)
@@ -84,7 +84,8 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
     app = create_app(config, close_db_after_request=True)
     try:  # each persona's chat shows its role's rich menu
-        richmenu.sync(runtime.current().line, runtime.current().worker_redis, relink_all=True)
+        rt = runtime.current()
+        richmenu.sync(rt.line, rt.worker_redis, relink_all=True)
     except Exception as exc:  # the demo still works without menus
         print(f"リッチメニューを用意できませんでした：{exc}", flush=True)
     server = make_server(host, port, app, threaded=True)

@@ -14,10 +14,9 @@ from redis import Redis
 from rq import Queue
 
 from handlers.config import Config
+from handlers.database import open_database
 from handlers.geocoder import GsiGeocoder
 from program import Program, load_program
-from storage import db as storage_db
-from storage import sealed
 from storage.crypto import FieldCrypto, LinkSigner
 from storage.files import EncryptedFileStore, signed_url
 from storage.redis_conn import EmbeddedRedis, webhook_client, worker_client
@@ -88,15 +87,6 @@ def current() -> Runtime:
     return _current
 
 
-def open_database(config: Config) -> FieldCrypto:
-    """Bind the database and install the keys its sealed columns use (``storage.sealed``); returns them.
-
-    Every process that reads or writes personal data opens the database
-    this way: the web workers, the RQ worker, and each CLI command."""
-    storage_db.bind(config.database_url)
-    crypto = FieldCrypto(config.data_encryption_keys, config.signing_key)
-    sealed.configure(crypto)
-    return crypto
 
 
 def build(config: Config, *, redis_url: str | None = None, start_embedded: bool = True) -> Runtime:
