@@ -87,8 +87,6 @@ def current() -> Runtime:
     return _current
 
 
-
-
 def build(config: Config, *, redis_url: str | None = None, start_embedded: bool = True) -> Runtime:
     """Wire Redis, the database and LINE from ``config``; install it as current."""
     embedded = None

@@ -53,12 +53,11 @@ def fitting(theme: str, address: str) -> Any:
     return query.order_by(Expert.id)
 
 
-def candidates(ctx: Context, theme: str, address: str, search: str | None = None,
-               limit: int | None = None) -> list[Expert]:
+def candidates(ctx: Context, theme: str, address: str, search: str | None = None) -> list[Expert]:
     """The experts who fit (by name or number when ``search`` is given), in フリガナ order.
 
-    With ``limit``, more than ``limit`` experts give an empty list without reading any name:
-    the caller only needs to know there are too many (see :func:`fitting_count`). A number
+    Every name is decrypted to sort them: a caller that only needs to know whether there are
+    too many to list counts them first (:func:`fitting_count`). A number
     or a whole name part (found by its blind index) is looked up in SQL; part of a name
     needs the names themselves, so it is searched only among at most :data:`PART_SCAN_MAX`."""
     query = fitting(theme, address)
@@ -73,8 +72,6 @@ def candidates(ctx: Context, theme: str, address: str, search: str | None = None
             found = [e for e in query if e.id in indexed_ids or search in expert_name(e).replace("\u3000", "")
                      or search in (e.kana or "").replace("\u3000", "")]
         return sorted(found, key=lambda e: (e.kana or "", e.id))
-    if limit is not None and query.count() > limit:
-        return []
     # In フリガナ order: names are sealed at rest, so SQL cannot sort them.
     return sorted(query, key=lambda e: (e.kana or "", e.id))
 
