@@ -402,6 +402,7 @@ class Canary:
         self.client = client
         self.stop = stop
         self.acknowledged = 0
+        self.unsure = 0  # INCRs that raised: applied or not, nobody can tell
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> "Canary":
@@ -415,11 +416,16 @@ class Canary:
                 self.client.incr(self.KEY)
                 self.acknowledged += 1
             except redis.RedisError:
-                pass  # not acknowledged: it may or may not have happened, so it is not counted
+                self.unsure += 1  # not acknowledged: it may or may not have happened
             time.sleep(0.01)
 
     def lost(self, client: redis.Redis) -> int:
-        return self.acknowledged - int(client.get(self.KEY) or 0)
+        """Acknowledged writes Redis no longer has. An unacknowledged write that did happen
+        (the reply was lost with the connection) may leave Redis above the acknowledged
+        count, never above it plus the unsure ones."""
+        stored = int(client.get(self.KEY) or 0)
+        assert stored <= self.acknowledged + self.unsure, (stored, self.acknowledged, self.unsure)
+        return max(self.acknowledged - stored, 0)
 
 
 @dataclass
