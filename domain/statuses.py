@@ -41,7 +41,8 @@ from peewee import Expression
 
 from domain.fee_totals import PAYABLE, refresh_fee_totals
 from domain.status_machine import Move, StatusMachine, has_reason
-from storage.models import ChangeRequest, Dispatch, Report, report_due_rule
+from storage.models import ChangeRequest, Dispatch, Report
+from storage.report_due import report_due_rule
 
 
 def has_new_date(move: Move) -> bool:

@@ -13,6 +13,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from storage import models
 from storage.db import database
+from storage.report_due import report_due_rule
 
 V2_EXPERT_COLUMNS = (
     "submitted_at", "returned_by", "status_reason", "commission_number", "conditions_version",
@@ -158,7 +159,7 @@ def _v10_report_due(db: Database, migrator: SchemaMigrator) -> None:
             continue  # a hand-made old schema without it: nothing to index
         if f"{name}_{column}" not in {i.name for i in db.get_indexes(name)}:
             migrate(migrator.add_index(name, (column,), unique=False))
-    (dispatch.update(report_due_at=models.report_due_rule(V10_REPORT_UNSENT))
+    (dispatch.update(report_due_at=report_due_rule(V10_REPORT_UNSENT))
      .where((dispatch.status == "completed") | dispatch.report_due_at.is_null(False)).execute())
 
 
@@ -191,6 +192,19 @@ def _v12_fee_sums(db: Database, migrator: SchemaMigrator) -> None:
     fee_sums.fill(V12_PAID)
 
 
+def _v13_status_counts(db: Database, migrator: SchemaMigrator) -> None:
+    """/stats at any size: experts and dispatches per status (``StatusCount``), kept by triggers
+    from now on (``storage.status_counts``) and counted here by the rule. The triggers come first,
+    in the same transaction, so no write between the count and them is missed."""
+    from storage import status_counts
+
+    if not all(db.table_exists(m._meta.table_name) for m in status_counts.COUNTED.values()):
+        return  # not a schema this code wrote
+    db.create_tables([models.StatusCount], safe=True)
+    status_counts.install()
+    status_counts.fill()
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -204,6 +218,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v10_report_due,
     _v11_latest_first,
     _v12_fee_sums,
+    _v13_status_counts,
 ]
 
 LATEST = len(MIGRATIONS)

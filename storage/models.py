@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,16 +16,14 @@ from peewee import (
     AutoField,
     BigIntegerField,
     BooleanField,
-    Case,
     CharField,
+    CompositeKey,
     DateTimeField,
     DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
-    Node,
     TextField,
-    fn,
 )
 
 from storage import people, sealed
@@ -342,20 +339,6 @@ class Report(BaseModel):
                    (("status", "id"), False))  # /reports <status>: newest first, from the index
 
 
-def report_due_rule(editable: Sequence[str]) -> Node:
-    """``Dispatch.report_due_at`` by its rule, as SQL over the dispatch row an UPDATE writes: the
-    (first) check-out time of a completed dispatch whose report is missing or in ``editable``, else NULL.
-
-    One expression for the status machines' hook, the migration that fills older rows and the
-    seeds that write a past directly; ``editable`` is ``domain.statuses.REPORT_EDITABLE`` (the
-    storage layer does not import the domain).
-    """
-    checked_out = (Attendance.select(fn.MIN(Attendance.line_timestamp))
-                   .where((Attendance.dispatch == Dispatch.id) & (Attendance.kind == "out")))
-    sent = Report.select(Report.id).where((Report.dispatch == Dispatch.id) & Report.status.not_in(list(editable)))
-    return Case(None, [((Dispatch.status == "completed") & ~fn.EXISTS(sent), checked_out)], None)
-
-
 class _FeeSums(BaseModel):
     """Sums of accepted reports (v12), kept by the report machine; the rules: ``storage.fee_sums``."""
 
@@ -382,6 +365,19 @@ class FeeMonth(_FeeSums):
 
     fee_month = CharField(max_length=7, primary_key=True)
     experts = IntegerField(default=0)
+
+
+class StatusCount(BaseModel):
+    """How many experts or dispatches are in one status (v13): /stats reads these few rows, not
+    50,000. Kept by triggers on the two tables (``storage.status_counts``), so no path that
+    inserts, moves or deletes a row can forget them."""
+
+    kind = CharField(max_length=16)  # the table: "expert" / "dispatch"
+    status = CharField(max_length=32)
+    n = IntegerField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("kind", "status")
 
 
 class AuditLog(BaseModel):
@@ -492,5 +488,6 @@ ALL_MODELS: list[type[Model]] = [
     Report,
     FeeTotal,
     FeeMonth,
+    StatusCount,
     FlowDraft,
 ]

@@ -200,8 +200,20 @@ def bot_app(db_kind: str, redis_url: str, platform_server: tuple[PlatformState, 
         yield harness
     finally:
         server.shutdown()
+        drift = _status_count_drift()
         storage_db.database.close()
         violations = list(line.violations)
         line.log_source = None
         line.reset()
     assert not violations, f"the bot sent requests LINE would refuse: {violations}"
+    assert not drift, f"/stats's kept counts differ from the tables (kept, counted): {drift}"
+
+
+def _status_count_drift() -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    """Whatever a test did, through the webhook or to the tables directly, the counts the triggers
+    keep are the counts of the rows (``storage.status_counts``)."""
+    from storage import status_counts
+
+    with storage_db.database.connection_context():
+        return {kind: (kept, counted) for kind in status_counts.COUNTED
+                if (kept := status_counts.counts(kind)) != (counted := status_counts.by_scan(kind))}
