@@ -25,6 +25,7 @@ What it keeps from urllib3, on purpose:
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import select
@@ -81,13 +82,21 @@ class KeepAliveRest:
     def __init__(self, configuration: Any):
         self._fallback = rest.RESTClientObject(configuration)  # the SDK's own client, for anything unusual
         self._proxy = bool(configuration.proxy)
-        self._ssl_context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-        if configuration.cert_file:
-            self._ssl_context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        if not configuration.verify_ssl:
-            self._ssl_context.check_hostname = False
-            self._ssl_context.verify_mode = ssl.CERT_NONE
+        self._configuration = configuration
         self._local = _Connections()
+
+    @functools.cached_property
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Built on the first HTTPS connection: loading the system's certificates takes ≈ 20 ms,
+        which a bot talking to a local platform over plain HTTP (the simulator) never needs."""
+        configuration = self._configuration
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def request(self, method: str, url: str, query_params: Any = None, headers: dict[str, str] | None = None,
                 body: Any = None, post_params: Any = None, _preload_content: bool = True,

@@ -10,7 +10,10 @@
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from peewee import sort_models
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
@@ -31,7 +35,7 @@ from storage import db as storage_db
 from storage import sealed
 from storage.crypto import FieldCrypto
 from storage.migrations import apply_migrations
-from storage.models import ALL_MODELS
+from storage.models import ALL_MODELS, SchemaVersion
 from storage.redis_conn import EmbeddedRedis
 
 SECRET = "8c570fa6dd201bb328f1c1eac23a96d8"
@@ -78,11 +82,72 @@ TEST_CRYPTO = FieldCrypto([Fernet.generate_key().decode()], "test-signing-key")
 
 
 def reset_database(url: str) -> None:
+    """An empty database at the latest schema.
+
+    SQLite: a new file per test, migrated. PostgreSQL: one shared database, so the tables of the
+    previous test are emptied (≈ 15 ms) when its schema is still exactly what the migrations made
+    — dropping and migrating again costs ≈ 300 ms, which on ~900 tests was 40 % of the suite —
+    and rebuilt only after a test that changed it (a migration test's old schema, say)."""
     sealed.configure(TEST_CRYPTO)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.exists():  # a copy of a file migrated once (≈ 1 ms instead of ≈ 25)
+            shutil.copyfile(_sqlite_template(), path)
+        storage_db.bind(url)
+        apply_migrations()  # a no-op on the copy; migrates a file a test made itself
+        return
     db = storage_db.bind(url)
-    if not url.startswith("sqlite"):
-        db.drop_tables(ALL_MODELS, safe=True, cascade=True)
+    if _MIGRATED.get(url) == _schema_fingerprint(db):
+        _empty_tables(db)
+        return
+    db.drop_tables(ALL_MODELS, safe=True, cascade=True)
     apply_migrations()
+    _MIGRATED[url] = _schema_fingerprint(db)
+
+
+_TEMPLATE_DIR: list[Path] = []
+
+
+def _sqlite_template() -> Path:
+    """A SQLite file at the latest schema, made once per session and copied for every test."""
+    if not _TEMPLATE_DIR:
+        _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="bot-test-template-")))
+        atexit.register(shutil.rmtree, _TEMPLATE_DIR[0], True)
+        storage_db.bind(f"sqlite:///{_TEMPLATE_DIR[0] / 'template.db'}")
+        apply_migrations()
+        storage_db.database.close()  # the last connection: its WAL is checkpointed into the file
+    return _TEMPLATE_DIR[0] / "template.db"
+
+
+_MIGRATED: dict[str, str] = {}  # PostgreSQL URL → its schema's fingerprint right after the migrations
+
+# Every table, column, index, trigger, function and migration row of the public schema, hashed.
+_FINGERPRINT = """SELECT md5(concat_ws('|',
+  (SELECT string_agg(concat_ws(':', table_name, column_name, data_type, is_nullable, column_default), ','
+                     ORDER BY table_name, column_name) FROM information_schema.columns WHERE table_schema = 'public'),
+  (SELECT string_agg(indexdef, ',' ORDER BY indexdef) FROM pg_indexes WHERE schemaname = 'public'),
+  (SELECT string_agg(pg_get_triggerdef(oid), ',' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT string_agg(md5(prosrc), ',' ORDER BY proname) FROM pg_proc
+     WHERE pronamespace = 'public'::regnamespace),
+  (SELECT string_agg(version::text, ',' ORDER BY version) FROM schemaversion)))"""
+
+
+def _schema_fingerprint(db: Any) -> str:
+    try:
+        return str(db.execute_sql(_FINGERPRINT).fetchone()[0])
+    except Exception:  # no schemaversion table yet, say: nothing to compare with
+        db.rollback()
+        return ""
+
+
+def _empty_tables(db: Any) -> None:
+    """Every row of the previous test gone and every id sequence back at 1, the migrations' rows kept."""
+    with db.atomic():
+        for model in reversed(sort_models(ALL_MODELS)):  # children before the rows they point at
+            if model is not SchemaVersion:
+                model.delete().execute()
+        db.execute_sql("SELECT setval(c.oid, 1, false) FROM pg_class c "
+                       "WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace")
 
 
 @pytest.fixture
