@@ -6,6 +6,7 @@ retries are off: the outbox decides what to retry, with a retry key.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -101,8 +102,10 @@ class LineApi:
         # sent through the SDK's client with its argument validation skipped
         # (``raw_function``). The answer (the sent messages' ids) is never used:
         # it is read but not parsed into models (``_preload_content=False``); a
-        # refusal still raises with its status and body.
-        body = {"replyToken": reply_token, "messages": [wire(m) for m in messages]}
+        # refusal still raises with its status and body. The body goes as JSON bytes, which the
+        # SDK passes through as they are, instead of a dict it walks key by key (≈ 20 calls).
+        body = json.dumps({"replyToken": reply_token, "messages": [wire(m) for m in messages]},
+                          ensure_ascii=False).encode("utf-8")
         raw = MessagingApi.reply_message_with_http_info.raw_function
         self.call("reply", raw, self.api, body, _preload_content=False)
 

@@ -106,9 +106,12 @@ class KeepAliveRest:
         content_type = headers.get("Content-Type", "")
         if (self._proxy or post_params or method not in _JSON_METHODS
                 or (content_type and "json" not in content_type.lower())):
+            if isinstance(body, bytes) and "json" in content_type.lower():
+                body = json.loads(body)  # the SDK's client encodes JSON bodies itself
             return self._fallback.request(method, url, query_params, headers, body, post_params, _preload_content,
                                           _request_timeout)
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # A body already encoded (``LineApi.reply``) is sent as it is.
+        payload = body if isinstance(body, bytes) or body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         response = self._send(method, url, headers, payload, _timeouts(_request_timeout))
         if not 200 <= response.status <= 299:
             raise _error(response)

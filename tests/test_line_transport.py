@@ -99,6 +99,21 @@ def test_calls_share_one_kept_alive_connection(server):
     assert server.requests[5]["path"] == "/v2/bot/message/push"
 
 
+def test_a_body_already_encoded_goes_as_it_is_and_through_the_sdks_own_client_too(server):
+    """A reply's body is JSON bytes (``LineApi.reply``); behind a proxy the SDK's urllib3 client
+    (which encodes JSON itself) sends it instead, and the same JSON arrives."""
+    body = json.dumps({"replyToken": "t", "messages": [{"type": "text", "text": "日本語"}]}, ensure_ascii=False)
+    direct = KeepAliveRest(Configuration(host=server.url, access_token="x"))
+    configuration = Configuration(host=server.url, access_token="x")
+    configuration.proxy = server.url  # the test server plays the proxy: it answers the absolute URL itself
+    proxied = KeepAliveRest(configuration)
+    for rest in (direct, proxied):
+        rest.post_request(server.url + "/v2/bot/message/reply", headers={"Content-Type": "application/json"},
+                          body=body.encode("utf-8"))
+    assert [r["body"] for r in server.requests] == [json.loads(body)] * 2
+    assert server.requests[1]["path"].startswith("http://")  # the proxy's absolute form: the fallback was taken
+
+
 def test_a_connection_the_server_dropped_is_not_reused_and_nothing_is_sent_twice(server):
     api = _api(server)
     server.plan = [(200, _SENT, True)]
