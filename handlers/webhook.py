@@ -14,6 +14,7 @@ bug in a flow is logged and apologised for — never a 500.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -71,7 +72,7 @@ def _validator(secret: str) -> SignatureValidator:
 @bp.post("/callback")
 def callback() -> tuple[Response, int]:
     rt = current()
-    request_id = uuid.uuid4().hex[:16]
+    request_id = os.urandom(8).hex()  # 64 random bits, as the first half of a uuid4 gave, for less CPU
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         signature = request.headers.get("X-Line-Signature", "")
@@ -102,7 +103,7 @@ def callback() -> tuple[Response, int]:
         except Unavailable as exc:
             log.error("webhook.unavailable", error=str(exc.__cause__ or exc)[:200])
             return jsonify(message="temporarily unavailable"), 503
-        return jsonify({}), 200
+        return Response(b"{}", mimetype="application/json"), 200  # what jsonify({}) gives, without its encoder
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
 
