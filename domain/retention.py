@@ -49,7 +49,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
-from peewee import fn
+from peewee import SqliteDatabase, fn
 
 from domain import clock
 from domain.log_files import delete_old_logs
@@ -60,7 +60,11 @@ from storage.db import checkpoints_between_batches, database, serialized_writes
 from storage.files import EncryptedFileStore, is_valid_file_id
 from storage.models import AuditLog, Dispatch, Expert, LineUser, Outbox, PersonIndex, ProcessedEvent, Report
 
+# Rows per transaction. On SQLite every batch holds the database's one write lock, and a webhook
+# waits behind it: deleting 500 event ids held it 13 ms (median; 30 at p90, 48 at most) on a year
+# of them, 100 held it 2.4 ms (7, 12) for the same cost per row. PostgreSQL locks only the rows.
 BATCH = 500
+SQLITE_BATCH = 100
 # Event ids outlive the webhook's replay cut-off by this much (LINE's clock may run ahead of ours).
 REPLAY_MARGIN = timedelta(days=1)
 CLOSED_STATUSES = ("rejected", "withdrawn")
@@ -113,13 +117,14 @@ KINDS = {  # what each count of :class:`Purged` is, for the operator
 
 
 def purge(program: Program, files: EncryptedFileStore, log_dir: Path | None, now: datetime, dry_run: bool = False,
-          *, actor: str = "system", batch: int = BATCH) -> Purged:
+          *, actor: str = "system", batch: int | None = None) -> Purged:
     """Remove everything kept longer than ``program.retention`` allows, as of ``now``.
 
     ``now`` is aware, or naive UTC as stored. A dry run only counts.
     Idempotent: a second run at the same ``now`` finds nothing more (beyond
     the notices' deletions, which wait their days)."""
     now = clock.to_utc(now) if now.tzinfo is not None else now
+    batch = batch or (SQLITE_BATCH if isinstance(database.obj, SqliteDatabase) else BATCH)
     with checkpoints_between_batches() as between:
         token = _after_batch.set(between)
         try:

@@ -84,6 +84,30 @@ def test_a_purge_copies_its_wal_back_after_its_batches(sqlite_only, tmp_path):
     assert _autocheckpoint() == 1000
 
 
+def test_a_sqlite_purge_holds_the_write_lock_for_small_batches(sqlite_only, tmp_path):
+    """Every batch holds SQLite's one write lock while webhooks wait: a purge left to its own
+    batch size deletes in batches of ``SQLITE_BATCH`` rows."""
+    _insert_events(250, utcnow() - timedelta(days=400))
+    store = EncryptedFileStore(tmp_path / "files", TEST_CRYPTO)
+    sizes: list[int] = []
+    real = retention.serialized_writes
+
+    @contextmanager
+    def measured():  # each batch's transaction, with the event ids still there before it
+        before = ProcessedEvent.select().count()
+        with real():
+            yield
+        sizes.append(before - ProcessedEvent.select().count())
+
+    retention.serialized_writes = measured
+    try:
+        done = retention.purge(PROGRAM, store, None, utcnow())
+    finally:
+        retention.serialized_writes = real
+    assert done.processed_events == 250
+    assert [n for n in sizes if n] == [retention.SQLITE_BATCH, retention.SQLITE_BATCH, 50]
+
+
 def test_postgresql_is_left_alone(database):
     with checkpoints_between_batches() as between:
         between()  # nothing to do, nothing raised, on either database
