@@ -46,6 +46,14 @@ def take_turn_in_thread(gate: UserGate, user: str, event_id: str, score: float, 
     return thread
 
 
+def queued_behind(gate: UserGate, user: str, n: int) -> None:
+    """Wait until ``n`` events wait in the user's queue (what a fixed sleep would only assume)."""
+    deadline = time.monotonic() + 2
+    while gate.client.zcard(gate.keys.queue(user)) < n:
+        assert time.monotonic() < deadline, "the event never queued"
+        time.sleep(0.0005)
+
+
 # --- order ---------------------------------------------------------------------------------
 
 
@@ -76,7 +84,7 @@ def test_a_straggler_a_few_ms_late_still_goes_first(gate):
     first = gate.enter("e0", "U1", 1000.0, wait=1)
     order: list[str] = []
     later = take_turn_in_thread(gate, "U1", "late-sent", 3000.0, order)
-    time.sleep(0.002)
+    queued_behind(gate, "U1", 1)  # its thread's first connection may take a moment
     gate.leave("U1", first.token, None, "e0")  # the lock is free before the straggler arrives
     time.sleep(0.005)
     earlier = take_turn_in_thread(gate, "U1", "early-sent", 2000.0, order)
