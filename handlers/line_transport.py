@@ -166,8 +166,7 @@ class KeepAliveRest:
               timeouts: tuple[float | None, float | None]) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        default_port = 443 if scheme == "https" else 80
-        port = parts.port or default_port
+        port = parts.port or (443 if scheme == "https" else 80)
         origin = (scheme, parts.hostname or "", port)
         host = parts.netloc.rpartition("@")[2]  # as http.client writes Host: the URL's host[:port]
         path = parts.path or "/"
