@@ -205,6 +205,23 @@ def _v13_status_counts(db: Database, migrator: SchemaMigrator) -> None:
     status_counts.fill()
 
 
+def _v14_dispatch_order(db: Database, migrator: SchemaMigrator) -> None:
+    """/dispatches reads its page in order from an index at any size: (scheduled_at, id) and
+    (status, scheduled_at, id) replace the indexes without the id. Dispatches share their hour
+    (14:00 is 14:00 all over the country), and without the id PostgreSQL read every dispatch of
+    the latest hour, joined each to its business and expert, and sorted them for a page of 20."""
+    table = models.Dispatch._meta.table_name
+    if not db.table_exists(table):
+        return  # not a schema this code wrote
+    have = {i.name for i in db.get_indexes(table)}
+    for columns in (("scheduled_at", "id"), ("status", "scheduled_at", "id")):
+        if f"{table}_{'_'.join(columns)}" not in have:
+            migrate(migrator.add_index(table, columns, unique=False))
+    for old in (f"{table}_scheduled_at", f"{table}_status_scheduled_at"):
+        if old in have:
+            migrate(migrator.drop_index(table, old))
+
+
 MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v1_initial,
     _v2_review_and_commission,
@@ -219,6 +236,7 @@ MIGRATIONS: list[Callable[[Database, SchemaMigrator], None]] = [
     _v11_latest_first,
     _v12_fee_sums,
     _v13_status_counts,
+    _v14_dispatch_order,
 ]
 
 LATEST = len(MIGRATIONS)

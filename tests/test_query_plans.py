@@ -18,7 +18,8 @@ import pytest
 
 from domain.fee_totals import refill_fee_totals
 from storage.db import database
-from storage.models import Outbox, Report
+from storage.migrations import LATEST, apply_migrations
+from storage.models import Outbox, Report, SchemaVersion
 from tests.actors import (
     REVIEWER,
     SEC,
@@ -168,3 +169,48 @@ def test_fees_reads_a_page_of_kept_sums_and_the_months_row(bot_app, db_kind):
     assert not {sql: scanned(sql, params) for sql, params in seen.seen if scanned(sql, params)}
     page = [(sql, params) for sql, params in seen.seen if 'FROM "feetotal"' in sql and "LIMIT" in sql]
     assert page and all("feetotal_fee_month_expert_id" in plan_of(sql, params) for sql, params in page)
+
+
+def test_dispatches_reads_its_page_in_index_order_and_kept_totals(bot_app, db_kind):
+    """/dispatches costs the same at 50,000 dispatches as at 50: the page is read newest first
+    from (scheduled_at, id) or (status, scheduled_at, id), so ties of one hour need no sort
+    (without the id PostgreSQL read the whole latest hour, joined and sorted it), and the
+    totals are the kept counts (``StatusCount``), not a count of the table."""
+    if db_kind != "postgres":
+        pytest.skip("query plans are PostgreSQL's (TEST_DATABASE_URL)")
+    secretariat(bot_app)
+    inst = institution_with_reviewer(bot_app, "計画支援機関", REVIEWER)
+    expert = commissioned_expert(inst)
+    two_pm = datetime(2026, 6, 10, 5, 0)  # 14:00 in Tokyo, the hour every dispatch shares here
+    made = [dispatch_for(expert, REVIEWER, when=two_pm, status="completed" if n % 2 else "accepted").id
+            for n in range(25)]
+    database.execute_sql('VACUUM ANALYZE "dispatch"')
+    with statements() as seen:
+        first = bot_app.text(SEC, "/dispatches")[0]
+        completed = bot_app.text(SEC, "/dispatches completed")[0]
+    assert "全25件（1〜20件目）" in first and "（完了）：12件" in completed, (first, completed)
+    shown = [int(n) for n in re.findall(r"^No\.(\d+) ", first, re.MULTILINE)]
+    assert shown == sorted(made, reverse=True)[:20], shown  # one hour: the newest number first
+    touched = [(sql, params) for sql, params in seen.seen if 'FROM "dispatch"' in sql]
+    assert not [sql for sql, _ in touched if "COUNT(" in sql], "the totals are kept, not counted"
+    pages = [(sql, params) for sql, params in touched if "LIMIT" in sql and "ORDER BY" in sql]
+    assert len(pages) == 2, [sql for sql, _ in touched]
+    for sql, params in pages:
+        plan = plan_of(sql, params)
+        assert "Sort" not in plan and "dispatch_" in plan and "scheduled_at_id" in plan, (sql, plan)
+
+
+@pytest.mark.usefixtures("database")
+def test_an_older_database_gets_the_dispatch_order_indexes():
+    """v14 on a database v13 left: the (scheduled_at, id) indexes made, the ones without the id dropped."""
+    db = database.obj
+    for name in ("dispatch_scheduled_at_id", "dispatch_status_scheduled_at_id"):
+        db.execute_sql(f'DROP INDEX "{name}"')
+    db.execute_sql('CREATE INDEX "dispatch_scheduled_at" ON "dispatch" ("scheduled_at")')
+    db.execute_sql('CREATE INDEX "dispatch_status_scheduled_at" ON "dispatch" ("status", "scheduled_at")')
+    SchemaVersion.delete().where(SchemaVersion.version > 13).execute()
+
+    assert apply_migrations() == (13, LATEST)
+    names = {index.name for index in db.get_indexes("dispatch")}
+    assert {"dispatch_scheduled_at_id", "dispatch_status_scheduled_at_id"} <= names, names
+    assert not {"dispatch_scheduled_at", "dispatch_status_scheduled_at"} & names, names

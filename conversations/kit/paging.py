@@ -74,8 +74,12 @@ def page_of(query: Any, number: int, size: int = PAGE_SIZE, count: Any = None) -
     """One page of a peewee query (counted once, fetched with LIMIT/OFFSET): the query must be ordered.
 
     ``count`` is the same rows without the joins that only name them (the business, the
-    expert): counting fifty thousand dispatches must not join fifty thousand businesses."""
-    total = (count if count is not None else query).count()
+    expert): counting fifty thousand dispatches must not join fifty thousand businesses; or
+    the number itself, where it is kept (``storage.status_counts``, the month's fee row)."""
+    if isinstance(count, int):
+        total = count
+    else:
+        total = (count if count is not None else query).count()
     last_page = max((total + size - 1) // size, 1)
     number = min(max(number, 1), last_page)
     return Page(list(query.paginate(number, size)), number, total, size)

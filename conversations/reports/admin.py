@@ -71,7 +71,7 @@ def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[M
             return [msg.text("使い方：" + FEES_USAGE)]
         month = f"{int(match.group(1)):04d}-{int(match.group(2)):02d}"
     total = fee_totals.month_sums(month)
-    page = page_of(fee_totals.experts_of(month), number, count=_Kept(total.experts))
+    page = page_of(fee_totals.experts_of(month), number, count=total.experts)
     names = {e.id: expert_name(e) for e in Expert.select(*NAME_COLUMNS).where(Expert.id.in_([row.expert_id for row in page.items]))}
     lines = [f"申請No.{row.expert_id} {names.get(row.expert_id, '—')}：{row.n}件 謝金{yen(row.gross_yen)}"
              f" 源泉{yen(row.withholding_yen)} 交通費{yen(row.travel_yen)} 支払額{yen(row.net_yen)}" for row in page.items]
@@ -85,13 +85,3 @@ def fees_command(s: Session, ctx: Context, args: list[str], rest: str) -> list[M
     if unaccepted:
         text += f"\n（確認待ち{unaccepted:,}件は含みません）"
     return [msg.text(text, page.choices(f"/fees {month}"))]
-
-
-class _Kept:
-    """The month's experts as its row keeps them, where ``page_of`` counts the rows otherwise."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def count(self) -> int:
-        return self.n

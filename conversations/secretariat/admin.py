@@ -26,7 +26,7 @@ from conversations.rights import withdrawal
 from domain import lifecycle, stats
 from domain.names import NAME_COLUMNS, expert_name
 from domain.statuses import DISPATCH_LABELS
-from storage import repo
+from storage import repo, status_counts
 from storage.models import Expert, Institution, LineUser
 from storage.sessions import Session
 
@@ -94,9 +94,11 @@ def _help(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]
 
 def _pending(s: Session, ctx: Context, args: list[str], rest: str) -> list[Message]:
     number, _ = split_page(args, bare_number=True)
+    kept = status_counts.counts("expert")  # the triggers keep them: no count of the status's rows
     waiting = page_of(Expert.select(Expert, Institution).join(Institution, JOIN.LEFT_OUTER)
-                      .where(Expert.status == "pending_secretariat").order_by(Expert.submitted_at, Expert.id), number)
-    at_institutions = Expert.select().where(Expert.status == "pending_institution").count()
+                      .where(Expert.status == "pending_secretariat").order_by(Expert.submitted_at, Expert.id), number,
+                      count=kept.get("pending_secretariat", 0))
+    at_institutions = kept.get("pending_institution", 0)
     if not waiting.total:
         return [msg.text(f"事務局の承認待ちはありません。（支援機関で審査中：{at_institutions:,}件）")]
     lines = [f"No.{e.id} {expert_name(e)}（{e.institution.name if e.institution else '—'}）" for e in waiting.items]
