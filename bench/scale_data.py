@@ -18,6 +18,7 @@ from storage.db import database, serialized_writes
 from storage.models import ALL_MODELS, Business, Dispatch
 
 INSTITUTIONS = 500
+FULL_PAGE_UPCOMING = 11  # 依頼一覧's page of 10 and one more, in the measured institution at every size
 SECRETARIAT = 3
 DISPATCHES_PER_EXPERT = 5
 MONTHS = 12

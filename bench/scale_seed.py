@@ -25,6 +25,8 @@ What one size holds (``n`` commissioned experts):
   them from ``Dispatch.report_due_at``, written here as the status machines
   keep it; /fees's sums, ``FeeTotal``/``FeeMonth``, are filled by the rule
   after), some requests pending, accepted for the coming weeks, or cancelled;
+  institution 1 (the measured reviewer's) holds at least 11 upcoming at every
+  size, a full page of 依頼一覧 and one more;
   ≈ 41 audit rows per expert, the webhook event ids (``ProcessedEvent``) and
   delivered pushes (``Outbox``) those steps left;
 * applications waiting for the institution (1 %) and the secretariat
@@ -48,6 +50,7 @@ from bench.scale_data import (  # noqa: F401  (re-exported: bench.scale imports 
     BANKS,
     DISPATCHES_PER_EXPERT,
     GIVEN,
+    FULL_PAGE_UPCOMING,
     INSTITUTIONS,
     MONTHS,
     PIN,
@@ -103,6 +106,7 @@ class _Seeder:
         self.reviewers: dict[int, str] = {}
         self.reviewer_pks: dict[int, int] = {}
         self.codes: dict[int, str] = {}
+        self.first: tuple[int, str, str] | None = None  # expert 0 (institution 1's): id, LINE id, a field
 
     def next_id(self, kind: str) -> int:
         self.ids[kind] = self.ids.get(kind, 0) + 1
@@ -290,6 +294,7 @@ def seed(program: Program, n: int, *, probes: int = 10, now: datetime | None = N
         month_counts: dict[str, int] = {}
         for i in range(n):
             _one_expert(s, rows, i, today, month_counts, conditions, terms, prefix)
+        _a_page_of_upcoming(s, rows, n, today, month_counts)
         _applications(s, rows, n, today)
         for r in rows.values():
             r.flush()
@@ -350,6 +355,8 @@ def _one_expert(s: _Seeder, rows: dict[str, Rows], i: int, today: date, month_co
     s.step(accepted, uid, "commission.accepted", target=target, after=conditions.version)
     s.step(accepted, "system", "menu.linked", target=target, by_event=False)
     fields_ = answers["expertise"]
+    if i == 0:
+        s.first = (expert_id, uid, fields_[0])
     businesses = []
     for b in range(2):  # three dispatches to the first business (its free limit), two to the second
         bid = s.next_id("business")
@@ -442,6 +449,20 @@ def _one_dispatch(s: _Seeder, rows: dict[str, Rows], i: int, j: int, expert_id: 
                after="accepted")
         s.push(uid, "report_accepted", accepted_at)
         month_counts[month] = month_counts.get(month, 0) + 1
+
+
+def _a_page_of_upcoming(s: _Seeder, rows: dict[str, Rows], n: int, today: date, month_counts: dict[str, int]) -> None:
+    """依頼一覧 shows 10 cards a page: the measured reviewer's institution (1) holds more than a
+    page of upcoming dispatches at every size, so its ratio compares a full carousel with a full
+    carousel — at 10 experts it had 1 card against 10 at 1,000 and 10,000 (0.5 ms a card)."""
+    assert s.first is not None
+    have = len(range(0, n, INSTITUTIONS))  # institution 1's experts, i = 0, 500, …: each one's fifth is upcoming
+    expert_id, uid, theme = s.first
+    for k in range(max(0, FULL_PAGE_UPCOMING - have)):
+        bid = s.next_id("business")
+        rows["business"].add(bid, 1, f"株式会社スケール追加{k + 1:02d}", PIN[0], PIN[1] + 2e-3, "東京都中央区本町3-1-1",
+                             s.now)
+        _one_dispatch(s, rows, 0, 4, expert_id, uid, 1, bid, theme, today, month_counts)
 
 
 def _applications(s: _Seeder, rows: dict[str, Rows], n: int, today: date) -> None:

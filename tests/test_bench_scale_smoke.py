@@ -39,7 +39,10 @@ def test_seed_is_what_the_bot_writes(database: str) -> None:
 
     commissioned = list(Expert.select().where(Expert.status == "commissioned").order_by(Expert.id))
     assert len(commissioned) == 10
-    assert seeded.counts["Dispatch"] == 10 * scale_seed.DISPATCHES_PER_EXPERT
+    # Five each, and institution 1 (the measured reviewer's, expert 0's) topped up to a page of 依頼一覧 and one more.
+    assert seeded.counts["Dispatch"] == 10 * scale_seed.DISPATCHES_PER_EXPERT + scale_seed.FULL_PAGE_UPCOMING - 1
+    upcoming = Dispatch.select().where((Dispatch.institution == 1) & Dispatch.status.in_(("requested", "accepted")))
+    assert upcoming.count() == scale_seed.FULL_PAGE_UPCOMING
     assert seeded.counts["Institution"] == scale_seed.INSTITUTIONS
     assert Expert.select().where(Expert.status == "pending_institution").count() == 2
 
