@@ -8,7 +8,11 @@ For every database and size: a fresh database (a SQLite file; a database of
 our own PostgreSQL cluster from ``bench.servers``) seeded in bulk through the
 real models (``bench.scale_seed``), then the bot under gunicorn (2 workers)
 with the RQ worker, its own redis-server and the contract-checked fake LINE
-platform (``bench.scale_measure``), and on it:
+platform (``bench.scale_measure``). A database's sizes are all up at once:
+events and commands are measured in rounds that visit the sizes in turn, so
+the VM's speed, which drifts over minutes, weighs on every size alike (sizes
+measured one after the other put the drift into the ratio); the jobs follow,
+size after size. On each:
 
 * webhook events — a registration answer (氏名), a check-in location, a
   report answer (相談内容) — gunicorn worker CPU ms per event and p99;
@@ -52,7 +56,19 @@ if __package__ in (None, ""):  # python bench/scale.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, install_sigterm_as_interrupt, max_worker_rss_mb, percentile  # noqa: E402
-from bench.scale_measure import Line, PhaseResult, ScaleStack, Sent, SteadyLoad, phase, run_cli  # noqa: E402
+from bench.scale_measure import (  # noqa: E402
+    Line,
+    PhaseResult,
+    ScaleStack,
+    Sent,
+    SteadyLoad,
+    announce_program,
+    outbox_last_id,
+    outbox_pending,
+    pending_reasons,
+    phase,
+    run_cli,
+)
 from bench.scale_seed import PIN, REPORT_TEXT, Seeded, arm_probes, line_id, seed  # noqa: E402
 from bench.scale_verdicts import items_for, table  # noqa: E402
 from bench.servers import PostgresCluster, ServerUnavailable  # noqa: E402
@@ -97,40 +113,71 @@ def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
     return PhaseResult(name, sent, cpu)
 
 
-def measure_events(run: SizeRun, stack: ScaleStack, line: Line, program: Any, samples: int) -> None:
-    """A registration answer, a check-in location and a report answer, each ``samples`` times."""
-    s = run.seeded
-    users = [line_id(f"register-{run.db}-{run.size}", k) for k in range(samples)]
+@dataclass
+class Live:
+    """One size, seeded, with its stack up: the sizes of a database are measured in turn."""
 
-    def each(texts: list[tuple[str, str, str | None]]) -> list[Callable[[], Sent]]:
-        return [partial(line.send, u, k, text=t) for u, k, t in texts]
+    run: SizeRun
+    stack: ScaleStack
+    line: Line
+    url: str
+    rq_start_mb: float = 0.0
 
-    phase(stack, line, "follow", each([(u, "follow", None) for u in users]))
-    phase(stack, line, "terms", each([(u, "text", "同意する") for u in users]))
-    code = phase(stack, line, "code", each([(u, "text", s.institution_code) for u in users]))
-    summarise(code, "スケール支援機関001", run.errors)
-    name = phase(stack, line, "registration", each([(u, "text", "山田 太郎") for u in users]))
-    run.events["registration_answer"] = summarise(name, "フリガナ", run.errors)
 
-    rounds = max(1, math.ceil(samples / max(1, len(s.probes))))
-    ins, outs, answers = [], [], []
+def in_turn(lives: list[Live], round_no: int) -> list[Live]:
+    """The sizes for one round: forwards, then backwards, so no size is always measured first."""
+    return lives if round_no % 2 == 0 else lives[::-1]
+
+
+def use_database(url: str) -> None:
+    """Point this process's models at one size's database (to arm its probes, read its outbox)."""
+    from storage import db as storage_db
+
+    if storage_db.database.obj is not None:
+        storage_db.database.close()
+    storage_db.bind(url)
+
+
+def measure_events(lives: list[Live], program: Any, samples: int) -> None:
+    """A registration answer, a check-in location, a check-out location and a report answer,
+    ``samples`` times each at every size, in rounds that visit the sizes in turn: the VM's speed
+    drifts over minutes, and sizes measured one after another put that drift into the ratio."""
+    probes = max(1, min(len(live.run.seeded.probes) for live in lives))
+    rounds = max(1, math.ceil(samples / probes))
+    parts: dict[tuple[int, str], list[PhaseResult]] = {}
     lat_in, lng_in = near(40, 0)
     lat_out, lng_out = near(60, 90)
+
+    def each(line: Line, texts: list[tuple[str, str, str | None]]) -> list[Callable[[], Sent]]:
+        return [partial(line.send, u, k, text=t) for u, k, t in texts]
+
     for r in range(rounds):
-        arm_probes(program, s.probes, r)
-        probes = [p.line_user_id for p in s.probes]
-        phase(stack, line, "checkin-word", each([(u, "text", "チェックイン") for u in probes]))
-        ins.append(phase(stack, line, "checkin", [partial(line.send, u, "location", lat=lat_in, lng=lng_in)
-                                                  for u in probes]))
-        phase(stack, line, "checkout-word", each([(u, "text", "チェックアウト") for u in probes]))
-        outs.append(phase(stack, line, "checkout", [partial(line.send, u, "location", lat=lat_out, lng=lng_out)
-                                                    for u in probes]))
-        answers.append(phase(stack, line, "report", each([(u, "text", REPORT_TEXT["consultation"])
-                                                          for u in probes])))
-        phase(stack, line, "pause", each([(u, "text", "キャンセル") for u in probes]))
-    run.events["checkin_location"] = summarise(merge("checkin", ins), "チェックインしました", run.errors)
-    run.events["checkout_location"] = summarise(merge("checkout", outs), "チェックアウトしました", run.errors)
-    run.events["report_answer"] = summarise(merge("report", answers), "支援内容", run.errors)
+        for live in in_turn(lives, r):
+            run, stack, line, s = live.run, live.stack, live.line, live.run.seeded
+            users = [line_id(f"register-{run.db}-{run.size}", r * probes + k) for k in range(probes)]
+            phase(stack, line, "follow", each(line, [(u, "follow", None) for u in users]))
+            phase(stack, line, "terms", each(line, [(u, "text", "同意する") for u in users]))
+            code = phase(stack, line, "code", each(line, [(u, "text", s.institution_code) for u in users]))
+            summarise(code, "スケール支援機関001", run.errors)
+            parts.setdefault((run.size, "registration_answer"), []).append(
+                phase(stack, line, "registration", each(line, [(u, "text", "山田 太郎") for u in users])))
+            use_database(live.url)
+            arm_probes(program, s.probes, r)
+            ids = [p.line_user_id for p in s.probes]
+            phase(stack, line, "checkin-word", each(line, [(u, "text", "チェックイン") for u in ids]))
+            parts.setdefault((run.size, "checkin_location"), []).append(phase(
+                stack, line, "checkin", [partial(line.send, u, "location", lat=lat_in, lng=lng_in) for u in ids]))
+            phase(stack, line, "checkout-word", each(line, [(u, "text", "チェックアウト") for u in ids]))
+            parts.setdefault((run.size, "checkout_location"), []).append(phase(
+                stack, line, "checkout", [partial(line.send, u, "location", lat=lat_out, lng=lng_out) for u in ids]))
+            parts.setdefault((run.size, "report_answer"), []).append(
+                phase(stack, line, "report", each(line, [(u, "text", REPORT_TEXT["consultation"]) for u in ids])))
+            phase(stack, line, "pause", each(line, [(u, "text", "キャンセル") for u in ids]))
+    expect = {"registration_answer": "フリガナ", "checkin_location": "チェックインしました",
+              "checkout_location": "チェックアウトしました", "report_answer": "支援内容"}
+    for live in lives:
+        for kind, wanted in expect.items():
+            live.run.events[kind] = summarise(merge(kind, parts[(live.run.size, kind)]), wanted, live.run.errors)
 
 
 def command_result(name: str, sent: list[Sent], errors: list[str]) -> dict[str, Any]:
@@ -151,65 +198,45 @@ def command_result(name: str, sent: list[Sent], errors: list[str]) -> dict[str, 
             "reply": (" / ".join(last.texts) if last else "")[:120]}
 
 
-def measure_commands(run: SizeRun, line: Line, repeats: int) -> None:
-    s = run.seeded
-    reviewer, sec = s.reviewer, s.secretariat
-    plain = [("審査待ち", reviewer, "審査待ち"), ("依頼一覧", reviewer, "依頼一覧"),
-             ("/pending", sec, "/pending"), ("/find name", sec, "/find 山田"), ("/find kana", sec, "/find ヤマダ"),
-             ("/dispatches", sec, "/dispatches"), ("/reports", sec, "/reports"),
-             ("/fees", sec, f"/fees {s.export_month}"), ("/stats", sec, "/stats"), ("/staff", sec, "/staff")]
-    for name, user, text in plain:
-        line.send(user, "text", text=text)  # once unmeasured: the first of a kind warms the worker's caches
-        run.commands[name] = command_result(name, [line.send(user, "text", text=text) for _ in range(repeats)],
-                                            run.errors)
+def measure_commands(lives: list[Live], repeats: int) -> None:
+    """Every reviewer and secretariat command, ``repeats`` times at every size, the sizes in turn."""
+    def plain(s: Seeded) -> list[tuple[str, str, str]]:
+        reviewer, sec = s.reviewer, s.secretariat
+        return [("審査待ち", reviewer, "審査待ち"), ("依頼一覧", reviewer, "依頼一覧"), ("/pending", sec, "/pending"),
+                ("/find name", sec, "/find 山田"), ("/find kana", sec, "/find ヤマダ"), ("/dispatches", sec, "/dispatches"),
+                ("/reports", sec, "/reports"), ("/fees", sec, f"/fees {s.export_month}"), ("/stats", sec, "/stats"),
+                ("/staff", sec, "/staff")]
+
+    for k in range(len(plain(lives[0].run.seeded))):
+        sent: dict[int, list[Sent]] = {live.run.size: [] for live in lives}
+        for live in lives:  # once unmeasured: the first of a kind warms the worker's caches
+            _, user, text = plain(live.run.seeded)[k]
+            live.line.send(user, "text", text=text)
+        for r in range(repeats):
+            for live in in_turn(lives, r):
+                _, user, text = plain(live.run.seeded)[k]
+                sent[live.run.size].append(live.line.send(user, "text", text=text))
+        for live in lives:
+            name = plain(live.run.seeded)[k][0]
+            live.run.commands[name] = command_result(name, sent[live.run.size], live.run.errors)
     # 支援依頼: up to the theme, then the theme answer is what lists the experts who match (area + field).
-    for text in ("支援依頼", "株式会社計測依頼", "なし"):
-        line.send(reviewer, "text", text=text)
-    line.send(reviewer, "location", lat=PIN[0], lng=PIN[1], address="東京都千代田区丸の内1-9-1")
-    matched = [line.send(reviewer, "text", text="1")]
-    for _ in range(repeats):
-        line.send(reviewer, "text", text="戻る")
-        matched.append(line.send(reviewer, "text", text="1"))
-    line.send(reviewer, "text", text="キャンセル")
-    run.commands["支援依頼 matching"] = command_result("支援依頼 matching", matched[1:], run.errors)
-
-
-def announce_program(tmp: Path) -> Path:
-    """program.toml with a new conditions version: what ``conditions announce`` is run after."""
-    path = tmp / "program-announce.toml"
-    if not path.exists():
-        text = (ROOT / "program.toml").read_text(encoding="utf-8")
-        new, n = re.subn(r'(\[conditions\]\s*\nversion\s*=\s*")([^"]+)(")', r"\g<1>\g<2>-scale\g<3>", text, count=1)
-        if not n:
-            raise RuntimeError("program.toml: no [conditions] version to change")
-        path.write_text(new, encoding="utf-8")
-    return path
-
-
-def outbox_pending(after_id: int = 0) -> int:
-    """Pushes not yet sent among the outbox rows written after ``after_id``."""
-    from storage.models import Outbox
-
-    return int(Outbox.select().where((Outbox.status == "pending") & (Outbox.id > after_id)).count())
-
-
-def outbox_last_id() -> int:
-    from peewee import fn
-
-    from storage.models import Outbox
-
-    return int(Outbox.select(fn.MAX(Outbox.id)).scalar() or 0)
-
-
-def pending_reasons() -> dict[str, int]:
-    """What is still waiting in the outbox, by reason (for the report)."""
-    from peewee import fn
-
-    from storage.models import Outbox
-
-    rows = (Outbox.select(Outbox.reason, fn.COUNT(Outbox.id)).where(Outbox.status == "pending")
-            .group_by(Outbox.reason).tuples())
-    return {str(reason): int(n) for reason, n in rows}
+    matched: dict[int, list[Sent]] = {}
+    for live in lives:
+        reviewer = live.run.seeded.reviewer
+        for text in ("支援依頼", "株式会社計測依頼", "なし"):
+            live.line.send(reviewer, "text", text=text)
+        live.line.send(reviewer, "location", lat=PIN[0], lng=PIN[1], address="東京都千代田区丸の内1-9-1")
+        live.line.send(reviewer, "text", text="1")  # unmeasured, as above
+        matched[live.run.size] = []
+    for r in range(repeats):
+        for live in in_turn(lives, r):
+            reviewer = live.run.seeded.reviewer
+            live.line.send(reviewer, "text", text="戻る")
+            matched[live.run.size].append(live.line.send(reviewer, "text", text="1"))
+    for live in lives:
+        live.line.send(live.run.seeded.reviewer, "text", text="キャンセル")
+        live.run.commands["支援依頼 matching"] = command_result("支援依頼 matching", matched[live.run.size],
+                                                              live.run.errors)
 
 
 def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drain_s: float) -> list[str]:
@@ -267,11 +294,12 @@ def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drai
     return load.users
 
 
-def run_size(db: str, size: int, pg: PostgresCluster | None, tmp: Path, args: argparse.Namespace) -> SizeRun:
+def start_size(db: str, size: int, pg: PostgresCluster | None, tmp: Path, stacks: list[ScaleStack]) -> Live:
+    """A fresh database of ``size`` experts, seeded, and its stack up and warm (appended to
+    ``stacks`` as soon as it runs, so whatever fails next still stops it)."""
     from cryptography.fernet import Fernet
 
     from program import load_program
-    from storage import db as storage_db
     from storage import sealed
     from storage.crypto import FieldCrypto
     from storage.migrations import apply_migrations
@@ -286,47 +314,71 @@ def run_size(db: str, size: int, pg: PostgresCluster | None, tmp: Path, args: ar
     else:
         url = f"sqlite:///{where / 'bot.db'}"
     keys, signing = Fernet.generate_key().decode(), secrets.token_urlsafe(32)
-    storage_db.bind(url)
+    use_database(url)
     sealed.configure(FieldCrypto((keys,), signing))
     apply_migrations()
-    program = load_program(ROOT / "program.toml")
-    seeded = seed(program, size, probes=min(10, size))
+    seeded = seed(load_program(ROOT / "program.toml"), size, probes=min(10, size))
     print(f"  [{db} {size}] seeded in {seeded.seconds:.1f}s: {seeded.counts['Expert']} experts, "
           f"{seeded.counts['Dispatch']} dispatches, {seeded.counts['Report']} reports, "
           f"{seeded.counts['AuditLog']} audit rows ({seeded.audit_per_expert:.1f}/expert)", flush=True)
-    run = SizeRun(db, size, seeded)
     stack = ScaleStack(f"{db}-{size}", where, url, keys, signing, ROOT / "program.toml")
-    line: Line | None = None
+    stacks.append(stack)
+    stack.start()
+    live = Live(SizeRun(db, size, seeded), stack, Line(stack), url)
+    for user, text in ((seeded.secretariat, "/help"), (seeded.reviewer, "ヘルプ")):  # warm both workers
+        for _ in range(2):
+            live.line.send(user, "text", text=text)
+    live.rq_start_mb = stack.worker_rss_mb()
+    live.run.seconds = time.monotonic() - started
+    return live
+
+
+def run_database(db: str, sizes: list[int], pg: PostgresCluster | None, tmp: Path,
+                 args: argparse.Namespace) -> list[SizeRun]:
+    """Every size of one database: all seeded and up at once, the events and commands measured
+    in rounds over the sizes, then each size's jobs under its steady load, and its memory."""
+    from program import load_program
+
+    stacks: list[ScaleStack] = []
+    lives: list[Live] = []
     try:
-        stack.start()
-        line = Line(stack)
-        for user, text in ((seeded.secretariat, "/help"), (seeded.reviewer, "ヘルプ")):  # warm both workers
-            for _ in range(2):
-                line.send(user, "text", text=text)
-        rq_start = stack.worker_rss_mb()
-        measure_events(run, stack, line, program, args.samples)
-        print(f"  [{db} {size}] events: " + ", ".join(f"{k} {v['cpu_ms']}ms cpu/p99 {v['p99_ms']}ms"
-                                                       for k, v in run.events.items()), flush=True)
-        measure_commands(run, line, args.repeats)
-        print(f"  [{db} {size}] commands: " + ", ".join(f"{k} {v['ms']:.0f}ms{'' if v['fits'] else ' (no fit)'}"
-                                                         for k, v in run.commands.items()), flush=True)
-        users = measure_jobs(run, stack, tmp, args.idle_s, args.drain_s)
-        print(f"  [{db} {size}] jobs: " + ", ".join(f"{k} {v.get('ms', '')}" for k, v in run.jobs.items()),
-              flush=True)
-        assert stack.redis is not None and stack.gunicorn is not None
-        sess, _, marker = session_bytes(stack.redis.url, users + [p.line_user_id for p in seeded.probes])
-        run.memory = {"redis_bytes_per_session": round(sess), "redis_bytes_per_marker": round(marker),
-                      "gunicorn_worker_rss_mb": round(max_worker_rss_mb(stack.gunicorn.pid), 1),
-                      "rq_worker_rss_start_mb": round(rq_start, 1),
-                      "rq_worker_rss_end_mb": round(stack.worker_rss_mb(), 1)}
+        for size in sizes:
+            print(f"[{db} {size}]", flush=True)
+            lives.append(start_size(db, size, pg, tmp, stacks))
+        started = time.monotonic()
+        measure_events(lives, load_program(ROOT / "program.toml"), args.samples)
+        for live in lives:
+            print(f"  [{db} {live.run.size}] events: " + ", ".join(
+                f"{k} {v['cpu_ms']}ms cpu/p99 {v['p99_ms']}ms" for k, v in live.run.events.items()), flush=True)
+        measure_commands(lives, args.repeats)
+        for live in lives:
+            print(f"  [{db} {live.run.size}] commands: " + ", ".join(
+                f"{k} {v['ms']:.0f}ms{'' if v['fits'] else ' (no fit)'}" for k, v in live.run.commands.items()),
+                flush=True)
+        shared = (time.monotonic() - started) / len(lives)
+        for live in lives:
+            run, stack, t0 = live.run, live.stack, time.monotonic()
+            use_database(live.url)
+            users = measure_jobs(run, stack, tmp, args.idle_s, args.drain_s)
+            print(f"  [{db} {run.size}] jobs: " + ", ".join(f"{k} {v.get('ms', '')}" for k, v in run.jobs.items()),
+                  flush=True)
+            assert stack.redis is not None and stack.gunicorn is not None
+            sess, _, marker = session_bytes(stack.redis.url, users + [p.line_user_id for p in run.seeded.probes])
+            run.memory = {"redis_bytes_per_session": round(sess), "redis_bytes_per_marker": round(marker),
+                          "gunicorn_worker_rss_mb": round(max_worker_rss_mb(stack.gunicorn.pid), 1),
+                          "rq_worker_rss_start_mb": round(live.rq_start_mb, 1),
+                          "rq_worker_rss_end_mb": round(stack.worker_rss_mb(), 1)}
+            run.seconds += shared + time.monotonic() - t0
+            print(f"  [{db} {run.size}] done ({run.seconds:.0f}s, the rounds shared with the other sizes)", flush=True)
     finally:
-        if line is not None:
-            line.close()
-        stack.stop()
+        for live in lives:
+            live.line.close()
+        for stack in stacks:
+            stack.stop()
+        from storage import db as storage_db
+
         storage_db.database.close()
-    run.seconds = time.monotonic() - started
-    print(f"  [{db} {size}] done in {run.seconds:.0f}s", flush=True)
-    return run
+    return [live.run for live in lives]
 
 
 # --- the verdicts --------------------------------------------------------------------------------
@@ -338,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default 10,1000,10000; --quick 10,200)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 10,200, fewer samples")
     parser.add_argument("--db", default="sqlite,postgresql", help="databases, comma-separated")
-    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 60)")
+    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 120)")
     parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 5)")
     parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 20)")
     parser.add_argument("--drain-s", type=float, default=None,
@@ -348,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in (args.sizes or ("10,200" if args.quick else "10,1000,10000")).split(",") if x.strip()]
     dbs = [x.strip() for x in args.db.split(",") if x.strip()]
-    args.samples = args.samples or (10 if args.quick else 60)
+    args.samples = args.samples or (10 if args.quick else 120)
     args.repeats = args.repeats or (2 if args.quick else 5)
     args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 20.0)
     args.drain_s = args.drain_s if args.drain_s is not None else (60.0 if args.quick else 180.0)
@@ -373,10 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                     broken.append(f"postgresql: {exc}")
                     continue
                 pg.init()
-            runs[db] = []
-            for size in sizes:
-                print(f"[{db} {size}]", flush=True)
-                runs[db].append(run_size(db, size, pg if db == "postgresql" else None, tmp, args))
+            runs[db] = run_database(db, sizes, pg if db == "postgresql" else None, tmp, args)
             if pg is not None:
                 pg.remove()
                 pg = None

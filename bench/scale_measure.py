@@ -19,11 +19,14 @@ What is timed on it:
   child's own peak RSS (``VmHWM``, read while it runs);
 * ``SteadyLoad``: registration answers at a fixed pace from a thread, to see
   what long jobs do to everyone else (503s, p99).
+
+And the announce's program file and its outbox rows (sent, still pending, why).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -428,3 +431,44 @@ class SteadyLoad:
         self._stop.set()
         for worker in self._workers:
             worker.join(timeout=70)
+
+
+# --- the announce's outbox --------------------------------------------------------------------
+
+
+def announce_program(tmp: Path) -> Path:
+    """program.toml with a new conditions version: what ``conditions announce`` is run after."""
+    path = tmp / "program-announce.toml"
+    if not path.exists():
+        text = (ROOT / "program.toml").read_text(encoding="utf-8")
+        new, n = re.subn(r'(\[conditions\]\s*\nversion\s*=\s*")([^"]+)(")', r"\g<1>\g<2>-scale\g<3>", text, count=1)
+        if not n:
+            raise RuntimeError("program.toml: no [conditions] version to change")
+        path.write_text(new, encoding="utf-8")
+    return path
+
+
+def outbox_pending(after_id: int = 0) -> int:
+    """Pushes not yet sent among the outbox rows written after ``after_id``."""
+    from storage.models import Outbox
+
+    return int(Outbox.select().where((Outbox.status == "pending") & (Outbox.id > after_id)).count())
+
+
+def outbox_last_id() -> int:
+    from peewee import fn
+
+    from storage.models import Outbox
+
+    return int(Outbox.select(fn.MAX(Outbox.id)).scalar() or 0)
+
+
+def pending_reasons() -> dict[str, int]:
+    """What is still waiting in the outbox, by reason (for the report)."""
+    from peewee import fn
+
+    from storage.models import Outbox
+
+    rows = (Outbox.select(Outbox.reason, fn.COUNT(Outbox.id)).where(Outbox.status == "pending")
+            .group_by(Outbox.reason).tuples())
+    return {str(reason): int(n) for reason, n in rows}

@@ -49,8 +49,8 @@ from peewee import PostgresqlDatabase
 from bench.scale_data import (  # noqa: F401  (re-exported: bench.scale imports them from here)
     BANKS,
     DISPATCHES_PER_EXPERT,
-    GIVEN,
     FULL_PAGE_UPCOMING,
+    GIVEN,
     INSTITUTIONS,
     MONTHS,
     PIN,
