@@ -249,13 +249,16 @@ def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drai
     t0 = time.monotonic()
     time.sleep(idle_s)
     idle_end = time.monotonic()
+    windows: dict[str, tuple[float, float]] = {}  # job → when it ran: which one the load's slow events met
     try:
         for key, args in (("export_empty_month", ["export", "fees", "--month", "2000-01", "--out", str(out / "e.csv")]),
                           ("export_fees", ["export", "fees", "--month", s.export_month, "--out", str(out / "f.csv")]),
                           ("export_zengin", ["export", "zengin", "--month", s.export_month,
                                              "--out", str(out / "z.txt")]),
                           ("purge", ["purge"])):
+            begun = time.monotonic()
             done = run_cli(args, stack.env(), log)
+            windows[key] = (begun, time.monotonic())
             run.jobs[key] = {"ms": round(done.ms, 1), "peak_rss_mb": round(done.peak_rss_mb, 1),
                              "exit": done.exit_code}
             if done.exit_code != 0:
@@ -263,6 +266,7 @@ def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drai
         with stack.state.lock:
             mark = len(stack.state.deliveries)
         last_id = outbox_last_id()
+        begun = time.monotonic()
         done = run_cli(["conditions", "announce"], stack.env(announce_program(tmp)), log)
         if done.exit_code != 0:
             run.errors.append(f"conditions announce: exit {done.exit_code}: {done.output[-200:]}")
@@ -272,6 +276,7 @@ def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drai
             time.sleep(0.5)
         pending = outbox_pending(last_id)
         drained_s = time.monotonic() - drain_start
+        windows["announce"] = (begun, time.monotonic())
         with stack.state.lock:
             pushed = [d for d in stack.state.deliveries[mark:] if d["via"] in ("push", "multicast")]
         calls = len({d.get("requestId") or id(d) for d in pushed})
@@ -290,6 +295,8 @@ def measure_jobs(run: SizeRun, stack: ScaleStack, tmp: Path, idle_s: float, drai
         "during_events": len(during), "during_p99_ms": round(percentile([r[2] for r in during], 99), 1),
         "during_503": sum(1 for r in during if r[1] == 503),
         "during_non_200": sum(1 for r in during if r[1] != 200),
+        "p99_ms_by_job": {key: round(percentile([r[2] for r in load.window(a, b)], 99), 1)
+                          for key, (a, b) in windows.items() if load.window(a, b)},
     }
     return load.users
 
