@@ -124,3 +124,32 @@ class CompiledCreate(Generic[_M]):
                 raise TypeError(f"INSERT columns {written} are not the fields {names} in order")
             by_columns[names] = text
         return text
+
+
+class CompiledInsertMany:
+    """``model.insert_many(rows, fields=…)`` with the statement compiled once per database and
+    row count, each value through its field's ``db_value`` as peewee's would be.
+
+    Peewee builds a many-row INSERT value by value: 500 audit rows took 9 ms of Python,
+    most of what a batch of ``conditions announce`` spent holding SQLite's write lock
+    (16 ms a batch, every webhook queued behind it). No ids come back."""
+
+    def __init__(self, model: type[Model], fields: list[Any]):
+        self.model, self.fields = model, list(fields)
+        self._sql: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+
+    def execute(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        params = [f.db_value(v) for row in rows for f, v in zip(self.fields, row, strict=True)]
+        database.execute_sql(self._statement(rows[0], len(rows)), params)
+
+    def _statement(self, first: tuple[Any, ...], n: int) -> str:
+        by_count = self._sql.setdefault(database.obj, {})
+        text = by_count.get(n)
+        if text is None:
+            one, _ = self.model.insert_many([first], fields=self.fields).sql()
+            head, _, group = one.partition(" VALUES ")
+            group = group.partition(" RETURNING ")[0]  # PostgreSQL: no ids wanted back
+            text = by_count[n] = f"{head} VALUES {', '.join([group] * n)}"
+        return text

@@ -9,8 +9,9 @@ and the expert accepts by typing their full name as a signature.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from linebot.v3.messaging import Message
@@ -27,6 +28,7 @@ from conversations.roles import relink_menu, reviewer_ids, secretariat_ids
 from domain import clock, documents, lifecycle, versions
 from domain.names import expert_name
 from storage import repo
+from storage.fastsql import CompiledInsertMany
 from storage.models import AuditLog, ConditionsConsent, Expert, LineUser, utcnow
 from storage.sessions import Session
 
@@ -116,6 +118,8 @@ def _after_consent(expert: Expert) -> tuple[str, list[str]]:
 
 
 ANNOUNCE_BATCH = repo.MULTICAST_MAX  # experts per transaction: one multicast row, one LINE call
+_ANNOUNCED = CompiledInsertMany(AuditLog, [AuditLog.actor, AuditLog.action, AuditLog.target, AuditLog.before,
+                                           AuditLog.after, AuditLog.at])  # a batch's audit rows, inside the lock
 
 
 def announce_new_conditions(program: "Program", after_id: int = 0, batch: int = ANNOUNCE_BATCH,
@@ -132,20 +136,26 @@ def announce_new_conditions(program: "Program", after_id: int = 0, batch: int = 
     name (「第2版（2026年4月）」), worked out once by a caller that runs many batches.
     """
     c = program.conditions
-    experts = list(Expert.select(Expert.id, Expert.user, Expert.conditions_version)
-                   .where(Expert.status.in_(["conditions_agreed", "commissioned"])
-                          & (Expert.conditions_version != c.version) & (Expert.id > after_id))
-                   .order_by(Expert.id).limit(batch))
+    # The batch with each expert's LINE id (joined, not a second list of 500 ids), as plain
+    # rows: peewee made 500 model instances a batch, inside the write lock on SQLite.
+    # peewee's stubs type ``.tuples()`` as models; it yields (expert id, version agreed, LINE id).
+    experts = cast(list[tuple[int, str | None, str]], list(
+        Expert.select(Expert.id, Expert.conditions_version, LineUser.line_user_id).join(LineUser)
+        .where(Expert.status.in_(["conditions_agreed", "commissioned"]) & (Expert.conditions_version != c.version)
+               & (Expert.id > after_id))
+        .order_by(Expert.id).limit(batch).tuples()))
     if not experts:
         return [], None
-    targets = [f"expert:{e.id}" for e in experts]
-    told = {a.target for a in AuditLog.select(AuditLog.target).where(
-        (AuditLog.action == "conditions.announced") & AuditLog.target.in_(targets) & (AuditLog.after == c.version))}
-    fresh = [e for e in experts if f"expert:{e.id}" not in told]
-    if not fresh:
-        return [], experts[-1].id
-    users = {u.id: u.line_user_id for u in LineUser.select(LineUser.id, LineUser.line_user_id)
-             .where(LineUser.id.in_([e.user_id for e in fresh]))}  # type: ignore[attr-defined]  # peewee adds the <fk>_id accessor
+    # Those already told about this version: by the (action, target) index, for this batch only.
+    # (A correlated NOT EXISTS read every announcement once per expert when PostgreSQL's
+    # statistics did not know them yet: 4.6 s a batch at 10,000 experts.)
+    targets = [f"expert:{expert_id}" for expert_id, _, _ in experts]
+    told = {target for (target,) in cast(Iterable[tuple[str]], AuditLog.select(AuditLog.target).where(
+        (AuditLog.action == "conditions.announced") & AuditLog.target.in_(targets) & (AuditLog.after == c.version))
+        .tuples())}
+    rows = [row for row, target in zip(experts, targets) if target not in told]
+    if not rows:
+        return [], experts[-1][0]
     yes = urlencode({"a": "consent", "ans": "yes", "v": c.version})
     no = urlencode({"a": "consent", "ans": "no", "v": c.version})
     name = name or edition(program)
@@ -153,11 +163,12 @@ def announce_new_conditions(program: "Program", after_id: int = 0, batch: int = 
         msg.text(f"委嘱条件が{name}に改訂されました。次回のチェックインまでに、改めて同意をお願いします。\n\n{c.text}"),
         flex.choices_card("委嘱条件への同意", f"改訂後の委嘱条件 {name}に同意しますか？", [("同意する", yes), ("同意しない", no)]),
     ]
-    rows = repo.queue_multicast([users[e.user_id] for e in fresh], [wire(m) for m in messages],  # type: ignore[attr-defined]
-                                "conditions_revised")
-    AuditLog.insert_many([{"actor": "system", "action": "conditions.announced", "target": f"expert:{e.id}",
-                           "before": e.conditions_version, "after": c.version, "at": utcnow()} for e in fresh]).execute()
-    return [r.id for r in rows], experts[-1].id
+    queued = repo.queue_multicast([line_id for _, _, line_id in rows], [wire(m) for m in messages],
+                                  "conditions_revised")
+    at = utcnow()
+    _ANNOUNCED.execute([("system", "conditions.announced", f"expert:{expert_id}", before, c.version, at)
+                        for expert_id, before, _ in rows])
+    return [r.id for r in queued], experts[-1][0]
 
 
 class RefusalReason(Step):
