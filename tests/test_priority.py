@@ -33,3 +33,27 @@ def test_the_workers_purge_thread_lowers_only_itself():
     t.join()
     assert seen["thread"] == min(main + BACKGROUND_NICE, 19)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # the worker's jobs keep theirs
+
+
+def test_a_long_job_lowers_its_priority_once_and_serving_does_not():
+    code = ("import os, sys; from handlers.priority import lower_priority, lower_priority_for_job; "
+            "before = os.getpriority(os.PRIO_PROCESS, 0); lower_priority_for_job(sys.argv[1:]); "
+            "lower_priority(); print(os.getpriority(os.PRIO_PROCESS, 0) - before)")
+    for argv, lowered in ((["export", "fees", "--month", "2026-11"], BACKGROUND_NICE),
+                          (["conditions", "announce"], BACKGROUND_NICE), (["purge", "--dry-run"], BACKGROUND_NICE),
+                          (["--verbose", "keys", "rotate"], BACKGROUND_NICE)):
+        out = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and int(out.stdout) == lowered, (argv, out.stdout, out.stderr)
+    probe = ("import os, sys; from handlers.priority import lower_priority_for_job; before = os.getpriority(os.PRIO_PROCESS, 0); "
+             "lower_priority_for_job(sys.argv[1:]); print(os.getpriority(os.PRIO_PROCESS, 0) - before)")
+    for argv in (["serve"], ["worker"], ["logs", "--flow", "purge"], ["conditions"]):
+        out = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and int(out.stdout) == 0, (argv, out.stdout, out.stderr)
+
+
+def test_bot_py_lowers_a_jobs_priority_before_it_imports_the_cli():
+    out = subprocess.run([sys.executable, "-X", "importtime", "bot.py", "export", "fees", "--month", "2026/11"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr[-500:]  # the month refused: the command ran
+    imported = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")]
+    assert imported.index("handlers.priority") < imported.index("handlers.cli"), imported[:40]
