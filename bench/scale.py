@@ -103,8 +103,10 @@ def near(metres: float, bearing: float) -> tuple[float, float]:
 def summarise(result: PhaseResult, expect: str | None, errors: list[str]) -> dict[str, Any]:
     errs = result.errors(expect)
     errors += [f"{result.name}: {e}" for e in errs[:3]]
+    slowest = sorted(range(len(result.sent)), key=lambda k: -result.sent[k].ms)[:3]
     return {"cpu_ms": round(result.cpu_ms, 2), "p50_ms": round(result.p(50), 1), "p99_ms": round(result.p(99), 1),
-            "n": len(result.sent), "errors": len(errs)}
+            "n": len(result.sent), "errors": len(errs),
+            "slowest": [[k, round(result.sent[k].ms, 1)] for k in slowest]}  # [which event (in order), ms]
 
 
 def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
@@ -397,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default 10,1000,10000; --quick 10,200)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 10,200, fewer samples")
     parser.add_argument("--db", default="sqlite,postgresql", help="databases, comma-separated")
-    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 120)")
+    parser.add_argument("--samples", type=int, default=None, help="events of each kind per size (default 300)")
     parser.add_argument("--repeats", type=int, default=None, help="times each command is timed (default 5)")
     parser.add_argument("--idle-s", type=float, default=None, help="steady load alone before the jobs (default 20)")
     parser.add_argument("--drain-s", type=float, default=None,
@@ -407,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in (args.sizes or ("10,200" if args.quick else "10,1000,10000")).split(",") if x.strip()]
     dbs = [x.strip() for x in args.db.split(",") if x.strip()]
-    args.samples = args.samples or (10 if args.quick else 120)
+    args.samples = args.samples or (10 if args.quick else 300)
     args.repeats = args.repeats or (2 if args.quick else 5)
     args.idle_s = args.idle_s if args.idle_s is not None else (4.0 if args.quick else 20.0)
     args.drain_s = args.drain_s if args.drain_s is not None else (60.0 if args.quick else 180.0)
