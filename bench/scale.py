@@ -142,39 +142,49 @@ def use_database(url: str) -> None:
 
 def measure_events(lives: list[Live], program: Any, samples: int) -> None:
     """A registration answer, a check-in location, a check-out location and a report answer,
-    ``samples`` times each at every size, in rounds that visit the sizes in turn: the VM's speed
-    drifts over minutes, and sizes measured one after another put that drift into the ratio."""
+    ``samples`` times each at every size. Each step of a round runs at every size before the
+    next step (the sizes forwards, then backwards): the VM's speed drifts over minutes and
+    stalls for some milliseconds now and then, and sizes measured one after another put that
+    into the ratio (and a p99 of the few events a stall met)."""
     probes = max(1, min(len(live.run.seeded.probes) for live in lives))
     rounds = max(1, math.ceil(samples / probes))
     parts: dict[tuple[int, str], list[PhaseResult]] = {}
     lat_in, lng_in = near(40, 0)
     lat_out, lng_out = near(60, 90)
 
-    def each(line: Line, texts: list[tuple[str, str, str | None]]) -> list[Callable[[], Sent]]:
-        return [partial(line.send, u, k, text=t) for u, k, t in texts]
+    def texts(live: Live, users: list[str], kind: str, text: str | None) -> list[Callable[[], Sent]]:
+        return [partial(live.line.send, u, kind, text=text) for u in users]
+
+    def at(live: Live, users: list[str], lat: float, lng: float) -> list[Callable[[], Sent]]:
+        return [partial(live.line.send, u, "location", lat=lat, lng=lng) for u in users]
 
     for r in range(rounds):
-        for live in in_turn(lives, r):
-            run, stack, line, s = live.run, live.stack, live.line, live.run.seeded
-            users = [line_id(f"register-{run.db}-{run.size}", r * probes + k) for k in range(probes)]
-            phase(stack, line, "follow", each(line, [(u, "follow", None) for u in users]))
-            phase(stack, line, "terms", each(line, [(u, "text", "同意する") for u in users]))
-            code = phase(stack, line, "code", each(line, [(u, "text", s.institution_code) for u in users]))
-            summarise(code, "スケール支援機関001", run.errors)
-            parts.setdefault((run.size, "registration_answer"), []).append(
-                phase(stack, line, "registration", each(line, [(u, "text", "山田 太郎") for u in users])))
+        order = in_turn(lives, r)
+        users = {live.run.size: [line_id(f"register-{live.run.db}-{live.run.size}", r * probes + k)
+                                 for k in range(probes)] for live in order}
+        ids = {live.run.size: [p.line_user_id for p in live.run.seeded.probes] for live in order}
+        for live in order:  # a business and an accepted dispatch of today per probe, for this round
             use_database(live.url)
-            arm_probes(program, s.probes, r)
-            ids = [p.line_user_id for p in s.probes]
-            phase(stack, line, "checkin-word", each(line, [(u, "text", "チェックイン") for u in ids]))
-            parts.setdefault((run.size, "checkin_location"), []).append(phase(
-                stack, line, "checkin", [partial(line.send, u, "location", lat=lat_in, lng=lng_in) for u in ids]))
-            phase(stack, line, "checkout-word", each(line, [(u, "text", "チェックアウト") for u in ids]))
-            parts.setdefault((run.size, "checkout_location"), []).append(phase(
-                stack, line, "checkout", [partial(line.send, u, "location", lat=lat_out, lng=lng_out) for u in ids]))
-            parts.setdefault((run.size, "report_answer"), []).append(
-                phase(stack, line, "report", each(line, [(u, "text", REPORT_TEXT["consultation"]) for u in ids])))
-            phase(stack, line, "pause", each(line, [(u, "text", "キャンセル") for u in ids]))
+            arm_probes(program, live.run.seeded.probes, r)
+        steps: list[tuple[str, str | None, Callable[[Live], list[Callable[[], Sent]]]]] = [
+            ("follow", None, lambda v: texts(v, users[v.run.size], "follow", None)),
+            ("terms", None, lambda v: texts(v, users[v.run.size], "text", "同意する")),
+            ("code", None, lambda v: texts(v, users[v.run.size], "text", v.run.seeded.institution_code)),
+            ("registration", "registration_answer", lambda v: texts(v, users[v.run.size], "text", "山田 太郎")),
+            ("checkin-word", None, lambda v: texts(v, ids[v.run.size], "text", "チェックイン")),
+            ("checkin", "checkin_location", lambda v: at(v, ids[v.run.size], lat_in, lng_in)),
+            ("checkout-word", None, lambda v: texts(v, ids[v.run.size], "text", "チェックアウト")),
+            ("checkout", "checkout_location", lambda v: at(v, ids[v.run.size], lat_out, lng_out)),
+            ("report", "report_answer", lambda v: texts(v, ids[v.run.size], "text", REPORT_TEXT["consultation"])),
+            ("pause", None, lambda v: texts(v, ids[v.run.size], "text", "キャンセル")),
+        ]
+        for name, kind, sends in steps:
+            for live in order:
+                done = phase(live.stack, live.line, name, sends(live))
+                if kind is not None:
+                    parts.setdefault((live.run.size, kind), []).append(done)
+                elif name == "code":
+                    summarise(done, "スケール支援機関001", live.run.errors)
     expect = {"registration_answer": "フリガナ", "checkin_location": "チェックインしました",
               "checkout_location": "チェックアウトしました", "report_answer": "支援内容"}
     for live in lives:
