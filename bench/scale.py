@@ -66,7 +66,7 @@ from bench.scale_measure import (  # noqa: E402
     outbox_last_id,
     outbox_pending,
     pending_reasons,
-    phase,
+    phase_across,
     run_cli,
 )
 from bench.scale_seed import PIN, REPORT_TEXT, Seeded, arm_probes, line_id, seed  # noqa: E402
@@ -142,10 +142,10 @@ def use_database(url: str) -> None:
 
 def measure_events(lives: list[Live], program: Any, samples: int) -> None:
     """A registration answer, a check-in location, a check-out location and a report answer,
-    ``samples`` times each at every size. Each step of a round runs at every size before the
-    next step (the sizes forwards, then backwards): the VM's speed drifts over minutes and
-    stalls for some milliseconds now and then, and sizes measured one after another put that
-    into the ratio (and a p99 of the few events a stall met)."""
+    ``samples`` times each at every size. Each step of a round runs at every size, event by
+    event in turn (the sizes forwards, then backwards), before the next step: the VM's speed
+    drifts over minutes and stalls for some milliseconds now and then, and sizes measured one
+    after another put that into the ratio (and into the p99 of the size a stall met)."""
     probes = max(1, min(len(live.run.seeded.probes) for live in lives))
     rounds = max(1, math.ceil(samples / probes))
     parts: dict[tuple[int, str], list[PhaseResult]] = {}
@@ -179,8 +179,7 @@ def measure_events(lives: list[Live], program: Any, samples: int) -> None:
             ("pause", None, lambda v: texts(v, ids[v.run.size], "text", "キャンセル")),
         ]
         for name, kind, sends in steps:
-            for live in order:
-                done = phase(live.stack, live.line, name, sends(live))
+            for live, done in zip(order, phase_across(name, [(live.stack, sends(live)) for live in order])):
                 if kind is not None:
                     parts.setdefault((live.run.size, kind), []).append(done)
                 elif name == "code":

@@ -13,8 +13,9 @@ What is timed on it:
 * ``Line.send``: one signed webhook event → the 200, and the reply it
   produced (found by its reply token), checked against LINE's limits
   (:func:`fits`);
-* ``phase``: one kind of event for many users in a row, with the gunicorn
-  workers' CPU time over the phase (``/proc``, so per event = phase / events);
+* ``phase_across``: one kind of event for many users at every size, event
+  by event in turn, with each stack's gunicorn workers' CPU time over the
+  phase (``/proc``, so per event = phase / events);
 * ``run_cli``: ``bot.py <command>`` as ops run it: wall time and the
   child's own peak RSS (``VmHWM``, read while it runs);
 * ``SteadyLoad``: registration answers at a fixed pace from a thread, to see
@@ -315,13 +316,19 @@ class PhaseResult:
         return out
 
 
-def phase(stack: ScaleStack, line: Line, name: str, sends: Sequence[Callable[[], Sent]]) -> PhaseResult:
-    """Run ``sends`` one after another; the gunicorn workers' CPU time over all of them, per event."""
-    pids = stack.gunicorn_workers()
-    before = cpu_seconds(pids)
-    sent = [s() for s in sends]
-    cpu = (cpu_seconds(pids) - before) * 1000 / max(1, len(sent))
-    return PhaseResult(name, sent, cpu)
+def phase_across(name: str, runs: Sequence[tuple[ScaleStack, Sequence[Callable[[], Sent]]]]) -> list[PhaseResult]:
+    """``phase`` at several sizes at once, event by event in turn (the first of each, then the
+    second of each…): a stall of the VM meets every size alike, not a run of one size's events.
+    Each stack's CPU is still read over the whole phase: its workers idle while the others work."""
+    pids = [stack.gunicorn_workers() for stack, _ in runs]
+    before = [cpu_seconds(p) for p in pids]
+    sent: list[list[Sent]] = [[] for _ in runs]
+    for k in range(max((len(sends) for _, sends in runs), default=0)):
+        for i, (_, sends) in enumerate(runs):
+            if k < len(sends):
+                sent[i].append(sends[k]())
+    return [PhaseResult(name, sent[i], (cpu_seconds(pids[i]) - before[i]) * 1000 / max(1, len(sent[i])))
+            for i in range(len(runs))]
 
 
 @dataclass
