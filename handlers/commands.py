@@ -99,8 +99,10 @@ def cmd_serve(config: Config, host: str, port: int) -> int:
     from werkzeug.serving import run_simple
 
     from handlers.app import create_app
+    from storage import db as storage_db
 
     app = create_app(config, close_db_after_request=True)
+    storage_db.checkpoint_in_background()  # SQLite: no webhook copies the WAL back
     print(f"bot listening on http://{host}:{port}/callback", flush=True)
     run_simple(host, port, app, threaded=True, use_reloader=False)
     return 0
@@ -121,6 +123,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
     from rq import SimpleWorker
 
     from handlers import jobs, logs, outbox, runtime
+    from storage import db as storage_db
     from storage.redis_conn import WORKER_TTL
 
     scheduler = (not burst) if with_scheduler is None else with_scheduler
@@ -129,6 +132,7 @@ def cmd_worker(config: Config, burst: bool, with_scheduler: bool | None = None) 
     queues = [rt.queue(runtime.EVENTS_QUEUE, for_worker=True), rt.queue(runtime.OUTBOX_QUEUE, for_worker=True)]
     outbox.sweep(older_than_seconds=0 if burst else 60)
     if not burst:
+        storage_db.checkpoint_in_background()  # SQLite: a push's commit does not copy the WAL back either
         def sweeper() -> None:
             while True:
                 time.sleep(30)

@@ -46,6 +46,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     from handlers.logs import LogTail
     from program import load_program
     from simulator.platform import create_platform_app, run_platform_in_thread
+    from storage import db as storage_db
     from storage.migrations import apply_migrations
     from storage.redis_conn import EmbeddedRedis
 
@@ -83,6 +84,7 @@ def cmd_demo(host: str, port: int, sim_port: int) -> int:
     platform.extensions["line_platform"].log_source = lambda user_id, after: tail.since(after, user=user_id)
     sim_server, _ = run_platform_in_thread(platform, host=host, port=sim_port)
     app = create_app(config, close_db_after_request=True)
+    storage_db.checkpoint_in_background()  # SQLite: no webhook copies the WAL back
     try:  # each persona's chat shows its role's rich menu
         rt = runtime.current()
         richmenu.sync(rt.line, rt.worker_redis, relink_all=True)
