@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bench.scale import SizeRun
 
-EVENT_RATIO = 1.2
+EVENT_RATIO = 1.2  # an event's cost: the workers' CPU per event and the median time to the 200
+# The p99 of 300 events is their third slowest: with the same code, run after run on this 2-vCPU
+# VM, its ratio moved between 0.8 and 1.33 (one stall of the VM in a few milliseconds of work).
+# A bound tighter than that noise would judge the VM; 1.5 still catches a tail that grows.
+EVENT_P99_RATIO = 1.5
 COMMAND_RATIO = 2.0
 EXPORT_MS = 2000.0
 EXPORT_RSS_RATIO = 1.25  # "constant memory": what a month's export needs must not grow with the program
@@ -32,9 +36,11 @@ def items_for(db: str, runs: list[SizeRun]) -> dict[str, dict[str, Any]]:
 
     for kind in first.events:
         cpu = [r.events[kind]["cpu_ms"] for r in runs]
+        p50 = [r.events[kind]["p50_ms"] for r in runs]
         p99 = [r.events[kind]["p99_ms"] for r in runs]
         add(f"event.{kind}.cpu", cpu, f"ratio ≤ {EVENT_RATIO}", (ratio(cpu) or 0) <= EVENT_RATIO)
-        add(f"event.{kind}.p99", p99, f"ratio ≤ {EVENT_RATIO}", (ratio(p99) or 0) <= EVENT_RATIO)
+        add(f"event.{kind}.p50", p50, f"ratio ≤ {EVENT_RATIO}", (ratio(p50) or 0) <= EVENT_RATIO)
+        add(f"event.{kind}.p99", p99, f"ratio ≤ {EVENT_P99_RATIO}", (ratio(p99) or 0) <= EVENT_P99_RATIO)
     for name in first.commands:
         ms = [r.commands[name]["ms"] for r in runs]
         unfit = {r.size: r.commands[name]["problems"] for r in runs if not r.commands[name]["fits"]}
