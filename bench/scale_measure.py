@@ -321,6 +321,13 @@ class PhaseResult:
         return out
 
 
+def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
+    """One size's parts of a step over the rounds, as one (the CPU per event weighted by events)."""
+    sent = [s for p in parts for s in p.sent]
+    cpu = sum(p.cpu_ms * len(p.sent) for p in parts) / max(1, len(sent))
+    return PhaseResult(name, sent, cpu)
+
+
 def phase_across(name: str, runs: Sequence[tuple[ScaleStack, Sequence[Callable[[], Sent]]]]) -> list[PhaseResult]:
     """``phase`` at several sizes at once, event by event in turn (the first of each, then the
     second of each…): a stall of the VM meets every size alike, not a run of one size's events.
