@@ -329,9 +329,10 @@ def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
 
 
 def phase_across(name: str, runs: Sequence[tuple[ScaleStack, Sequence[Callable[[], Sent]]]]) -> list[PhaseResult]:
-    """``phase`` at several sizes at once, event by event in turn (the first of each, then the
-    second of each…): a stall of the VM meets every size alike, not a run of one size's events.
-    Each stack's CPU is still read over the whole phase: its workers idle while the others work."""
+    """One step (one kind of event for many users) at several sizes at once, event by event in
+    turn (the first of each, then the second of each…): a stall of the VM meets every size alike,
+    not a run of one size's events. Each stack's gunicorn workers' CPU time is read over the whole
+    step, per event: they idle while the other sizes work."""
     pids = [stack.gunicorn_workers() for stack, _ in runs]
     before = [cpu_seconds(p) for p in pids]
     sent: list[list[Sent]] = [[] for _ in runs]

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 EVENT_RATIO = 1.2  # an event's cost: the workers' CPU per event and the median time to the 200
 # The p99 of 300 events is their third slowest: with the same code, run after run on this 2-vCPU
-# VM, its ratio moved between 0.8 and 1.33 (one stall of the VM in a few milliseconds of work).
+# VM, its ratio moved between 0.76 and 1.35 (one stall of the VM in a few milliseconds of work).
 # A bound tighter than that noise would judge the VM; 1.5 still catches a tail that grows.
 EVENT_P99_RATIO = 1.5
 COMMAND_RATIO = 2.0
